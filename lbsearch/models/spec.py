@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError
-from ..types import Modality
+from ..types import MediaSpec, Modality
 
 MODEL_TYPES = {f"LanguageBind{m.value.capitalize()}": m for m in Modality}
 SUPPORTED_ACTIVATIONS = ("gelu", "quick_gelu", "gelu_new", "gelu_pytorch_tanh")
@@ -106,6 +106,20 @@ class CheckpointSpec:
     projection_dim: int
     text: TextSpec
     vision: VisionSpec
+
+    def media_spec(self) -> MediaSpec:
+        v = self.vision
+        return MediaSpec(
+            modality=self.modality,
+            image_size=v.input_hw[0] if self.modality is not Modality.AUDIO else 224,
+            num_frames=v.num_frames,
+            num_mel_bins=v.input_hw[0] if self.modality is Modality.AUDIO else 0,
+            target_length=v.input_hw[1] if self.modality is Modality.AUDIO else 0,
+            sample_rate=v.audio_sample_rate,
+            audio_mean=v.audio_mean,
+            audio_std=v.audio_std,
+            max_depth=v.max_depth,
+        )
 
     @property
     def input_shape(self) -> tuple[int, ...]:
