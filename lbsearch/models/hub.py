@@ -6,7 +6,10 @@ wait on the hub); `pull` downloads or refreshes them, with huggingface_hub's pro
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CheckpointError, ModelNotAvailableError
@@ -78,6 +81,8 @@ def _cached_snapshot(repo_id: str) -> Path | None:
 
 def pull(repo_id: str) -> Path:
     """Download (or refresh) a repo's checkpoint files into the HF cache; returns the snapshot dir."""
+    if not _offline() and not _hub_resolvable():
+        raise _offline_error(repo_id)
     config = _download(repo_id, "config.json", required=True)
     assert config is not None
     if not any(_download(repo_id, name, required=False) for name in WEIGHT_FILES):
@@ -126,12 +131,35 @@ def _download(repo_id: str, filename: str, required: bool) -> Path | None:
         raise _network_error(repo_id, exc) from exc
 
 
+def _hub_resolvable() -> bool:
+    """Fail fast without a network: huggingface_hub retries a dead DNS lookup for ~25 s.
+
+    Behind a proxy the hub's name may not resolve locally, so the check is skipped there.
+    """
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
+
+
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _offline_error(repo_id: str) -> ModelNotAvailableError:
-    why = "downloads are off (HF_HUB_OFFLINE is set)" if _offline() else "the hub cannot be reached"
+    why = (
+        "downloads are off (HF_HUB_OFFLINE is set)"
+        if _offline()
+        else "the hub cannot be reached (no network)"
+    )
     return ModelNotAvailableError(
         f"{repo_id}: checkpoint is not in the Hugging Face cache and {why}",
         f"run `lbsearch pull {repo_id}` where the network is available (it fills "
@@ -145,3 +173,30 @@ def _network_error(repo_id: str, exc: Exception) -> ModelNotAvailableError:
         f"{repo_id}: download failed: {exc}",
         f"check the network and retry `lbsearch pull {repo_id}`, or use a local checkpoint directory",
     )
+
+
+@dataclass(frozen=True)
+class CheckpointStatus:
+    state: str  # "local directory", "cached", "not downloaded", "missing directory"
+    dim: int | None
+
+
+def checkpoint_status(model: str) -> CheckpointStatus:
+    """Where a configured model stands, without loading weights or touching the network."""
+    if is_local_reference(model):
+        directory = Path(model).expanduser()
+        if not (directory / "config.json").is_file():
+            return CheckpointStatus("missing directory", None)
+        return CheckpointStatus("local directory", _projection_dim(directory / "config.json"))
+    snapshot = _cached_snapshot(model) if model.count("/") == 1 else None
+    if snapshot is None:
+        return CheckpointStatus("not downloaded", None)
+    return CheckpointStatus("cached", _projection_dim(snapshot / "config.json"))
+
+
+def _projection_dim(config_path: Path) -> int | None:
+    try:
+        value = json.loads(config_path.read_text(encoding="utf-8")).get("projection_dim")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None

@@ -272,5 +272,7 @@ def _vision_layer(draw: _Draw, state: dict, var: Variant, dims: TinyDims, index:
         attn = "temporal_attn" if var.modality is Modality.VIDEO else "self_attn"
         for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
             key = f"{prefix}.{attn}.{proj}"
-            state[f"{key}.lora_A.default.weight"] = draw.normal(var.lora_r, dim, std=0.3)
-            state[f"{key}.lora_B.default.weight"] = draw.normal(dim, var.lora_r, std=0.3)
+            # alpha/r * B @ A comparable to, not larger than, the frozen weight
+            scale = (var.lora_alpha / var.lora_r) * var.lora_r**0.5
+            state[f"{key}.lora_A.default.weight"] = draw.normal(var.lora_r, dim, std=dim**-0.5)
+            state[f"{key}.lora_B.default.weight"] = draw.normal(dim, var.lora_r, std=0.5 / scale)

@@ -1,0 +1,55 @@
+"""The `lbsearch` command. Heavy libraries (torch, transformers, faiss) load inside commands only,
+so `lbsearch --help` answers at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lbsearch import __version__
+
+from .embed import embed
+from .errors import handles_errors
+from .models import config_command, models_command, pull
+
+app = typer.Typer(
+    name="lbsearch",
+    help="Local cross-modal search over images, videos, audio, depth and thermal images "
+    "with the LanguageBind encoders.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"lbsearch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Settings file to use instead of the user's config.toml."),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    ctx.obj = {"config": config}
+
+
+app.command("embed")(handles_errors(embed))
+app.command("pull")(handles_errors(pull))
+app.command("models")(handles_errors(models_command))
+app.command("config")(handles_errors(config_command))
+
+
+def run() -> None:
+    app()
