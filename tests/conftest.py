@@ -11,7 +11,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from lbsearch.testing.checkpoints import VARIANTS, write_tiny_checkpoint  # noqa: E402
+from lbsearch.testing.checkpoints import VARIANTS, write_tiny_checkpoint
 
 SAFETENSORS_VARIANTS = {"image", "depth"}
 
