@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from lbsearch.errors import UsageError
 
 from .context import settings
+
+if TYPE_CHECKING:
+    from lbsearch.embedding import EmbedResult
 
 
 def embed(
@@ -77,7 +80,7 @@ class _JsonPrinter:
     def __init__(self) -> None:
         self.failures = 0
 
-    def show(self, result) -> None:  # type: ignore[no-untyped-def]
+    def show(self, result: EmbedResult) -> None:
         self.failures += result.error is not None
         sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
         sys.stdout.flush()
@@ -90,7 +93,7 @@ class _SummaryPrinter:
         self.console = Console(highlight=False)
         self.failures = 0
 
-    def show(self, result) -> None:  # type: ignore[no-untyped-def]
+    def show(self, result: EmbedResult) -> None:
         name = result.path if result.path is not None else repr(result.text)
         if result.error is not None:
             self.failures += 1

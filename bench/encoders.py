@@ -1,0 +1,154 @@
+"""Encoder throughput on ViT-L-sized random LanguageBind models, against this machine's GEMM peak.
+
+Prints, per modality and dtype: items/s at the batch size, GFLOP/s achieved (FLOPs counted by
+torch's FlopCounterMode on one item), and that as a share of the peak GEMM rate of the same dtype
+measured in the same run; plus the cosine between bf16 and fp32 embeddings of the same inputs.
+
+    python bench/encoders.py                       # every modality, float32 and bfloat16
+    python bench/encoders.py --modalities image --dtypes float32 --batch-size 4
+
+Weights are random (ViT-L/14 vision, 12-layer 768-d text, as released); speed does not depend on
+the values. Checkpoints are written to a temporary directory in the released layout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import lbsearch
+from lbsearch.config import load_config
+from lbsearch.testing.checkpoints import VIT_L, write_tiny_checkpoint
+
+VARIANT_OF = {
+    "image": "image",
+    "video": "video_ft",
+    "audio": "audio_ft",
+    "depth": "depth",
+    "thermal": "thermal",
+}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    modality: str
+    dtype: str
+    batch_size: int
+    items_per_s: float
+    gflop_per_item: float
+    peak_gflops: float
+
+    @property
+    def gflops(self) -> float:
+        return self.items_per_s * self.gflop_per_item
+
+
+def gemm_peak(dtype: torch.dtype, budget_s: float = 3.0) -> float:
+    """Best GFLOP/s of a square matmul, the ceiling the transformer layers can approach."""
+    size = 1024
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    best, deadline = 0.0, time.perf_counter() + budget_s
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        a @ b
+        best = max(best, 2 * size**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def flops_per_item(encoder: lbsearch.Encoder) -> float:
+    pixels = torch.randn(1, *encoder.input_shape)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        encoder.encode(pixels)
+    return counter.get_total_flops() / 1e9
+
+
+def items_per_second(encoder: lbsearch.Encoder, batch_size: int, budget_s: float) -> float:
+    """Whole batches until the budget is spent (at least one), after a one-item warm-up."""
+    encoder.encode(torch.randn(1, *encoder.input_shape))
+    pixels = torch.randn(batch_size, *encoder.input_shape)
+    done, start = 0, time.perf_counter()
+    while done == 0 or time.perf_counter() - start < budget_s:
+        encoder.encode(pixels)
+        done += batch_size
+    return done / (time.perf_counter() - start)
+
+
+def text_per_second(model_dir: Path, dtype: str, budget_s: float) -> float:
+    encoder = lbsearch.load_text_encoder(str(model_dir), device="cpu", dtype=dtype)
+    texts = [f"a photo of a dog number {i} running on the beach" for i in range(32)]
+    encoder.encode_text(texts[:2])
+    done, start = 0, time.perf_counter()
+    while done == 0 or time.perf_counter() - start < budget_s:
+        encoder.encode_text(texts)
+        done += len(texts)
+    return done / (time.perf_counter() - start)
+
+
+def bf16_cosine(model_dir: Path, modality: str) -> float:
+    full = lbsearch.load_encoder(modality, str(model_dir), device="cpu", dtype="float32")
+    half = lbsearch.load_encoder(modality, str(model_dir), device="cpu", dtype="bfloat16")
+    pixels = torch.randn(2, *full.input_shape)
+    return float((full.encode(pixels) * half.encode(pixels)).sum(dim=1).min())
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--modalities", default=",".join(VARIANT_OF))
+    parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument("--batch-size", type=int, default=load_config().runtime.batch_size)
+    parser.add_argument("--budget-s", type=float, default=20.0, help="timing per measurement")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    dtypes = args.dtypes.split(",")
+    peaks = {name: gemm_peak(getattr(torch, name)) for name in dtypes}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    for name, peak in peaks.items():
+        print(f"GEMM peak {name}: {peak:.1f} GFLOP/s")
+    results: list[Measurement] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for modality in args.modalities.split(","):
+            model_dir = write_tiny_checkpoint(
+                Path(tmp) / modality, VARIANT_OF[modality], dims=VIT_L, weights_format="safetensors"
+            )
+            for dtype in dtypes:
+                encoder = lbsearch.load_encoder(modality, str(model_dir), device="cpu", dtype=dtype)
+                rate = items_per_second(encoder, args.batch_size, args.budget_s)
+                flops = flops_per_item(encoder)
+                results.append(
+                    Measurement(modality, dtype, args.batch_size, rate, flops, peaks[dtype])
+                )
+                print_row(results[-1])
+            if "bfloat16" in dtypes and "float32" in dtypes:
+                print(
+                    f"  {modality}: cosine(bf16, fp32) min over 2 inputs = {bf16_cosine(model_dir, modality):.5f}"
+                )
+            if modality == "image":
+                for dtype in dtypes:
+                    print(
+                        f"  text tower {dtype}: {text_per_second(model_dir, dtype, args.budget_s):.1f} texts/s"
+                    )
+            shutil.rmtree(model_dir)  # ViT-L checkpoints are 1.7 GB each
+
+
+def print_row(m: Measurement) -> None:
+    share = m.gflops / m.peak_gflops if m.peak_gflops else 0.0
+    print(
+        f"{m.modality:8s} {m.dtype:9s} batch {m.batch_size:2d}: {m.items_per_s:7.3f} items/s, "
+        f"{m.gflop_per_item:7.1f} GFLOP/item, {m.gflops:6.1f} GFLOP/s = {share:.2f} x GEMM peak"
+    )
+
+
+if __name__ == "__main__":
+    main()
