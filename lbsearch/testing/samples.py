@@ -8,6 +8,7 @@ sound track, and WAV and FLAC audio.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -61,9 +62,9 @@ def _video(path: Path, seconds: float, fps: int = 24) -> Path:
     import av
 
     with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=fps)
+        video = cast("av.VideoStream", container.add_stream("libx264", rate=fps))
         video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
-        audio = container.add_stream("aac", rate=SAMPLE_RATE)
+        audio = cast("av.AudioStream", container.add_stream("aac", rate=SAMPLE_RATE))
         audio.layout = "mono"
         for index in range(int(seconds * fps)):
             frame = av.VideoFrame.from_ndarray(_ball_frame(index / fps), format="rgb24")
@@ -104,7 +105,7 @@ def _audio(path: Path, seconds: float, tone_hz: float) -> Path:
 
     fmt = "flac" if path.suffix == ".flac" else "pcm_s16le"
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(fmt, rate=SAMPLE_RATE)
+        stream = cast("av.AudioStream", container.add_stream(fmt, rate=SAMPLE_RATE))
         stream.layout = "mono"
         samples = (_tone(seconds, tone_hz) * 32767).astype(np.int16).reshape(1, -1)
         frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
