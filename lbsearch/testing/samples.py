@@ -62,9 +62,9 @@ def _video(path: Path, seconds: float, fps: int = 24) -> Path:
     import av
 
     with av.open(str(path), "w") as container:
-        video = cast("av.VideoStream", container.add_stream("libx264", rate=fps))
+        video = container.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
-        audio = cast("av.AudioStream", container.add_stream("aac", rate=SAMPLE_RATE))
+        audio = container.add_stream("aac", rate=SAMPLE_RATE)
         audio.layout = "mono"
         for index in range(int(seconds * fps)):
             frame = av.VideoFrame.from_ndarray(_ball_frame(index / fps), format="rgb24")
