@@ -68,8 +68,11 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_attention(name: str, device: torch.device, dtype: torch.dtype) -> AttentionImpl:
-    """SDPA on accelerators and fp32; eager for low-precision CPU runs, where it measured faster
-    (bf16 weights at small batch: the fused CPU kernel upcasts and loses)."""
+    """SDPA on accelerators and for fp32; eager for low-precision CPU runs.
+
+    Measured on this project's 2-core AVX2 CPU, ViT-L image tower at batch 1-2: fp32 SDPA 3.7 s
+    vs eager 4.3 s per image; bf16 eager 12.4 s vs SDPA 16.6 s.
+    """
     if name in ("eager", "sdpa"):
         return "eager" if name == "eager" else "sdpa"
     if name != "auto":
