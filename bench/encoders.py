@@ -75,15 +75,17 @@ def flops_per_item(encoder: lbsearch.Encoder) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def items_per_second(encoder: lbsearch.Encoder, batch_size: int, budget_s: float) -> float:
-    """Whole batches until the budget is spent (at least one), after a one-item warm-up."""
-    encoder.encode(torch.randn(1, *encoder.input_shape))
-    pixels = torch.randn(batch_size, *encoder.input_shape)
+def timed_encode(
+    encoder: lbsearch.Encoder, pixels: torch.Tensor, budget_s: float, warm_up: bool
+) -> tuple[float, torch.Tensor]:
+    """Items/s over whole batches until the budget is spent (at least one), and the vectors."""
+    if warm_up:
+        encoder.encode(pixels[:1])
     done, start = 0, time.perf_counter()
     while done == 0 or time.perf_counter() - start < budget_s:
-        encoder.encode(pixels)
-        done += batch_size
-    return done / (time.perf_counter() - start)
+        vectors = encoder.encode(pixels)
+        done += len(pixels)
+    return done / (time.perf_counter() - start), vectors
 
 
 def text_per_second(model_dir: Path, dtype: str, budget_s: float) -> float:
@@ -95,13 +97,6 @@ def text_per_second(model_dir: Path, dtype: str, budget_s: float) -> float:
         encoder.encode_text(texts)
         done += len(texts)
     return done / (time.perf_counter() - start)
-
-
-def bf16_cosine(model_dir: Path, modality: str) -> float:
-    full = lbsearch.load_encoder(modality, str(model_dir), device="cpu", dtype="float32")
-    half = lbsearch.load_encoder(modality, str(model_dir), device="cpu", dtype="bfloat16")
-    pixels = torch.randn(2, *full.input_shape)
-    return float((full.encode(pixels) * half.encode(pixels)).sum(dim=1).min())
 
 
 def parse_args() -> argparse.Namespace:
@@ -121,29 +116,45 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 {native}")
     for name, peak in peaks.items():
         print(f"GEMM peak {name}: {peak:.1f} GFLOP/s")
-    results: list[Measurement] = []
     with tempfile.TemporaryDirectory() as tmp:
         for modality in args.modalities.split(","):
             model_dir = write_tiny_checkpoint(
                 Path(tmp) / modality, VARIANT_OF[modality], dims=VIT_L, weights_format="safetensors"
             )
-            for dtype in dtypes:
-                encoder = lbsearch.load_encoder(modality, str(model_dir), device="cpu", dtype=dtype)
-                batch = _batch_for(dtype, args.batch_size)
-                rate = items_per_second(encoder, batch, args.budget_s)
-                flops = flops_per_item(encoder)
-                results.append(Measurement(modality, dtype, batch, rate, flops, peaks[dtype]))
-                print_row(results[-1])
-            if "bfloat16" in dtypes and "float32" in dtypes:
-                print(
-                    f"  {modality}: cosine(bf16, fp32) min over 2 inputs = {bf16_cosine(model_dir, modality):.5f}"
-                )
-            if modality == "image":
-                for dtype in dtypes:
-                    print(
-                        f"  text tower {dtype}: {text_per_second(model_dir, dtype, args.budget_s):.1f} texts/s"
-                    )
+            bench_modality(model_dir, modality, dtypes, peaks, args)
             shutil.rmtree(model_dir)  # ViT-L checkpoints are 1.7 GB each
+
+
+def bench_modality(
+    model_dir: Path,
+    modality: str,
+    dtypes: list[str],
+    peaks: dict[str, float],
+    args: argparse.Namespace,
+) -> None:
+    """Time each dtype on the same seeded inputs; FLOPs counted once (fp32 graph)."""
+    vectors: dict[str, torch.Tensor] = {}
+    flops = 0.0
+    for dtype in dtypes:
+        encoder = lbsearch.load_encoder(modality, str(model_dir), device="cpu", dtype=dtype)
+        batch = _batch_for(dtype, args.batch_size)
+        generator = torch.Generator().manual_seed(0)
+        pixels = torch.randn(batch, *encoder.input_shape, generator=generator)
+        rate, vectors[dtype] = timed_encode(encoder, pixels, args.budget_s, warm_up=batch > 1)
+        flops = flops or flops_per_item(encoder)
+        print_row(Measurement(modality, dtype, batch, rate, flops, peaks[dtype]))
+    if "float32" in vectors and len(vectors) > 1:
+        for dtype, low in vectors.items():
+            if dtype != "float32":
+                cosine = (low * vectors["float32"][: len(low)]).sum(dim=1).min()
+                print(
+                    f"  {modality}: cosine({dtype}, float32) = {float(cosine):.5f} (min over {len(low)})"
+                )
+    if modality == "image":
+        for dtype in dtypes:
+            print(
+                f"  text tower {dtype}: {text_per_second(model_dir, dtype, args.budget_s):.1f} texts/s"
+            )
 
 
 def _batch_for(dtype: str, batch_size: int) -> int:

@@ -16,6 +16,7 @@ from .errors import LbsearchError, MediaError
 from .types import Modality
 
 if TYPE_CHECKING:
+    from .media.pool import DecodeResult
     from .models.encoder import Encoder
 
 
@@ -123,4 +124,53 @@ def _failure(path: Path, modality: str, model: str, error: LbsearchError) -> Emb
 def embed_files(
     files: Sequence[Path], forced: Modality | None, request: EmbedRequest
 ) -> Iterator[EmbedResult]:
-    raise LbsearchError("file embedding arrives with the media decoders", "use --text for now")
+    """One result per file, in the order given; decoding runs in worker processes meanwhile."""
+    from .media import classify
+    from .media.pool import DecodeJob, DecodePool
+
+    encoders = EncoderSet(request)
+    results: dict[int, EmbedResult] = {}
+    jobs = []
+    for index, path in enumerate(files):
+        try:
+            modality = classify(Path(path), request.config.classify, forced=forced)
+        except MediaError as error:
+            results[index] = _failure(Path(path), forced.value if forced else "unknown", "", error)
+            continue
+        spec = encoders.get(modality).spec.media_spec()
+        jobs.append(DecodeJob(Path(path), spec, tag=index))
+    next_index = 0
+    with DecodePool(request.config) as pool:
+        for decoded in pool.imap(jobs):
+            results[decoded.job.tag] = _embed_decoded(decoded, encoders)
+            while next_index in results:
+                yield results.pop(next_index)
+                next_index += 1
+    while next_index in results:
+        yield results.pop(next_index)
+        next_index += 1
+
+
+def _embed_decoded(decoded: DecodeResult, encoders: EncoderSet) -> EmbedResult:
+    modality = decoded.job.spec.modality
+    encoder = encoders.get(modality)
+    if decoded.error is not None:
+        return _failure(decoded.job.path, modality.value, encoder.model_id, decoded.error)
+    import torch
+
+    batch = encoders.request.config.runtime.batch_size
+    segments = decoded.segments
+    vectors = [
+        encoder.encode(torch.stack([s.pixels for s in segments[i : i + batch]]))
+        for i in range(0, len(segments), batch)
+    ]
+    flat = torch.cat(vectors)
+    return EmbedResult(
+        modality=modality.value,
+        model=encoder.model_id,
+        path=str(decoded.job.path),
+        segments=[
+            SegmentVector(s.start_s, s.end_s, _as_list(v))
+            for s, v in zip(segments, flat, strict=True)
+        ],
+    )
