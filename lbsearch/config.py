@@ -42,6 +42,7 @@ class MediaConfig:
     decode_timeout_s: float = 120.0
     max_image_pixels: int = 178956970
     max_file_bytes: int = 0
+    decode_workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,23 @@ class ClassifyConfig:
 
 
 @dataclass(frozen=True)
+class LibraryConfig:
+    path: str = ""
+    lock_timeout_s: float = 0.0
+    busy_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    exact_max_segments: int = 100000
+    compressed_min_segments: int = 2000000
+    nprobe: int = 0
+    refine_factor: int = 30
+    device: str = "auto"
+    threads: int = 0
+
+
+@dataclass(frozen=True)
 class Config:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
@@ -73,6 +91,8 @@ class Config:
     video: VideoConfig = field(default_factory=VideoConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+    library: LibraryConfig = field(default_factory=LibraryConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
     sources: tuple[str, ...] = ()
 
 
