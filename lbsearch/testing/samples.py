@@ -26,9 +26,9 @@ def write_sample_media(root: Path) -> list[Path]:
         _picture(root / "green_field.png", (70, 170, 60), (150, 200, 255)),
         _depth_map(root / "depth" / "corridor_depth.png"),
         _thermal(root / "thermal" / "person_ir.jpg"),
-        _video(root / "bouncing_ball.mp4", seconds=12.0),
-        _audio(root / "whistle.wav", seconds=4.0, tone_hz=880.0),
-        _audio(root / "hum.flac", seconds=14.0, tone_hz=110.0),
+        write_video(root / "bouncing_ball.mp4", seconds=12.0),
+        write_audio(root / "whistle.wav", seconds=4.0, tone_hz=880.0),
+        write_audio(root / "hum.flac", seconds=14.0, tone_hz=110.0),
     ]
 
 
@@ -58,26 +58,30 @@ def _thermal(path: Path) -> Path:
     return path
 
 
-def _video(path: Path, seconds: float, fps: int = 24) -> Path:
+def write_video(
+    path: Path, seconds: float, fps: int = 24, size: tuple[int, int] = (320, 240)
+) -> Path:
+    """An H.264 MP4 of a ball bouncing over a dark background, with a 440 Hz AAC sound track."""
     import av
 
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=fps)
-        video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+        video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
         audio = container.add_stream("aac", rate=SAMPLE_RATE)
         audio.layout = "mono"
         for index in range(int(seconds * fps)):
-            frame = av.VideoFrame.from_ndarray(_ball_frame(index / fps), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(_ball_frame(index / fps, size), format="rgb24")
             container.mux(video.encode(frame))
         _mux_audio(container, audio, _tone(seconds, 440.0))
         container.mux(video.encode(None))
     return path
 
 
-def _ball_frame(t: float) -> np.ndarray:
-    frame = np.full((240, 320, 3), (20, 20, 60), dtype=np.uint8)
-    x = int(160 + 120 * np.sin(t * 2.0))
-    y = int(200 - abs(np.sin(t * 3.0)) * 150)
+def _ball_frame(t: float, size: tuple[int, int]) -> np.ndarray:
+    width, height = size
+    frame = np.full((height, width, 3), (20, 20, 60), dtype=np.uint8)
+    x = int(width / 2 + width * 0.375 * np.sin(t * 2.0))
+    y = int(height * 0.83 - abs(np.sin(t * 3.0)) * height * 0.62)
     frame[max(0, y - 15) : y + 15, max(0, x - 15) : x + 15] = (230, 60, 40)
     return frame
 
@@ -100,7 +104,8 @@ def _tone(seconds: float, tone_hz: float) -> np.ndarray:
     return (0.4 * np.sin(2 * np.pi * tone_hz * t) + noise).astype(np.float32)
 
 
-def _audio(path: Path, seconds: float, tone_hz: float) -> Path:
+def write_audio(path: Path, seconds: float, tone_hz: float) -> Path:
+    """A mono 16 kHz tone with a little noise, as WAV (s16) or FLAC by the file's suffix."""
     import av
 
     fmt = "flac" if path.suffix == ".flac" else "pcm_s16le"
