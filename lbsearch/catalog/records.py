@@ -1,0 +1,274 @@
+"""Typed values at the catalog's boundary: what goes in, what comes out. No SQL here."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from ..errors import LbsearchError
+from ..types import Modality
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    IdArray = npt.NDArray[np.int64]
+    VectorArray = npt.NDArray[np.float32]
+
+
+class CatalogError(LbsearchError):
+    """The catalog database cannot be opened, read or written as asked."""
+
+
+class FileStatus(StrEnum):
+    """Where a file stands. `stale`: a model changed; its vectors of that modality were wiped and
+    it must be embedded again (its size, mtime and content hash are still valid)."""
+
+    INDEXED = "indexed"
+    FAILED = "failed"
+    STALE = "stale"
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One file as the catalog knows it. `mtime_ns` and `size` decide whether it changed."""
+
+    id: int
+    path: str
+    root: str
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    modality: Modality | None
+    status: FileStatus
+    reason: str | None
+    detail: str | None
+    duration_s: float | None
+    width: int | None
+    height: int | None
+    model_id: str | None
+    indexed_at: float
+
+    def unchanged(self, st: os.stat_result) -> bool:
+        """True if `st` (os.stat of the path) has the recorded size and mtime: no need to read it."""
+        return st.st_size == self.size and st.st_mtime_ns == self.mtime_ns
+
+
+@dataclass(frozen=True)
+class SegmentRecord:
+    """One embedded segment; its id is also its id in the modality's FAISS index."""
+
+    id: int
+    file_id: int
+    modality: Modality
+    start_s: float
+    end_s: float
+    model_id: str
+
+
+@dataclass(frozen=True)
+class SegmentHit:
+    """A segment with the file it belongs to (what search results are built from)."""
+
+    segment: SegmentRecord
+    file: FileRecord
+
+
+@dataclass(frozen=True)
+class NewSegment:
+    """A segment to store: `vector` is the encoder's float32 output of the modality's dimension."""
+
+    modality: Modality
+    start_s: float
+    end_s: float
+    model_id: str
+    vector: VectorArray
+
+
+@dataclass(frozen=True)
+class StoredSegment:
+    """A segment's stored vector, for reuse by a file with the same content."""
+
+    start_s: float
+    end_s: float
+    vector: VectorArray
+
+
+@dataclass(frozen=True)
+class IndexedFile:
+    """A file that was embedded (or whose vectors were reused); replaces any earlier row."""
+
+    path: str
+    root: str
+    size: int
+    mtime_ns: int
+    content_hash: str
+    modality: Modality
+    segments: tuple[NewSegment, ...]
+    duration_s: float | None = None
+    width: int | None = None
+    height: int | None = None
+    model_id: str | None = None
+
+
+@dataclass(frozen=True)
+class FailedFile:
+    """A file that could not be embedded; `reason` is a stable code (see lbsearch.media.reasons)."""
+
+    path: str
+    root: str
+    size: int
+    mtime_ns: int
+    reason: str
+    detail: str
+    modality: Modality | None = None
+    content_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class ModalityState:
+    """The model a modality's vectors come from, and the counter of changes to its segments."""
+
+    modality: Modality
+    model_id: str
+    preprocess_version: str
+    dim: int | None
+    generation: int
+    segment_count: int
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class ModalityDelta:
+    """What one committed write did to a modality's segments (applied to its FAISS index).
+
+    `reset`: every segment of the modality was wiped (model change); `dim` may differ now.
+    """
+
+    modality: Modality
+    generation_before: int
+    generation: int
+    added_ids: IdArray
+    added_vectors: VectorArray
+    removed_ids: IdArray
+    reset: bool = False
+    dim: int | None = None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The outcome of one catalog transaction: file ids in input order, and per-modality deltas."""
+
+    file_ids: tuple[int, ...] = ()
+    deltas: dict[Modality, ModalityDelta] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModalityChange:
+    """What set_modality did: nothing, first registration, or a wipe after a model change."""
+
+    modality: Modality
+    previous: ModalityState | None
+    current: ModalityState
+    wiped_segments: int = 0
+    stale_files: int = 0
+    delta: ModalityDelta | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.delta is not None
+
+
+@dataclass(frozen=True)
+class IdSnapshot:
+    """The sorted segment ids of a modality at one generation (one read transaction)."""
+
+    modality: Modality
+    generation: int
+    ids: IdArray
+
+
+@dataclass(frozen=True)
+class VectorChunk:
+    """A slice of a modality's stored vectors; every chunk of one stream has the same generation."""
+
+    generation: int
+    ids: IdArray
+    vectors: VectorArray
+
+
+@dataclass(frozen=True)
+class SegmentFilter:
+    """Conditions on a segment's file, for search. Empty fields do not filter.
+
+    `path_globs`: SQLite GLOB patterns (case-sensitive, `*` also matches `/`) against the absolute
+    path; any one matching is enough. `under`: folders the file must be in.
+    `modified_after`/`modified_before`: Unix seconds. Durations in seconds; files without a
+    duration (images) fail any duration condition.
+    """
+
+    modalities: tuple[Modality, ...] = ()
+    path_globs: tuple[str, ...] = ()
+    under: tuple[str, ...] = ()
+    modified_after: float | None = None
+    modified_before: float | None = None
+    min_duration_s: float | None = None
+    max_duration_s: float | None = None
+
+    def is_empty(self) -> bool:
+        return self == SegmentFilter()
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """Totals of one `lbsearch index` run (filled in by the indexer)."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    reused: int = 0
+    removed: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    started_at: float
+    finished_at: float | None
+    roots: tuple[str, ...]
+    status: str  # running | finished | interrupted
+    counts: RunCounts
+
+
+@dataclass(frozen=True)
+class ModalityStats:
+    modality: Modality
+    files: dict[FileStatus, int]
+    segments: int
+    state: ModalityState | None
+
+
+@dataclass(frozen=True)
+class RootStats:
+    root: str
+    files: int
+    last_indexed_at: float
+
+
+@dataclass(frozen=True)
+class CatalogStats:
+    """Everything `lbsearch status` shows about the catalog, read in one snapshot."""
+
+    library_id: str
+    schema_version: int
+    files: int
+    segments: int
+    modalities: tuple[ModalityStats, ...]
+    failures_by_reason: dict[str, int]
+    failed_files: tuple[FileRecord, ...]
+    roots: tuple[RootStats, ...]
+    last_run: RunRecord | None
+    catalog_bytes: int
