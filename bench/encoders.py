@@ -111,17 +111,15 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     dtypes = args.dtypes.split(",")
-    peaks = {name: gemm_peak(getattr(torch, name)) for name in dtypes}
     native = "native" if cpu_has_native_bf16() else "emulated (no AVX512-BF16/AMX)"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 {native}")
-    for name, peak in peaks.items():
-        print(f"GEMM peak {name}: {peak:.1f} GFLOP/s")
+    print("GEMM peak: best F.linear rate at a ViT-L MLP shape, measured around each run")
     with tempfile.TemporaryDirectory() as tmp:
         for modality in args.modalities.split(","):
             model_dir = write_tiny_checkpoint(
                 Path(tmp) / modality, VARIANT_OF[modality], dims=VIT_L, weights_format="safetensors"
             )
-            bench_modality(model_dir, modality, dtypes, peaks, args)
+            bench_modality(model_dir, modality, dtypes, args)
             shutil.rmtree(model_dir)  # ViT-L checkpoints are 1.7 GB each
 
 
@@ -129,7 +127,6 @@ def bench_modality(
     model_dir: Path,
     modality: str,
     dtypes: list[str],
-    peaks: dict[str, float],
     args: argparse.Namespace,
 ) -> None:
     """Time each dtype on the same seeded inputs; FLOPs counted once (fp32 graph)."""
@@ -140,9 +137,12 @@ def bench_modality(
         batch = _batch_for(dtype, args.batch_size)
         generator = torch.Generator().manual_seed(0)
         pixels = torch.randn(batch, *encoder.input_shape, generator=generator)
+        before = gemm_peak(getattr(torch, dtype), budget_s=2.0)
         rate, vectors[dtype] = timed_encode(encoder, pixels, args.budget_s, warm_up=batch > 1)
+        # the machine may be shared: the ceiling is measured right around the run it bounds
+        peak = max(before, gemm_peak(getattr(torch, dtype), budget_s=2.0))
         flops = flops or flops_per_item(encoder)
-        print_row(Measurement(modality, dtype, batch, rate, flops, peaks[dtype]))
+        print_row(Measurement(modality, dtype, batch, rate, flops, peak))
     if "float32" in vectors and len(vectors) > 1:
         for dtype, low in vectors.items():
             if dtype != "float32":
@@ -168,7 +168,8 @@ def print_row(m: Measurement) -> None:
     share = m.gflops / m.peak_gflops if m.peak_gflops else 0.0
     print(
         f"{m.modality:8s} {m.dtype:9s} batch {m.batch_size:2d}: {m.items_per_s:7.3f} items/s, "
-        f"{m.gflop_per_item:7.1f} GFLOP/item, {m.gflops:6.1f} GFLOP/s = {share:.2f} x GEMM peak"
+        f"{m.gflop_per_item:7.1f} GFLOP/item, {m.gflops:6.1f} GFLOP/s = {share:.2f} x GEMM peak "
+        f"({m.peak_gflops:.0f})"
     )
 
 
