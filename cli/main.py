@@ -12,6 +12,7 @@ from lbsearch import __version__
 
 from .embed import embed
 from .errors import handles_errors
+from .index import index, status
 from .models import config_command, models_command, pull
 
 app = typer.Typer(
@@ -45,6 +46,8 @@ def main(
     ctx.obj = {"config": config}
 
 
+app.command("index")(handles_errors(index))
+app.command("status")(handles_errors(status))
 app.command("embed")(handles_errors(embed))
 app.command("pull")(handles_errors(pull))
 app.command("models")(handles_errors(models_command))

@@ -1,0 +1,104 @@
+"""`lbsearch index` and `lbsearch status`: building the library and looking at it."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .context import settings
+from .progress import RichProgress, summary_table
+
+LibraryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--library",
+        help="Library folder (default: $LBSEARCH_HOME, [library] path, or the user data dir).",
+    ),
+]
+
+
+def index(
+    ctx: typer.Context,
+    roots: Annotated[
+        list[Path], typer.Argument(help="Folders (or files) to index.", show_default=False)
+    ],
+    library: LibraryOption = None,
+    include_hidden: Annotated[
+        bool, typer.Option(help="Also index hidden files and folders.")
+    ] = False,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude", help="Skip paths matching this gitignore-style glob (repeatable)."
+        ),
+    ] = None,
+    as_modality: Annotated[
+        str | None, typer.Option("--as", help="Index every file as this modality.")
+    ] = None,
+    retry_failed: Annotated[bool, typer.Option(help="Try files that failed before again.")] = False,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    dtype: Annotated[str | None, typer.Option(help="auto, float32, bfloat16 or float16.")] = None,
+) -> None:
+    """Embed every media file under ROOTS into the library; re-runs only do what changed."""
+    from lbsearch.indexers.encoders import LanguageBindEncoders
+    from lbsearch.indexers.pipeline import IndexOptions, run_index
+    from lbsearch.indexers.plan import PlanOptions
+    from lbsearch.indexers.walk import WalkOptions
+    from lbsearch.library import Library
+    from lbsearch.types import Modality
+
+    config = settings(ctx)
+    forced = Modality.parse(as_modality) if as_modality else None
+    options = IndexOptions(
+        walk=WalkOptions(include_hidden=include_hidden, excludes=tuple(exclude or ())),
+        plan=PlanOptions(forced=forced, retry_failed=retry_failed),
+    )
+    progress = RichProgress(enabled=sys.stderr.isatty())
+    encoders = LanguageBindEncoders(config, device=device, dtype=dtype)
+    with Library.open(library, config=config, write=True) as lib, _FirstCtrlCStops(options.stop):
+        progress.library = str(lib.root)
+        with progress:
+            finished = run_index(roots, lib, encoders, config, options, progress)
+    summary_table(finished, str(lib.root))
+    if finished.interrupted:
+        raise typer.Exit(130)
+    if finished.counts.failed:
+        raise typer.Exit(1)
+
+
+class _FirstCtrlCStops:
+    """First Ctrl-C: finish the current batch, keep everything, stop. Second: stop at once."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.previous: object = None
+
+    def __enter__(self) -> None:
+        def handler(signum: int, frame: object) -> None:
+            if self.stop.is_set():
+                raise KeyboardInterrupt
+            self.stop.set()
+            print("\nstopping after the current batch (Ctrl-C again to stop now)", file=sys.stderr)
+
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, handler)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)  # type: ignore[arg-type]
+
+
+def status(ctx: typer.Context, library: LibraryOption = None) -> None:
+    """Counts per modality, library size, models, last run, and failed files with reasons."""
+    from lbsearch.library import Library
+
+    from .progress import print_status
+
+    config = settings(ctx)
+    with Library.open(library, config=config) as lib:
+        print_status(lib.stats())

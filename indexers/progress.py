@@ -1,0 +1,76 @@
+"""How the pipeline reports what it does. The core never prints: the CLI implements `Progress`.
+
+Events are small frozen dataclasses, delivered on the pipeline's (main) thread, in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from lbsearch.catalog import RunCounts
+
+
+@dataclass(frozen=True)
+class Planned:
+    """The walk and probe are done: what the run will do."""
+
+    found: int
+    unchanged: int
+    to_embed: int
+    to_reuse: int
+    segments_expected: int  # estimate (videos/audio by duration), for the progress bar
+
+
+@dataclass(frozen=True)
+class FileDone:
+    path: str
+    modality: str
+    segments: int
+    reused: bool = False
+
+
+@dataclass(frozen=True)
+class FileFailed:
+    path: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Warning_:
+    """Something worth telling that is not a file failure (an unreadable folder, a skipped root)."""
+
+    path: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class SegmentsEmbedded:
+    modality: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Swept:
+    removed: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    counts: RunCounts
+    segments_embedded: int
+    seconds: float
+    interrupted: bool = False
+    failures_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+Event = Planned | FileDone | FileFailed | Warning_ | SegmentsEmbedded | Swept | Finished
+
+
+class Progress(Protocol):
+    def __call__(self, event: Event) -> None: ...
+
+
+def ignore_progress(event: Event) -> None:
+    """A Progress that drops every event."""

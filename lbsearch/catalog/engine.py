@@ -1,0 +1,192 @@
+"""The catalog's database plumbing: the engine and its pragmas, transactions, schema checks.
+
+`CatalogBase` opens the database and gives the query mixins their transactions: `_read()` is one
+deferred read transaction (one consistent snapshot; in WAL mode it never waits for a writer),
+`_write()` one `BEGIN IMMEDIATE` transaction (SQLite's write lock taken up front, so two writers
+queue on busy_timeout instead of failing half-way). SQLite errors become `CatalogError`s.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import quote
+
+from sqlalchemy import Connection, Engine, create_engine, event, exc, select
+from sqlalchemy.pool import QueuePool
+
+from . import schema
+from .records import CatalogError
+from .schema import meta
+
+
+class CatalogMigrationNeeded(CatalogError):
+    """The catalog has an older schema and this open was not allowed to migrate it."""
+
+
+class CatalogBase:
+    """An open catalog database: lifecycle, transactions and whole-database maintenance."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = False,
+        migrate: bool = True,
+        busy_timeout_s: float = 30.0,
+    ) -> None:
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise CatalogError(
+                f"{self.path}: no catalog database here",
+                "run `lbsearch index FOLDER` to create the library, or point --library at it",
+            )
+        self._busy_timeout_s = busy_timeout_s
+        self._engine = _make_engine(self.path, create=create, busy_timeout_s=busy_timeout_s)
+        try:
+            self.schema_version = self._prepare_schema(create=create, migrate=migrate)
+            self.library_id = self._meta("library_id")
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._errors(), self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._errors(), self._engine.connect() as conn:
+            conn.execution_options(lbsearch_begin="IMMEDIATE")
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except exc.DBAPIError as err:
+            raise _translate(self.path, str(err.orig), self._busy_timeout_s) from err
+        except sqlite3.Error as err:
+            raise _translate(self.path, str(err), self._busy_timeout_s) from err
+
+    def _prepare_schema(self, *, create: bool, migrate: bool) -> int:
+        with self._errors():
+            fairy = self._engine.raw_connection()  # autocommit: journal_mode needs no transaction
+            raw: Any = fairy.driver_connection
+            try:
+                version = int(raw.execute("PRAGMA user_version").fetchone()[0])
+                if version == schema.SCHEMA_VERSION:
+                    return version
+                tables = int(raw.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+                _check_version(self.path, version, tables, create=create)
+                if not migrate:
+                    raise CatalogMigrationNeeded(
+                        f"{self.path}: catalog schema v{version} needs an upgrade to "
+                        f"v{schema.SCHEMA_VERSION}",
+                        "run `lbsearch index`, or any command once no indexer is running",
+                    )
+                raw.execute("PRAGMA journal_mode=WAL")
+            finally:
+                fairy.close()
+        with self._write() as conn:
+            version = _user_version(conn)  # another process may have migrated meanwhile
+            if version < schema.SCHEMA_VERSION:
+                schema.migrate(conn, version)
+        return schema.SCHEMA_VERSION
+
+    def _meta(self, key: str) -> str:
+        with self._read() as conn:
+            value = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+        if value is None:
+            raise CatalogError(f"{self.path}: catalog has no {key!r}", "the file is damaged")
+        return str(value)
+
+    def integrity_check(self) -> list[str]:
+        """SQLite's integrity and foreign-key checks: [] when the database is sound."""
+        with self._read() as conn:
+            rows = [str(r[0]) for r in conn.exec_driver_sql("PRAGMA integrity_check")]
+            problems = [] if rows == ["ok"] else rows
+            fk = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        return problems + [f"foreign key: {tuple(r)}" for r in fk]
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file (end of an index run)."""
+        with self._errors(), self._engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+
+def _make_engine(path: Path, *, create: bool, busy_timeout_s: float) -> Engine:
+    mode = "rwc" if create else "rw"
+    uri = f"file:{quote(str(path.absolute()))}?mode={mode}"
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA cache_size = -32768")
+        return conn
+
+    engine = create_engine("sqlite+pysqlite://", creator=connect, poolclass=QueuePool)
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:  # pysqlite's own BEGIN handling is switched off
+        conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get('lbsearch_begin', '')}")
+
+    return engine
+
+
+def _user_version(conn: Connection) -> int:
+    return int(conn.exec_driver_sql("PRAGMA user_version").scalar() or 0)
+
+
+def _check_version(path: Path, version: int, tables: int, *, create: bool) -> None:
+    if version > schema.SCHEMA_VERSION:
+        raise CatalogError(
+            f"{path}: catalog schema v{version} was written by a newer lbsearch "
+            f"(this one knows up to v{schema.SCHEMA_VERSION})",
+            "upgrade lbsearch, or use another library (--library DIR)",
+        )
+    if version == 0 and (tables or not create):
+        raise CatalogError(
+            f"{path}: not an lbsearch catalog (an SQLite file without its schema)",
+            "point --library at an lbsearch library folder, or move this file away",
+        )
+
+
+def _translate(path: Path, text: str, busy_timeout_s: float) -> CatalogError:
+    if "locked" in text or "busy" in text:
+        return CatalogError(
+            f"{path}: the catalog stayed locked by another process for {busy_timeout_s:g} s",
+            "another lbsearch process is writing; retry, or raise [library] busy_timeout_s",
+        )
+    if "not a database" in text or "malformed" in text:
+        return CatalogError(
+            f"{path}: the catalog file is damaged ({text})",
+            "move catalog.sqlite away and run `lbsearch index` again to rebuild the library",
+        )
+    if "full" in text:
+        return CatalogError(f"{path}: disk full while writing the catalog", "free some space")
+    if "readonly" in text or "unable to open" in text:
+        return CatalogError(
+            f"{path}: cannot open or write the catalog ({text})",
+            "check the library folder's permissions and that the disk is mounted",
+        )
+    return CatalogError(f"{path}: catalog error: {text}", "retry; if it persists, report it")

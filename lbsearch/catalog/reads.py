@@ -1,0 +1,259 @@
+"""The catalog's read queries: files, modalities, stored vectors and search lookups.
+
+Every method runs in one read transaction, so it sees one consistent snapshot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import ColumnElement, LargeBinary, Text, and_, cast, literal, or_, select
+
+from ..types import Modality
+from .engine import CatalogBase
+from .records import (
+    CatalogError,
+    FileRecord,
+    FileStatus,
+    IdSnapshot,
+    ModalityState,
+    SegmentFilter,
+    SegmentHit,
+    SegmentRecord,
+    StoredSegment,
+    VectorChunk,
+)
+from .rows import FILE_COLUMNS, chunks, enc, file_record, load_states
+from .schema import files, segments
+
+_SEGMENT_COLUMNS = tuple(c.label(f"s_{c.name}") for c in segments.c if c.name != "vector")
+
+
+class CatalogReads(CatalogBase):
+    """Read queries of `Catalog`."""
+
+    # ----------------------------------------------------------------------------- files
+
+    def file_by_path(self, path: str) -> FileRecord | None:
+        with self._read() as conn:
+            row = conn.execute(select(*FILE_COLUMNS).where(files.c.path == enc(path))).first()
+        return file_record(row) if row else None
+
+    def files_by_paths(self, paths: Sequence[str]) -> dict[str, FileRecord]:
+        """The known files among `paths` (batched lookups for a directory walk)."""
+        found: dict[str, FileRecord] = {}
+        with self._read() as conn:
+            for part in chunks(list(paths)):
+                stmt = select(*FILE_COLUMNS).where(files.c.path.in_([enc(p) for p in part]))
+                for row in conn.execute(stmt):
+                    record = file_record(row)
+                    found[record.path] = record
+        return found
+
+    def iter_files(
+        self, under: str | None = None, *, status: FileStatus | None = None, page: int = 2000
+    ) -> Iterator[FileRecord]:
+        """Files whose path is inside folder `under` (all when None), in path order, paged."""
+        conditions: list[ColumnElement[bool]] = []
+        if under is not None:
+            conditions.append(_under_clause(under))
+        if status is not None:
+            conditions.append(files.c.status == status.value)
+        last = b""
+        while True:
+            stmt = select(*FILE_COLUMNS).where(files.c.path > last, *conditions)
+            with self._read() as conn:
+                rows = conn.execute(stmt.order_by(files.c.path).limit(page)).all()
+            yield from (file_record(r) for r in rows)
+            if len(rows) < page:
+                return
+            last = rows[-1].path
+
+    def segments_for_hash(
+        self, content_hash: str, modality: Modality, model_id: str
+    ) -> tuple[StoredSegment, ...] | None:
+        """Stored segments of one file with this content, modality and model; None if none has.
+
+        Lets a renamed or duplicated file reuse vectors without decoding anything.
+        """
+        with self._read() as conn:
+            has = select(segments.c.id).where(
+                segments.c.file_id == files.c.id,
+                segments.c.modality == modality.value,
+                segments.c.model_id == model_id,
+            )
+            stmt = select(files.c.id).where(files.c.content_hash == content_hash, has.exists())
+            file_id = conn.execute(stmt.order_by(files.c.id).limit(1)).scalar()
+            if file_id is None:
+                return None
+            rows = conn.execute(
+                select(segments.c.start_s, segments.c.end_s, segments.c.vector)
+                .where(segments.c.file_id == file_id, segments.c.modality == modality.value)
+                .order_by(segments.c.start_s, segments.c.id)
+            ).all()
+        return tuple(StoredSegment(r.start_s, r.end_s, _vector(r.vector)) for r in rows)
+
+    # ------------------------------------------------------------------------ modalities
+
+    def modality_state(self, modality: Modality) -> ModalityState | None:
+        """The modality's model, generation and segment count (None if never registered)."""
+        with self._read() as conn:
+            state = load_states(conn).get(modality)
+            if state is None:
+                return None
+            count = conn.exec_driver_sql(
+                "SELECT count(*) FROM segments WHERE modality = ?", (modality.value,)
+            ).scalar()
+        return dataclasses.replace(state, segment_count=int(count or 0))
+
+    def modality_states(self) -> dict[Modality, ModalityState]:
+        with self._read() as conn:
+            return load_states(conn, counts=True)
+
+    # --------------------------------------------------------------------------- vectors
+
+    def segment_ids(self, modality: Modality) -> IdSnapshot:
+        """All segment ids of a modality, sorted, with the generation they belong to."""
+        with self._read() as conn:
+            state = load_states(conn).get(modality)
+            cursor = conn.exec_driver_sql(
+                "SELECT id FROM segments WHERE modality = ? ORDER BY id", (modality.value,)
+            )
+            ids = np.fromiter((r[0] for r in cursor), dtype=np.int64)
+        return IdSnapshot(modality, state.generation if state else 0, ids)
+
+    def stream_vectors(self, modality: Modality, chunk_rows: int = 4096) -> Iterator[VectorChunk]:
+        """(ids, vectors) of a modality in id order, from one snapshot, a chunk at a time.
+
+        Yields at least one (possibly empty) chunk so callers always learn the generation.
+        """
+        with self._read() as conn:
+            state = load_states(conn).get(modality)
+            generation, dim = (state.generation, state.dim or 0) if state else (0, 0)
+            last, sent = 0, False
+            while True:
+                rows = conn.exec_driver_sql(
+                    "SELECT id, vector FROM segments WHERE modality = ? AND id > ? "
+                    "ORDER BY id LIMIT ?",
+                    (modality.value, last, chunk_rows),
+                ).fetchall()
+                if rows or not sent:
+                    ids, vectors = _unpack(self.path, rows, dim)
+                    yield VectorChunk(generation, ids, vectors)
+                    sent = True
+                if len(rows) < chunk_rows:
+                    return
+                last = int(rows[-1][0])
+
+    def vectors_by_ids(self, modality: Modality, ids: Sequence[int] | np.ndarray) -> VectorChunk:
+        """Stored vectors of the given segment ids (those that exist), sorted by id."""
+        with self._read() as conn:
+            state = load_states(conn).get(modality)
+            generation, dim = (state.generation, state.dim or 0) if state else (0, 0)
+            rows: list[Any] = []
+            for part in chunks(sorted({int(i) for i in ids})):
+                marks = ",".join("?" * len(part))
+                rows += conn.exec_driver_sql(
+                    f"SELECT id, vector FROM segments WHERE modality = ? AND id IN ({marks}) "
+                    "ORDER BY id",
+                    (modality.value, *part),
+                ).fetchall()
+        found, vectors = _unpack(self.path, rows, dim)
+        return VectorChunk(generation, found, vectors)
+
+    def sample_vectors(self, modality: Modality, count: int, seed: int = 0) -> VectorChunk:
+        """Up to `count` stored vectors chosen at random (to train an approximate index)."""
+        ids = self.segment_ids(modality).ids
+        if len(ids) > count:
+            ids = np.sort(np.random.default_rng(seed).choice(ids, size=count, replace=False))
+        return self.vectors_by_ids(modality, ids)
+
+    # ---------------------------------------------------------------------------- search
+
+    def segment_ids_matching(self, modality: Modality, where: SegmentFilter) -> np.ndarray:
+        """Ids of the modality's segments whose file passes `where` (an allow-list for search)."""
+        stmt = (
+            select(segments.c.id)
+            .join(files, files.c.id == segments.c.file_id)
+            .where(segments.c.modality == modality.value, *_filter_clauses(where))
+        )
+        with self._read() as conn:
+            return np.fromiter(conn.execute(stmt).scalars(), dtype=np.int64)
+
+    def segments_by_ids(
+        self, ids: Sequence[int] | np.ndarray, where: SegmentFilter | None = None
+    ) -> dict[int, SegmentHit]:
+        """Segments with their files, for search results; ids that are gone or filtered out are
+        absent from the answer."""
+        clauses = _filter_clauses(where) if where else []
+        hits: dict[int, SegmentHit] = {}
+        base = select(*_SEGMENT_COLUMNS, *FILE_COLUMNS).join(
+            files, files.c.id == segments.c.file_id
+        )
+        with self._read() as conn:
+            for part in chunks(sorted({int(i) for i in ids})):
+                for row in conn.execute(base.where(segments.c.id.in_(part), *clauses)):
+                    segment = _segment_record(row)
+                    hits[segment.id] = SegmentHit(segment, file_record(row))
+        return hits
+
+
+def _segment_record(row: Any) -> SegmentRecord:
+    return SegmentRecord(
+        id=row.s_id,
+        file_id=row.s_file_id,
+        modality=Modality(row.s_modality),
+        start_s=row.s_start_s,
+        end_s=row.s_end_s,
+        model_id=row.s_model_id,
+    )
+
+
+def _vector(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4").astype(np.float32, copy=True)
+
+
+def _unpack(path: Path, rows: Sequence[Any], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    if not rows:
+        return ids, np.zeros((0, dim), dtype=np.float32)
+    blob = b"".join(r[1] for r in rows)
+    if len(blob) != len(rows) * dim * 4:
+        raise CatalogError(
+            f"{path}: stored vectors do not all have {dim} dimensions",
+            "the catalog is damaged; move it away and index again",
+        )
+    return ids, np.frombuffer(blob, dtype="<f4").reshape(len(rows), dim).astype(np.float32)
+
+
+def _under_clause(folder: str) -> ColumnElement[bool]:
+    """Paths strictly inside `folder`, as a range on the path index (no LIKE escaping)."""
+    sep = os.sep.encode()
+    base = enc(folder).rstrip(sep)
+    return and_(files.c.path > base + sep, files.c.path < base + bytes([sep[0] + 1]))
+
+
+def _filter_clauses(where: SegmentFilter) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
+    if where.modalities:
+        clauses.append(segments.c.modality.in_([m.value for m in where.modalities]))
+    if where.path_globs:
+        text_path = cast(files.c.path, Text)  # bytes compared as text, so any name works
+        globs = (cast(literal(enc(g), LargeBinary), Text) for g in where.path_globs)
+        clauses.append(or_(*(text_path.op("GLOB")(g) for g in globs)))
+    if where.under:
+        clauses.append(or_(*(_under_clause(folder) for folder in where.under)))
+    if where.modified_after is not None:
+        clauses.append(files.c.mtime_ns >= int(where.modified_after * 1e9))
+    if where.modified_before is not None:
+        clauses.append(files.c.mtime_ns <= int(where.modified_before * 1e9))
+    if where.min_duration_s is not None:
+        clauses.append(files.c.duration_s >= where.min_duration_s)
+    if where.max_duration_s is not None:
+        clauses.append(files.c.duration_s <= where.max_duration_s)
+    return clauses

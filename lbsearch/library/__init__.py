@@ -1,0 +1,44 @@
+"""The library folder: where it is, the writer lock, and its catalog and vectors opened together.
+
+A library is one folder:
+
+    catalog.sqlite     the source of truth (files, segments with their vectors, models)
+    vectors/*.faiss    one search index per modality, derived from the catalog
+    lock               held (flock) by the one process allowed to write
+
+Location, first match wins: the caller's `--library DIR`, $LBSEARCH_HOME, config
+`[library] path`, the platform's user data folder. Writers (`lbsearch index`) take the lock;
+readers (`query`, `status`) never take it: the catalog is in WAL mode, so a reader's
+transaction sees a consistent snapshot while a writer commits, and a reader that finds an index
+behind the catalog (a crash, or an indexer still running) repairs it in memory only; the next
+writer to open the library saves the repair. The one exception: a catalog from an older
+lbsearch is migrated by the first process that opens it, under the lock if it is free.
+"""
+
+from .core import Library, LibraryStats
+from .folder import (
+    CATALOG_NAME,
+    LIBRARY_ENV,
+    LOCK_NAME,
+    VECTORS_DIR,
+    LibraryError,
+    LibraryLocation,
+    LibraryLockedError,
+    locate_library,
+)
+from .lock import LockHolder, WriterLock
+
+__all__ = [
+    "CATALOG_NAME",
+    "LIBRARY_ENV",
+    "LOCK_NAME",
+    "VECTORS_DIR",
+    "Library",
+    "LibraryError",
+    "LibraryLocation",
+    "LibraryLockedError",
+    "LibraryStats",
+    "LockHolder",
+    "WriterLock",
+    "locate_library",
+]
