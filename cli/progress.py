@@ -56,7 +56,7 @@ class RichProgress:
         from lbsearch.indexers import progress as p
 
         if isinstance(event, p.Planned):
-            total = event.to_embed + event.to_reuse
+            total = event.to_embed + event.to_reuse + event.failed
             self.bar.update(
                 self.files,
                 total=total,

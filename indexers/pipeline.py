@@ -22,7 +22,7 @@ from lbsearch.types import Modality
 from .assemble import Assembler
 from .encoders import EncoderProvider, preprocess_version
 from .plan import Plan, PlanOptions, make_plan
-from .progress import Finished, Planned, Progress, Swept, Warning_, ignore_progress
+from .progress import FileFailed, Finished, Planned, Progress, Swept, Warning_, ignore_progress
 from .walk import FoundFile, WalkOptions, WalkProblem, walk
 
 
@@ -78,6 +78,8 @@ def run_index(
         _found(swept_roots, options.walk, progress), library, encoders, config, options.plan
     )
     progress(_planned(plan))
+    for failure in plan.failures:
+        progress(FileFailed(failure.path, failure.reason, failure.detail))
     tally = _Tally()
     assembler = Assembler(plan.units, encoders, config.runtime.batch_size, progress)
     interrupted = _embed(plan, assembler, library, config, options.stop, tally)
@@ -109,7 +111,7 @@ def _planned(plan: Plan) -> Planned:
         unchanged=plan.unchanged,
         to_embed=len(decode),
         to_reuse=len(plan.units) - len(decode),
-        segments_expected=len(decode),
+        failed=len(plan.failures),
     )
 
 

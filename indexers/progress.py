@@ -19,7 +19,7 @@ class Planned:
     unchanged: int
     to_embed: int
     to_reuse: int
-    segments_expected: int  # estimate (videos/audio by duration), for the progress bar
+    failed: int  # refused while probing (unreadable, not media, a FIFO...)
 
 
 @dataclass(frozen=True)

@@ -57,9 +57,12 @@ def main() -> None:
             "*** the vectors below are random and their similarities carry no meaning.\n"
         )
         config = ["--config", str(tiny_config())]
+    library = ["--library", str(DEMO / "library")]
     lbsearch(*config, "models")
-    lbsearch(*config, "embed", *map(str, files))
-    lbsearch(*config, "embed", "--text", "a ball bouncing", "--modality", "video")
+    lbsearch(*config, "index", str(DEMO / "media"), *library)
+    lbsearch(*config, "status", *library)
+    lbsearch(*config, "embed", str(files[0]), "--json")
+    lbsearch(*config, "embed", "--text", "a ball bouncing", "--modality", "video", "--json")
 
 
 if __name__ == "__main__":
