@@ -30,6 +30,19 @@ class _QuickGELU(nn.Module):
         return x * torch.sigmoid(1.702 * x)
 
 
+class Table(nn.Module):
+    """A lookup table stored as `.weight`, like nn.Embedding but with no initialisation: weights
+    always come from a checkpoint, and nn.Embedding's normal_() on the meta device pulls in
+    torch._dynamo (about 2 s of a cold text query)."""
+
+    def __init__(self, rows: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(rows, dim))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(ids, self.weight)
+
+
 class Attention(nn.Module):
     """CLIP multi-head attention (q, k, v, out projections with bias, scale head_dim**-0.5)."""
 
@@ -140,7 +153,7 @@ class VisionEmbeddings(nn.Module):
         self.patch_embedding = nn.Conv2d(
             spec.num_channels, dim, spec.patch_size, stride=spec.patch_size, bias=False
         )
-        self.position_embedding = nn.Embedding(spec.num_positions, dim)
+        self.position_embedding = Table(spec.num_positions, dim)
         self.frames_per_clip = spec.num_frames
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -190,8 +203,8 @@ class VisionModel(nn.Module):
 class TextEmbeddings(nn.Module):
     def __init__(self, spec: TextSpec) -> None:
         super().__init__()
-        self.token_embedding = nn.Embedding(spec.vocab_size, spec.shape.hidden_size)
-        self.position_embedding = nn.Embedding(spec.max_positions, spec.shape.hidden_size)
+        self.token_embedding = Table(spec.vocab_size, spec.shape.hidden_size)
+        self.position_embedding = Table(spec.max_positions, spec.shape.hidden_size)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         positions = self.position_embedding.weight[: input_ids.shape[1]]

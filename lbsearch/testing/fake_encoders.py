@@ -1,17 +1,26 @@
-"""A deterministic stand-in for the LanguageBind encoders, for pipeline and CLI tests.
+"""A deterministic stand-in for the LanguageBind encoders, for pipeline, search and CLI tests.
 
 Vectors depend only on the segment's pixels (a seeded projection), so equal content gives equal
-vectors and tests run in milliseconds. Calls are counted per modality.
+vectors and tests run in milliseconds. Calls are counted per modality. For search it also
+implements `lbsearch.search.QueryEncoders`: a text's vector is a unit vector seeded by a hash of
+(the modality's model id, the text); an example file is classified, decoded with this fake's
+media spec and encoded like the indexer does it, its segments averaged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..types import MediaSpec, Modality, Segment
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 
 class FakeEncoders:
@@ -22,14 +31,17 @@ class FakeEncoders:
         image_size: int = 32,
         models: dict[Modality, str] | None = None,
         delay_s: float = 0.0,
+        config: Config | None = None,
     ) -> None:
         self.dim = dim
         self.model_suffix = model_suffix
         self.models = models or {}
         self.delay_s = delay_s
         self.image_size = image_size
+        self.config = config  # for file_vector (classify globs, decoding); default: load_config()
         self.calls: Counter[Modality] = Counter()
         self.segments: Counter[Modality] = Counter()
+        self.texts: Counter[Modality] = Counter()  # texts encoded, per modality asked
 
     def model_id(self, modality: Modality) -> str:
         return self.models.get(modality, f"fake/{modality.value}-{self.model_suffix}")
@@ -52,3 +64,29 @@ class FakeEncoders:
         )
         vector = projection @ flat[: projection.shape[1]]
         return vector / (np.linalg.norm(vector) or 1.0)
+
+    # ------------------------------------------------------------------ QueryEncoders
+
+    def text_vectors(self, modality: Modality, texts: list[str]) -> np.ndarray:
+        self.texts[modality] += len(texts)
+        rows = [text_vector(self.model_id(modality), text, self.dim) for text in texts]
+        return np.stack(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
+
+    def file_vector(
+        self, path: Path, modality: Modality | None = None
+    ) -> tuple[Modality, np.ndarray]:
+        from ..config import load_config
+        from ..media import classify, decode
+
+        config = self.config or load_config()
+        kind = classify(Path(path), config.classify, forced=modality)
+        vectors = self.encode(kind, decode(Path(path), self.media_spec(kind), config))
+        mean = vectors.astype(np.float64).mean(axis=0)
+        return kind, (mean / (np.linalg.norm(mean) or 1.0)).astype(np.float32)
+
+
+def text_vector(model_id: str, text: str, dim: int) -> np.ndarray:
+    """A unit vector that depends only on (model_id, text): the fake's text embedding."""
+    digest = hashlib.sha256(f"{model_id}\0{text}".encode()).digest()
+    vector = np.random.default_rng(int.from_bytes(digest[:8], "little")).standard_normal(dim)
+    return (vector / np.linalg.norm(vector)).astype(np.float32)

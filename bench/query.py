@@ -1,0 +1,253 @@
+"""Query latency benchmark: `lbsearch query` cold (a new process) and the warm engine (the TUI).
+
+    python bench/query.py [--sizes 10000 100000] [--queries 50] [--cold-runs 5] [--text-size tiny]
+
+For each size, a library of that many 768-d segments (clustered like real embeddings,
+lbsearch.testing.vectors) is written through Library.write_batch: images (1 segment a file),
+videos (10) and audio (5), every modality registered with one random LanguageBind checkpoint
+whose text tower is tiny (`--text-size real`: ViT-L text dimensions, 12 layers x 768) and whose
+projection gives 768-d vectors, so text queries run the real path: text tower -> FAISS per
+modality -> roll-up -> merge. Prints p50/p95 of:
+
+- warm: SearchEngine.search on an open library with the encoder loaded, new text each query;
+  `encode` is the part spent in the text tower, `search` the rest;
+- cold: `lbsearch query TEXT --json` as a subprocess (Python start, imports, library open,
+  text tower load, search, output), plus the phases of one cold query measured in a child.
+
+About 2-3 minutes on 2 cores with the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lbsearch.catalog import IndexedFile, NewSegment
+from lbsearch.config import load_config
+from lbsearch.library import Library
+from lbsearch.search import Query, SearchEngine, Term
+from lbsearch.testing.checkpoints import TinyDims, write_tiny_checkpoint
+from lbsearch.testing.vectors import clustered_vectors
+from lbsearch.types import Modality
+
+DIM = 768
+LAYOUT = ((Modality.IMAGE, 0.5, 1), (Modality.VIDEO, 0.3, 10), (Modality.AUDIO, 0.2, 5))
+WORDS = ("dog", "cat", "beach", "sunset", "car", "city", "night", "rain", "music", "snow")
+
+
+def texts(count: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=3)) + f" {i}" for i in range(count)]
+
+
+def write_checkpoint(folder: Path, size: str) -> Path:
+    dims = TinyDims(projection=DIM)
+    if size == "real":
+        dims = TinyDims(text_hidden=768, text_layers=12, text_mlp=3072, projection=DIM)
+    return write_tiny_checkpoint(folder / f"bench-{size}", "image", dims=dims)
+
+
+def write_config(folder: Path, checkpoint: Path) -> Path:
+    path = folder / "config.toml"
+    lines = ["[models]"] + [f'{m.value} = "{checkpoint}"' for m in Modality]
+    path.write_text("\n".join([*lines, "[runtime]", 'device = "cpu"', 'dtype = "float32"']) + "\n")
+    return path
+
+
+def build_library(root: Path, segments: int, model_id: str) -> float:
+    """Write `segments` segments through Library.write_batch; returns seconds taken."""
+    start = time.perf_counter()
+    vectors = clustered_vectors(segments, DIM, seed=7)
+    rng = np.random.default_rng(3)
+    done = 0
+    with Library.open(root, write=True) as lib:
+        for modality, share, per_file in LAYOUT:
+            lib.set_modality(modality, model_id, "1", DIM)
+            files = int(segments * share) // per_file
+            batch: list[IndexedFile] = []
+            for i in range(files):
+                rows = vectors[done : done + per_file]
+                done += per_file
+                batch.append(_file(modality, i, rows, per_file, model_id, rng))
+                if len(batch) == 256:
+                    lib.write_batch(batch)
+                    batch = []
+            if batch:
+                lib.write_batch(batch)
+    return time.perf_counter() - start
+
+
+def _file(
+    modality: Modality,
+    i: int,
+    rows: np.ndarray,
+    per_file: int,
+    model_id: str,
+    rng: np.random.Generator,
+) -> IndexedFile:
+    span = 0.0 if per_file == 1 else 10.0
+    ext = {Modality.IMAGE: "jpg", Modality.VIDEO: "mp4", Modality.AUDIO: "flac"}[modality]
+    segments = tuple(
+        NewSegment(modality, j * span, (j + 1) * span, model_id, rows[j]) for j in range(per_file)
+    )
+    return IndexedFile(
+        path=f"/media/{modality.value}/{i // 1000:03d}/file_{i:06d}.{ext}",
+        root="/media",
+        size=int(rng.integers(10_000, 50_000_000)),
+        mtime_ns=1_700_000_000_000_000_000 + i * 1_000_000_000,
+        content_hash=f"{modality.value}:{i:060x}",
+        modality=modality,
+        segments=segments,
+        duration_s=span * per_file or None,
+    )
+
+
+class TimedEncoders:
+    """LanguageBindQueryEncoders with the seconds spent in text_vectors recorded."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.encode_s = 0.0
+
+    def text_vectors(self, modality: Modality, texts: list[str]) -> np.ndarray:
+        start = time.perf_counter()
+        try:
+            return self.inner.text_vectors(modality, texts)  # type: ignore[attr-defined]
+        finally:
+            self.encode_s += time.perf_counter() - start
+
+    def file_vector(
+        self, path: Path, modality: Modality | None = None
+    ) -> tuple[Modality, np.ndarray]:
+        return self.inner.file_vector(path, modality)  # type: ignore[attr-defined]
+
+
+def warm(library: Path, config_path: Path, queries: int) -> dict[str, tuple[float, float]]:
+    from lbsearch.query_encoders import LanguageBindQueryEncoders
+
+    config = load_config(config_path)
+    totals: list[float] = []
+    encodes: list[float] = []
+    with Library.open(library, config=config) as lib:
+        models = {m: s.model_id for m, s in lib.catalog.modality_states().items()}
+        timed = TimedEncoders(LanguageBindQueryEncoders(config, models))
+        engine = SearchEngine(lib, config, timed)
+        engine.search(Query((Term("warm up"),)))  # loads the tower and the indices
+        for text in texts(queries, seed=len(totals)):
+            timed.encode_s = 0.0
+            start = time.perf_counter()
+            hits = engine.search(Query((Term(text),), limit=20))
+            totals.append(time.perf_counter() - start)
+            encodes.append(timed.encode_s)
+            assert len(hits) == 20
+    search = [t - e for t, e in zip(totals, encodes, strict=True)]
+    return {"total": _pct(totals), "encode": _pct(encodes), "search": _pct(search)}
+
+
+def cold(library: Path, config_path: Path, runs: int) -> tuple[float, float]:
+    times = []
+    for text in texts(runs, seed=99):
+        start = time.perf_counter()
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lbsearch",
+                "--config",
+                str(config_path),
+                "query",
+                text,
+                "--library",
+                str(library),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
+        times.append(time.perf_counter() - start)
+        if done.returncode != 0 or len(done.stdout.splitlines()) != 20:
+            raise SystemExit(f"lbsearch query failed ({done.returncode}): {done.stderr}")
+    return _pct(times)
+
+
+COLD_PHASES = """
+import json, sys, time
+t0 = time.perf_counter()
+from lbsearch.config import load_config
+from lbsearch.library import Library
+from lbsearch.query_encoders import LanguageBindQueryEncoders
+from lbsearch.search import Query, SearchEngine, Term
+import torch, faiss
+t1 = time.perf_counter()
+config = load_config(sys.argv[1])
+with Library.open(sys.argv[2], config=config) as lib:
+    models = {m: s.model_id for m, s in lib.catalog.modality_states().items()}
+    enc = LanguageBindQueryEncoders(config, models)
+    engine = SearchEngine(lib, config, enc)
+    for m in engine.indexed_modalities():
+        lib.vectors.index(m)
+    t2 = time.perf_counter()
+    for m in engine.indexed_modalities():
+        enc.text_encoder(m)
+    t3 = time.perf_counter()
+    enc.text_vectors(engine.indexed_modalities()[0], ["a dog on a beach"])
+    t4 = time.perf_counter()
+    engine.search(Query((Term("a dog on a beach"),)))
+    t5 = time.perf_counter()
+print(json.dumps({"imports": t1 - t0, "open + load indices": t2 - t1,
+                  "load text tower": t3 - t2, "encode text": t4 - t3, "search": t5 - t4}))
+"""
+
+
+def cold_phases(library: Path, config_path: Path) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", COLD_PHASES, str(config_path), str(library)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    return dict(json.loads(done.stdout.splitlines()[-1]))
+
+
+def _pct(values: list[float]) -> tuple[float, float]:
+    ms = np.asarray(values) * 1000
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--cold-runs", type=int, default=5)
+    parser.add_argument("--text-size", choices=["tiny", "real"], default="tiny")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="lbsearch-bench-") as tmp:
+        folder = Path(tmp)
+        checkpoint = write_checkpoint(folder, args.text_size)
+        config_path = write_config(folder, checkpoint)
+        print(f"text tower: {args.text_size}; {DIM}-d vectors; {os.cpu_count()} CPUs; ms p50/p95")
+        for size in args.sizes:
+            library = folder / f"lib-{size}"
+            build_s = build_library(library, size, str(checkpoint))
+            print(f"\n{size:,} segments (written in {build_s:.0f} s)")
+            for name, (p50, p95) in warm(library, config_path, args.queries).items():
+                print(f"  warm engine {name:<8}{p50:>9.1f}{p95:>9.1f}")
+            p50, p95 = cold(library, config_path, args.cold_runs)
+            print(f"  cold CLI    total   {p50:>9.1f}{p95:>9.1f}  ({args.cold_runs} runs)")
+            phases = cold_phases(library, config_path)
+            print("  cold phases: " + ", ".join(f"{k} {v * 1000:.0f}" for k, v in phases.items()))
+
+
+if __name__ == "__main__":
+    main()

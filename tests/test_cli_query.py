@@ -1,0 +1,216 @@
+"""`lbsearch query`: table, JSON Lines, --paths, messages and exit codes (fake encoders through
+CliRunner), and end to end with tiny LanguageBind checkpoints in a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+from typer.testing import CliRunner
+
+from lbsearch.cli import query as query_module
+from lbsearch.cli.main import app
+from lbsearch.config import load_config
+from lbsearch.indexers.pipeline import IndexOptions, run_index
+from lbsearch.library import Library
+from lbsearch.search import Query, SearchEngine, Term
+from lbsearch.testing.fake_encoders import FakeEncoders
+from lbsearch.testing.samples import write_sample_media
+
+FIELDS = {
+    "rank",
+    "score",
+    "modality",
+    "path",
+    "start_s",
+    "end_s",
+    "span",
+    "segment_id",
+    "duration_s",
+    "size",
+    "mtime",
+}
+runner = CliRunner()
+
+
+def near_duplicate(original: Path, target: Path) -> Path:
+    with Image.open(original) as image:
+        copy = image.convert("RGB")
+    ImageDraw.Draw(copy).rectangle((10, 10, 30, 30), fill=(255, 0, 255))
+    copy.save(target, quality=85)
+    return target
+
+
+def _index(media: Path, library: Path, encoders: object, config_path: Path | None = None) -> None:
+    config = load_config(config_path)
+    write_sample_media(media)
+    with Library.open(library, config=config, write=True) as lib:
+        run_index([media], lib, encoders, config, IndexOptions(), lambda event: None)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def fake_library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("fake")
+    _index(base / "media", base / "library", FakeEncoders())
+    return base / "media", base / "library"
+
+
+@pytest.fixture
+def fake_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(query_module, "make_encoders", lambda *a: FakeEncoders())
+
+
+def _query(library: Path, *args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["query", *args, "--library", str(library)])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_json_lines_hold_every_field(fake_library: tuple[Path, Path], fake_cli: None) -> None:
+    code, out, _ = _query(fake_library[1], "a dog", "--limit", "50")  # not a terminal: JSON
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == 7 and all(set(row) == FIELDS for row in rows)
+    assert [r["rank"] for r in rows] == list(range(1, 8))
+    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    assert {r["modality"] for r in rows} >= {"image", "depth", "thermal", "audio"}
+    hum = next(r for r in rows if r["path"].endswith("hum.flac"))
+    assert hum["end_s"] > hum["start_s"] and hum["span"].count(":") == 2
+    assert hum["duration_s"] == pytest.approx(14.0, abs=0.1) and hum["size"] > 0
+
+
+def test_table_on_a_terminal(
+    fake_library: tuple[Path, Path], fake_cli: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(query_module, "terminal", lambda: True)
+    monkeypatch.setenv("COLUMNS", "300")
+    code, out, _ = _query(fake_library[1], "a dog", "-m", "audio")
+    assert code == 0
+    assert "score" in out and "modality" in out and "hum.flac" in out
+    assert "00:00-00:10" in out or "00:10-00:14" in out or "00:00-00:04" in out
+
+
+def test_paths_only_and_like(
+    fake_library: tuple[Path, Path], fake_cli: None, tmp_path: Path
+) -> None:
+    media = fake_library[0]
+    copy = shutil.copy(media / "whistle.wav", tmp_path / "copy.wav")
+    code, out, _ = _query(fake_library[1], "--like", str(copy), "--paths", "-n", "3")
+    assert code == 0
+    assert out.splitlines()[0] == str(media / "whistle.wav") and len(out.splitlines()) == 3
+    code, out, _ = _query(fake_library[1], "--like", str(media / "whistle.wav"), "--paths")
+    assert str(media / "whistle.wav") not in out.splitlines(), "the example is not a result"
+
+
+def test_negatives_and_filters_change_results(
+    fake_library: tuple[Path, Path], fake_cli: None
+) -> None:
+    media, library = fake_library
+    sunset = str(media / "sunset_beach.jpg")
+    _, plain, _ = _query(library, "beach", "-m", "image", "--paths")
+    _, pushed, _ = _query(library, "beach", "-m", "image", "--not-like", sunset, "--paths")
+    assert set(plain.splitlines()) == {sunset, str(media / "green_field.png")}
+    assert pushed.splitlines() == [str(media / "green_field.png")], "the example itself is gone"
+    _, weighted, _ = _query(library, "beach:2", "--not", "cat:0.5", "--json", "-n", "3")
+    assert len(weighted.splitlines()) == 3
+    _, only_wav, _ = _query(library, "beach", "--path", "*.wav", "--paths")
+    assert only_wav.splitlines() == [str(media / "whistle.wav")]
+    _, long_ones, _ = _query(library, "beach", "--min-duration", "10", "--paths")
+    assert {Path(p).name for p in long_ones.splitlines()} == {"bouncing_ball.mp4", "hum.flac"}
+    _, recent, _ = _query(library, "beach", "--after", "2000-01-01", "--paths")
+    assert len(recent.splitlines()) == 7
+
+
+def test_no_match_and_empty_library_say_so(
+    fake_library: tuple[Path, Path], fake_cli: None, tmp_path: Path
+) -> None:
+    code, out, err = _query(fake_library[1], "beach", "--before", "2000-01-01")
+    assert code == 1 and out == "" and "no match" in err
+    code, _, err = _query(fake_library[1], "beach", "--min-score", "1.5")
+    assert code == 1 and "no match" in err
+    Library.open(tmp_path / "empty", write=True).close()
+    code, _, err = _query(tmp_path / "empty", "beach")
+    assert code == 1 and "nothing indexed" in err and "lbsearch index" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["beach", "--after", "yesterday"], 2, "not a date"),
+        (["beach", "--json", "--paths"], 2, "do not go together"),
+        (["beach", "-m", "smell"], 2, "unknown modality"),
+        (["beach:0"], 2, "weight must be above 0"),
+        ([], 2, "nothing to search for"),
+        (["--not", "cat"], 2, "every term is negative"),
+        (["--like", "/no/such/file.jpg"], 2, "no such file"),
+    ],
+)
+def test_usage_errors(
+    fake_library: tuple[Path, Path], fake_cli: None, args: list[str], code: int, message: str
+) -> None:
+    got, _, err = _query(fake_library[1], *args)
+    assert got == code and message in err
+
+
+def test_a_missing_library_says_what_to_do(tmp_path: Path) -> None:
+    code, _, err = _query(tmp_path / "nowhere", "beach")
+    assert code == 1 and "lbsearch index" in err
+
+
+# ----------------------------------------------------------- tiny LanguageBind, end to end
+
+
+@pytest.fixture(scope="module")
+def tiny_library(tiny_config: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from lbsearch.indexers.encoders import LanguageBindEncoders
+
+    base = tmp_path_factory.mktemp("tiny")
+    config = load_config(tiny_config)
+    _index(base / "media", base / "library", LanguageBindEncoders(config), tiny_config)
+    return base / "media", base / "library"
+
+
+def test_text_query_loads_one_text_tower_and_no_media_tower(
+    tiny_config: Path, tiny_library: tuple[Path, Path]
+) -> None:
+    from lbsearch.query_encoders import LanguageBindQueryEncoders
+
+    config = load_config(tiny_config)
+    with Library.open(tiny_library[1], config=config) as lib:
+        engine = SearchEngine(lib, config)
+        hits = engine.search(Query((Term("a dog barking"),), limit=50))
+        encoders = engine.encoders
+        assert isinstance(encoders, LanguageBindQueryEncoders)
+        assert encoders.texts_encoded == 1, "five modalities share one tiny text tower"
+        assert encoders._encoders == {}, "no vision or audio tower for a text query"
+        assert len({h.path for h in hits}) == 7
+        assert {h.modality.value for h in hits} >= {"image", "depth", "thermal", "audio"}
+
+
+def _lbsearch(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lbsearch", "--config", str(config), "query", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+
+
+def test_cli_end_to_end_with_tiny_checkpoints(
+    tiny_config: Path, tiny_library: tuple[Path, Path], tmp_path: Path
+) -> None:
+    media, library = tiny_library
+    done = _lbsearch(tiny_config, "a dog barking", "--limit", "50", "--library", str(library))
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]  # piped: JSON Lines
+    assert len(rows) == 7 and all(set(row) == FIELDS for row in rows)
+    copy = near_duplicate(media / "sunset_beach.jpg", tmp_path / "sunset.jpg")
+    done = _lbsearch(tiny_config, "--like", str(copy), "--paths", "--library", str(library))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == str(media / "sunset_beach.jpg")
