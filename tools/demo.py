@@ -1,4 +1,4 @@
-"""`make demo`: build a sample media folder and run lbsearch on it, end to end.
+"""`make demo`: build a sample media folder, index it, and search it with a text and an example.
 
 It uses the real LanguageBind checkpoints (downloaded once into the Hugging Face cache). Where they
 cannot be downloaded (no network), it says so and falls back to tiny untrained models so that the
@@ -61,6 +61,16 @@ def main() -> None:
     lbsearch(*config, "models")
     lbsearch(*config, "index", str(DEMO / "media"), *library)
     lbsearch(*config, "status", *library)
+    lbsearch(*config, "query", "a ball bouncing on a dark floor", *library, "--limit", "5")
+    lbsearch(
+        *config,
+        "query",
+        "--like",
+        str(DEMO / "media" / "sunset_beach.jpg"),
+        *library,
+        "--limit",
+        "5",
+    )
     lbsearch(*config, "embed", str(files[0]), "--json")
     lbsearch(*config, "embed", "--text", "a ball bouncing", "--modality", "video", "--json")
 
