@@ -14,6 +14,7 @@ from .embed import embed
 from .errors import handles_errors
 from .index import index, status
 from .models import config_command, models_command, pull
+from .query import query
 
 app = typer.Typer(
     name="lbsearch",
@@ -48,6 +49,7 @@ def main(
 
 app.command("index")(handles_errors(index))
 app.command("status")(handles_errors(status))
+app.command("query")(handles_errors(query))
 app.command("embed")(handles_errors(embed))
 app.command("pull")(handles_errors(pull))
 app.command("models")(handles_errors(models_command))
