@@ -12,6 +12,7 @@ import numpy as np
 
 from lbsearch.catalog import FailedFile, IndexedFile, NewSegment, StoredSegment
 from lbsearch.errors import MediaError
+from lbsearch.media.probe import dimensions
 from lbsearch.types import Modality, Segment
 
 from .encoders import EncoderProvider
@@ -139,6 +140,7 @@ def _row(state: _Progressing) -> IndexedFile | FailedFile:
     if state.failure is not None:
         return state.failure
     unit, found = state.unit, state.unit.found
+    size = dimensions(found.path, unit.modality)
     return IndexedFile(
         path=str(found.path),
         root=str(found.root),
@@ -148,6 +150,8 @@ def _row(state: _Progressing) -> IndexedFile | FailedFile:
         modality=unit.modality,
         segments=tuple(sorted(state.segments, key=lambda s: (s.modality, s.start_s))),
         duration_s=max((s.end_s for s in state.segments), default=None) or None,
+        width=size[0] if size else None,
+        height=size[1] if size else None,
     )
 
 

@@ -93,6 +93,8 @@ def test_renamed_and_duplicated_files_reuse_vectors(media: Path, tmp_path: Path)
         assert lib.catalog.file_by_path(str(media / "bouncing_ball.mp4")) is None
         renamed = lib.catalog.file_by_path(str(media / "ball_renamed.mp4"))
         assert renamed is not None and renamed.modality is Modality.VIDEO
+        assert (renamed.width, renamed.height) == (320, 240)
+        assert renamed.duration_s == pytest.approx(12.0, abs=0.1)
     counts = _consistent(tmp_path / "lib")
     assert counts[Modality.IMAGE] == 3 and counts[Modality.AUDIO] == 5
 
