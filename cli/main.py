@@ -10,6 +10,7 @@ import typer
 
 from lbsearch import __version__
 
+from .browse import browse
 from .embed import embed
 from .errors import handles_errors
 from .index import index, status
@@ -54,6 +55,7 @@ app.command("embed")(handles_errors(embed))
 app.command("pull")(handles_errors(pull))
 app.command("models")(handles_errors(models_command))
 app.command("config")(handles_errors(config_command))
+app.command("browse")(handles_errors(browse))
 
 
 def run() -> None:

@@ -1,0 +1,276 @@
+"""`BrowseApp`: the terminal UI of `lbsearch browse`.
+
+The search engine is injected and stays loaded between queries (its encoders load on the first
+search, in a worker, while the screen is already up). Searches and previews
+run in thread workers; a newer search or selection supersedes the older one, whose result is
+dropped. The engine is used by one worker at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Footer, Input, Static
+from textual.worker import get_current_worker
+
+from lbsearch.errors import LbsearchError
+from lbsearch.types import Modality
+
+from .opener import OpenCommand, open_in_viewer
+from .preview import TIMED, Preview, build_preview, clock, display_path
+from .widgets import PreviewPane, ResultsTable
+
+if TYPE_CHECKING:
+    from lbsearch.search import Hit, SearchEngine
+
+MODALITY_CYCLE: tuple[Modality | None, ...] = (
+    None,
+    Modality.IMAGE,
+    Modality.VIDEO,
+    Modality.AUDIO,
+    Modality.DEPTH,
+    Modality.THERMAL,
+)
+
+Opener = Callable[[str, float, bool], OpenCommand]
+
+
+def default_opener(path: str, start_s: float, timed: bool) -> OpenCommand:
+    return open_in_viewer(path, start_s, timed=timed)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the results list answers: a text (or file path) query, or `similar` to a file."""
+
+    text: str = ""
+    similar_to: str | None = None
+
+    def describe(self) -> str:
+        if self.similar_to is not None:
+            return f"similar to {display_path(self.similar_to, 50)}"
+        return repr(self.text)
+
+
+def next_modality(current: Modality | None) -> Modality | None:
+    return MODALITY_CYCLE[(MODALITY_CYCLE.index(current) + 1) % len(MODALITY_CYCLE)]
+
+
+class QueryInput(Input):
+    """The query box; Down or Escape goes to the results."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("down,escape", "app.focus_results", "Results", show=False),
+    ]
+
+
+class BrowseApp(App[None]):
+    TITLE = "lbsearch browse"
+    CSS = """
+    #query { margin: 0 0; }
+    #status { height: 1; padding: 0 1; color: $text-muted; }
+    #main { height: 1fr; }
+    #results { width: 3fr; }
+    #preview { width: 2fr; border-left: vkey $surface-lighten-2; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "focus_query", "Query"),
+        Binding("s", "similar", "Similar"),
+        Binding("m", "cycle_modality", "Modality"),
+        Binding("c", "copy_path", "Copy path"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        engine: SearchEngine,
+        *,
+        query: str = "",
+        limit: int = 50,
+        opener: Opener = default_opener,
+    ) -> None:
+        super().__init__()
+        self.engine = engine
+        self._searched = False
+        self._focus_results = False
+        self._engine_lock = threading.Lock()
+        self.initial_query = query
+        self.limit = limit
+        self.opener = opener
+        self.modality: Modality | None = None
+        self.request: Request | None = None
+        self._previews: dict[tuple[str, float], Preview] = {}
+
+    def compose(self) -> ComposeResult:
+        yield QueryInput(
+            placeholder="Search: words, or a file path for any-to-any (Enter)", id="query"
+        )
+        yield Static("", id="status")
+        with Horizontal(id="main"):
+            yield ResultsTable(id="results")
+            yield PreviewPane(id="preview")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._status("type a query and press Enter")
+        if self.initial_query:
+            self.query_one(QueryInput).value = self.initial_query
+            self.start(Request(text=self.initial_query), focus_results=True)
+        else:
+            self.query_one(QueryInput).focus()
+
+    # ------------------------------------------------------------------ searching
+
+    def start(self, request: Request, *, focus_results: bool = False) -> None:
+        """Run `request` with the current modality filter; the newest request wins. The results
+        take the focus when they come if `focus_results` (a loading widget cannot have it)."""
+        self.request = request
+        self._focus_results = focus_results
+        table = self.query_one(ResultsTable)
+        table.loading = True
+        loading = "searching" if self._searched else "loading the models and searching"
+        self._status(f"{loading} {request.describe()}…")
+        self._search(request, self.modality)
+
+    @work(thread=True, exclusive=True, group="search")
+    def _search(self, request: Request, modality: Modality | None) -> None:
+        worker = get_current_worker()
+        started = time.perf_counter()
+        try:
+            hits = self._run(request, modality)
+        except Exception as exc:  # the UI stays up: a bad query or a missing model is shown
+            if not worker.is_cancelled:
+                self.call_from_thread(self._failed, exc)
+            return
+        if not worker.is_cancelled:
+            elapsed = time.perf_counter() - started
+            self.call_from_thread(self._show_results, request, hits, elapsed)
+
+    def _run(self, request: Request, modality: Modality | None) -> list[Hit]:
+        from lbsearch.search import Query, Term
+
+        modalities = (modality,) if modality else ()
+        with self._engine_lock:
+            engine = self.engine
+            if request.similar_to is not None:
+                return engine.similar(request.similar_to, modalities=modalities, limit=self.limit)
+            text = request.text.strip()
+            as_file = Path(text).expanduser()
+            term = Term(file=as_file) if as_file.is_file() else Term(text=text)
+            query = Query(terms=(term,), modalities=modalities, limit=self.limit)
+            return engine.search(query)
+
+    def _show_results(self, request: Request, hits: list[Hit], elapsed: float) -> None:
+        self._searched = True
+        table = self.query_one(ResultsTable)
+        table.loading = False
+        table.show_hits(hits)
+        if self._focus_results:
+            table.focus()
+        self.preview_selected()  # the cursor may not move (row 0 before and after): no event
+        count = f"{len(hits)} result{'s' if len(hits) != 1 else ''}"
+        self._status(f"{count} for {request.describe()} in {elapsed:.2f} s")
+
+    def _failed(self, exc: Exception) -> None:
+        self.query_one(ResultsTable).loading = False
+        if isinstance(exc, LbsearchError):
+            message = f"{exc.message}" + (f" ({exc.hint})" if exc.hint else "")
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+        self._status(f"error: {message}", error=True)
+
+    def _status(self, text: str, *, error: bool = False) -> None:
+        where = self.modality.value if self.modality else "all"
+        line = Text.assemble(("filter: ", "dim"), (where, "bold"), ("  │  ", "dim"))
+        line.append(text, style="red" if error else "")
+        self.query_one("#status", Static).update(line)
+
+    # ------------------------------------------------------------------ preview
+
+    @on(DataTable.RowHighlighted, "#results")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.preview_selected()
+
+    def preview_selected(self) -> None:
+        """Show the selected hit in the preview pane (read in a worker unless seen before)."""
+        hit = self.query_one(ResultsTable).selected
+        if hit is None:
+            self.query_one(PreviewPane).show(None)
+            return
+        cached = self._previews.get((hit.path, hit.start_s))
+        if cached is not None:
+            self.query_one(PreviewPane).show(cached)
+            return
+        self.query_one(PreviewPane).loading_message(f"reading {Path(hit.path).name}…")
+        self._preview(hit)
+
+    @work(thread=True, exclusive=True, group="preview")
+    def _preview(self, hit: Hit) -> None:
+        preview = build_preview(hit)
+        if not get_current_worker().is_cancelled:
+            self.call_from_thread(self._show_preview, hit, preview)
+
+    def _show_preview(self, hit: Hit, preview: Preview) -> None:
+        self._previews[(hit.path, hit.start_s)] = preview
+        if self.query_one(ResultsTable).selected == hit:
+            self.query_one(PreviewPane).show(preview)
+
+    # ------------------------------------------------------------------ actions
+
+    @on(DataTable.RowSelected, "#results")
+    def _open(self, event: DataTable.RowSelected) -> None:
+        hit = self.query_one(ResultsTable).selected
+        if hit is None:
+            return
+        timed = hit.modality in TIMED
+        try:
+            command = self.opener(hit.path, hit.start_s, timed)
+        except OSError as exc:
+            self.notify(f"could not open {hit.path}: {exc}", severity="error")
+            return
+        at = f" at {clock(hit.start_s)}" if command.seeks else ""
+        self.notify(f"opened {Path(hit.path).name} with {command.label}{at}")
+
+    @on(Input.Submitted, "#query")
+    def _submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text:
+            return
+        self.start(Request(text=text), focus_results=True)
+
+    def action_focus_query(self) -> None:
+        self.query_one(QueryInput).focus()
+
+    def action_focus_results(self) -> None:
+        self.query_one(ResultsTable).focus()
+
+    def action_similar(self) -> None:
+        hit = self.query_one(ResultsTable).selected
+        if hit is None:
+            self.notify("select a result first", severity="warning")
+            return
+        self.start(Request(similar_to=hit.path))
+
+    def action_cycle_modality(self) -> None:
+        self.modality = next_modality(self.modality)
+        if self.request is not None:
+            self.start(self.request)
+        else:
+            self._status("type a query and press Enter")
+
+    def action_copy_path(self) -> None:
+        hit = self.query_one(ResultsTable).selected
+        if hit is None:
+            return
+        self.copy_to_clipboard(hit.path)
+        self.notify(f"copied {hit.path}")

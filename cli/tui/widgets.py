@@ -1,0 +1,108 @@
+"""The browse screen's widgets: the results table and the preview pane.
+
+Importing this module imports textual_image.widget, which asks the terminal once what graphics
+it supports; that must happen before the Textual app takes the terminal over (cli/browse.py
+imports the app, and so this module, before running it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Static
+from textual_image.widget import Image as PictureWidget
+
+from .preview import TIMED, Preview, display_path, span_text
+
+if TYPE_CHECKING:
+    from lbsearch.search import Hit
+
+
+def time_column(hit: Hit) -> str:
+    return span_text(hit.start_s, hit.end_s) if hit.modality in TIMED else ""
+
+
+class ResultsTable(DataTable[str | Text]):
+    """One row per hit: score, modality, time span (video/audio), path. Enter opens the file."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select_cursor", "Open")]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.hits: list[Hit] = []
+
+    def on_mount(self) -> None:
+        self.add_column("score", key="score")
+        self.add_column("modality", key="modality")
+        self.add_column("time", key="time")
+        self.add_column("path", key="path")
+
+    def show_hits(self, hits: Sequence[Hit]) -> None:
+        self.hits = list(hits)
+        self.clear()
+        for number, hit in enumerate(self.hits):
+            score = Text(f"{hit.score:.3f}", justify="right")
+            self.add_row(
+                score, hit.modality.value, time_column(hit), display_path(hit.path), key=str(number)
+            )
+        if self.hits:
+            self.move_cursor(row=0)
+
+    @property
+    def selected(self) -> Hit | None:
+        if not self.hits or not 0 <= self.cursor_row < len(self.hits):
+            return None
+        return self.hits[self.cursor_row]
+
+
+class PreviewPane(VerticalScroll):
+    """The selected hit: its picture (image, video frame, depth, thermal) above its facts."""
+
+    DEFAULT_CSS = """
+    PreviewPane { padding: 0 1; }
+    PreviewPane > #preview-title { text-style: bold; }
+    PreviewPane > #preview-picture { width: auto; height: 16; }
+    PreviewPane > #preview-facts { margin-top: 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="preview-title")
+        yield PictureWidget(None, id="preview-picture")
+        yield Static("", id="preview-facts")
+
+    def on_mount(self) -> None:
+        self.show(None)
+
+    def show(self, preview: Preview | None) -> None:
+        title = self.query_one("#preview-title", Static)
+        picture = self.query_one("#preview-picture", PictureWidget)
+        facts = self.query_one("#preview-facts", Static)
+        if preview is None:
+            title.update("")
+            facts.update("")
+            picture.image = None
+            picture.display = False
+            return
+        title.update(Text(preview.title))
+        picture.image = preview.picture
+        picture.display = preview.picture is not None
+        facts.update(facts_text(preview))
+
+    def loading_message(self, text: str) -> None:
+        self.query_one("#preview-facts", Static).update(Text(text, style="dim"))
+
+
+def facts_text(preview: Preview) -> Text:
+    width = max((len(key) for key, _ in preview.facts), default=0)
+    text = Text()
+    for key, value in preview.facts:
+        text.append(f"{key:<{width}}  ", style="dim")
+        text.append(value + "\n")
+    if preview.note:
+        text.append(preview.note, style="red")
+    return text

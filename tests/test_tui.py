@@ -1,0 +1,313 @@
+"""`lbsearch browse`: the Textual app driven with Pilot over a fake-encoder library, the preview
+readers, and the choice of viewer command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("textual")
+pytest.importorskip("textual_image")
+
+from textual.pilot import Pilot
+from textual.worker import WorkerState
+from textual_image._terminal import CellSize, get_cell_size
+from textual_image.widget import HalfcellImage
+
+from lbsearch.cli.tui import widgets
+from lbsearch.cli.tui.app import BrowseApp, QueryInput, next_modality
+from lbsearch.cli.tui.opener import OpenCommand, open_command
+from lbsearch.cli.tui.preview import (
+    build_preview,
+    clock,
+    display_path,
+    grey_from_depth,
+    human_size,
+)
+from lbsearch.cli.tui.widgets import ResultsTable
+from lbsearch.config import load_config
+from lbsearch.errors import UsageError
+from lbsearch.indexers.pipeline import IndexOptions, run_index
+from lbsearch.library import Library
+from lbsearch.search import Hit, SearchEngine
+from lbsearch.testing.fake_encoders import FakeEncoders
+from lbsearch.testing.samples import write_sample_media
+from lbsearch.types import Modality
+
+CONFIG = load_config()
+FIXED_MTIME = 1_700_000_000.0  # 2023-11-14, so the preview's "modified" line never changes
+SIZE = (140, 40)
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Image.Image.getdata:DeprecationWarning"  # textual-image on Pillow 13
+)
+
+
+def build_library(root: Path) -> Path:
+    """Sample media (every modality) indexed with the fake encoders; returns the library path."""
+    media = root / "media"
+    for path in write_sample_media(media):
+        os.utime(path, (FIXED_MTIME, FIXED_MTIME))
+    with Library.open(root / "lib", config=CONFIG, write=True) as lib:
+        run_index([media], lib, FakeEncoders(), CONFIG, IndexOptions())
+    return root / "lib"
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Library]:
+    path = build_library(tmp_path_factory.mktemp("tui"))
+    with Library.open(path, config=CONFIG) as lib:
+        yield lib
+
+
+@pytest.fixture
+def engine(library: Library) -> SearchEngine:
+    return SearchEngine(library, CONFIG, encoders=FakeEncoders(config=CONFIG))
+
+
+@pytest.fixture(autouse=True)
+def stable_pictures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Half-block pictures at a fixed cell size, whatever terminal runs the tests."""
+    monkeypatch.setattr(widgets, "PictureWidget", HalfcellImage)
+    monkeypatch.setattr(get_cell_size, "_result", CellSize(10, 20), raising=False)
+
+
+def drive(app: BrowseApp, script: Callable[[Pilot[None]], Awaitable[None]]) -> None:
+    async def main() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await script(pilot)
+
+    asyncio.run(main())
+
+
+async def settle(pilot: Pilot[None], timeout_s: float = 60.0) -> None:
+    """Wait until no search or preview worker is pending or running (a superseded one is
+    cancelled, which wait_for_complete would raise), then let their messages be handled."""
+    deadline = time.monotonic() + timeout_s
+    for _ in range(3):
+        while any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in pilot.app.workers):
+            assert time.monotonic() < deadline, "the workers did not finish"
+            await pilot.pause(0.01)
+        await pilot.pause()
+
+
+def rows(app: BrowseApp) -> list[Hit]:
+    return app.query_one(ResultsTable).hits
+
+
+def status(app: BrowseApp) -> str:
+    return str(app.query_one("#status").render())
+
+
+def test_typing_a_query_lists_every_file_with_a_preview(engine: SearchEngine) -> None:
+    app = BrowseApp(engine)
+
+    async def script(pilot: Pilot[None]) -> None:
+        assert isinstance(app.focused, QueryInput)
+        await pilot.press(*"dog", "enter")
+        await settle(pilot)
+        hits = rows(app)
+        assert len(hits) == 7 == app.query_one(ResultsTable).row_count
+        assert {h.modality for h in hits} == set(Modality)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        assert "7 results for 'dog'" in status(app)
+        assert isinstance(app.focused, ResultsTable)
+        facts = str(app.query_one("#preview-facts").render())
+        assert "modality" in facts and hits[0].modality.value in facts
+
+    drive(app, script)
+
+
+def test_m_cycles_the_modality_filter_and_searches_again(engine: SearchEngine) -> None:
+    app = BrowseApp(engine, query="a red ball")
+    seen: list[set[Modality]] = []
+
+    async def script(pilot: Pilot[None]) -> None:
+        assert len(rows(app)) == 7
+        for _ in range(6):
+            await pilot.press("m")
+            await settle(pilot)
+            seen.append({h.modality for h in rows(app)})
+        assert "filter: all" in status(app)
+
+    drive(app, script)
+    assert seen == [{m} for m in list(Modality)] + [set(Modality)]
+    assert next_modality(Modality.THERMAL) is None
+
+
+def test_s_finds_files_similar_to_the_selected_one(engine: SearchEngine) -> None:
+    app = BrowseApp(engine, query="sunset")
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("m")  # images only
+        await settle(pilot)
+        chosen = rows(app)[0]
+        await pilot.press("m", "m", "m", "m", "m")  # back to all
+        await settle(pilot)
+        while app.query_one(ResultsTable).selected != chosen:
+            await pilot.press("down")
+        await pilot.press("s")
+        await settle(pilot)
+        paths = [h.path for h in rows(app)]
+        assert chosen.path not in paths and len(paths) == 6
+        assert "similar to" in status(app)
+        title = str(app.query_one("#preview-title").render())
+        assert title == Path(paths[0]).name  # the preview follows the new first row
+
+    drive(app, script)
+
+
+def test_enter_opens_at_the_segment_start_and_c_copies(engine: SearchEngine) -> None:
+    opened: list[tuple[str, float, bool]] = []
+
+    def opener(path: str, start_s: float, timed: bool) -> OpenCommand:
+        opened.append((path, start_s, timed))
+        return OpenCommand(("mpv", f"--start={start_s}", path), seeks=True)
+
+    app = BrowseApp(engine, query="humming", opener=opener)
+
+    async def script(pilot: Pilot[None]) -> None:
+        for _ in range(3):
+            await pilot.press("m")  # audio only
+        await settle(pilot)
+        hit = rows(app)[0]
+        await pilot.press("enter", "c")
+        assert opened == [(hit.path, hit.start_s, True)]
+        assert app.clipboard == hit.path
+
+    drive(app, script)
+
+
+def test_slash_focuses_the_query_and_letters_there_are_text(engine: SearchEngine) -> None:
+    app = BrowseApp(engine, query="dog")
+
+    async def script(pilot: Pilot[None]) -> None:
+        assert isinstance(app.focused, ResultsTable)
+        await pilot.press("slash", "ctrl+a", "ctrl+k", *"sqmc")
+        await settle(pilot)
+        assert isinstance(app.focused, QueryInput)
+        assert app.query_one(QueryInput).value == "sqmc" and app.modality is None
+        await pilot.press("escape")
+        assert isinstance(app.focused, ResultsTable)
+        await pilot.press("q")
+
+    drive(app, script)
+    assert app.return_code == 0
+
+
+class BrokenEngine:
+    def search(self, query: object) -> list[Hit]:
+        raise UsageError("no such modality", "index something first")
+
+
+def test_a_failing_search_is_shown_not_raised() -> None:
+    app = BrowseApp(BrokenEngine(), query="dog")  # type: ignore[arg-type]
+
+    async def script(pilot: Pilot[None]) -> None:
+        text = status(app)
+        assert "error: no such modality (index something first)" in text
+        assert rows(app) == []
+
+    drive(app, script)
+
+
+# ---------------------------------------------------------------------------- preview
+
+
+def _hit(path: Path, modality: Modality, start_s: float = 0.0) -> Hit:
+    size = path.stat().st_size
+    return Hit(str(path), modality, 0.5, start_s, start_s + 2, 1, None, size, FIXED_MTIME)
+
+
+def test_previews_of_each_modality(tmp_path: Path) -> None:
+    write_sample_media(tmp_path)
+    video = build_preview(_hit(tmp_path / "bouncing_ball.mp4", Modality.VIDEO, 4.0))
+    facts = dict(video.facts)
+    assert video.picture is not None and video.picture.size == (320, 240)
+    assert facts["video"].startswith("h264 320x240") and facts["segment"] == "00:04-00:06"
+    assert facts["audio"].startswith("aac 16000 Hz")
+    audio = build_preview(_hit(tmp_path / "hum.flac", Modality.AUDIO))
+    assert audio.picture is None and dict(audio.facts)["length"] == "00:14"
+    depth = build_preview(_hit(tmp_path / "depth" / "corridor_depth.png", Modality.DEPTH))
+    assert depth.picture is not None and depth.picture.mode == "L"
+    assert depth.picture.getextrema() == (0, 255)
+    assert dict(depth.facts)["pixels"] == "320 x 240" and "values" in dict(depth.facts)
+    image = build_preview(_hit(tmp_path / "sunset_beach.jpg", Modality.IMAGE))
+    assert image.picture is not None and dict(image.facts)["pixels"] == "320 x 240"
+    (tmp_path / "whistle.wav").unlink()
+    gone = build_preview(
+        Hit(str(tmp_path / "whistle.wav"), Modality.AUDIO, 0.1, 0, 4, 1, 4.0, 10, 0.0)
+    )
+    assert gone.note.startswith("cannot read") and gone.picture is None
+
+
+def test_depth_grey_ignores_missing_pixels() -> None:
+    import numpy as np
+
+    raw = np.array([[0, 1000], [2000, 3000]], dtype=np.uint16)
+    grey = np.asarray(grey_from_depth(raw))
+    assert grey.tolist() == [[0, 0], [127, 255]]
+
+
+def test_formatting_helpers() -> None:
+    assert clock(75.9) == "01:15" and clock(3725) == "1:02:05"
+    assert human_size(512) == "512 B" and human_size(3 * 1024 * 1024) == "3.0 MB"
+    assert display_path("/x/" + "a" * 100, 20) == "…" + "a" * 19
+    assert display_path(str(Path.home() / "pics" / "a.jpg")) == "~/pics/a.jpg"
+
+
+def test_preview_pane_is_empty_before_any_result(engine: SearchEngine) -> None:
+    app = BrowseApp(engine)
+
+    async def script(pilot: Pilot[None]) -> None:
+        assert not app.query_one("#preview-picture").display
+        assert str(app.query_one("#preview-facts").render()) == ""
+        await pilot.press("s")  # nothing selected: a warning, no search
+        await settle(pilot)
+        assert app.request is None
+
+    drive(app, script)
+
+
+# ---------------------------------------------------------------------------- opener
+
+
+def _which(*found: str) -> Callable[[str], str | None]:
+    return lambda name: f"/usr/bin/{name}" if name in found else None
+
+
+def test_timed_media_open_in_a_seeking_player() -> None:
+    mpv = open_command("v.mp4", 12.0, timed=True, which=_which("mpv", "vlc", "xdg-open"))
+    assert mpv.argv == ("/usr/bin/mpv", "--start=12", "v.mp4") and mpv.seeks
+    vlc = open_command("a.wav", 7.25, timed=True, which=_which("vlc"))
+    assert vlc.argv == ("/usr/bin/vlc", "--start-time=7.250", "a.wav")
+
+
+def test_other_files_open_in_the_system_viewer() -> None:
+    linux = open_command("p.jpg", which=_which("mpv", "xdg-open"), platform="linux")
+    assert linux.argv == ("/usr/bin/xdg-open", "p.jpg") and not linux.seeks
+    assert open_command("v.mp4", 3, timed=True, platform="darwin", which=_which()).argv == (
+        "open",
+        "v.mp4",
+    )
+    assert open_command("p.jpg", platform="win32", which=_which()).argv == ()
+
+
+def test_browse_command_is_registered_and_textual_loads_only_inside_it() -> None:
+    from typer.testing import CliRunner
+
+    from lbsearch.cli.main import app
+
+    result = CliRunner().invoke(app, ["browse", "--help"])
+    assert result.exit_code == 0 and "--library" in result.output
+    code = "import sys, lbsearch.cli.main; print('textual' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
