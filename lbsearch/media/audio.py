@@ -50,7 +50,11 @@ def decode_audio(handle: BinaryIO, path: Path, spec: MediaSpec, cfg: Config) -> 
     for start, end in plan_audio_windows(len(feats), spec.target_length, cfg.audio.hop_frames):
         pixels = _window_pixels(feats[start:end], spec.target_length)
         t0, t1 = offset + start * FRAME_SHIFT_S, offset + end * FRAME_SHIFT_S
-        segments.append(Segment(str(path), Modality.AUDIO, max(0.0, t0), max(0.0, t1), pixels))
+        segments.append(
+            Segment(
+                str(path), Modality.AUDIO, round(max(0.0, t0), 6), round(max(0.0, t1), 6), pixels
+            )
+        )
     return segments
 
 

@@ -75,7 +75,9 @@ def plan_windows(
         first, last = int(members[0]), int(members[-1])
         picks = np.linspace(first, last, num_frames, dtype=int)  # truncation, as the reference
         end = duration if k == count - 1 else (k + 1) * segment_s
-        windows.append(Window(k * segment_s, float(end), tuple(int(i) for i in picks)))
+        # microseconds: timestamps sums like 11.999999999999998 are noise, not information
+        start = round(k * segment_s, 6)
+        windows.append(Window(start, round(float(end), 6), tuple(int(i) for i in picks)))
     return windows
 
 
