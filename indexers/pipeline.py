@@ -33,26 +33,24 @@ class IndexOptions:
     stop: threading.Event = field(default_factory=threading.Event, compare=False)
 
 
-@dataclass
 class _Tally:
-    added: int = 0
-    updated: int = 0
-    reused: int = 0
-    failed: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)
+    """Run totals, counted as rows are committed."""
 
-    def count(self, rows: Sequence[IndexedFile | FailedFile], plan: Plan) -> None:
-        known = {str(u.found.path) for u in plan.units if u.known}
-        reusing = {str(u.found.path) for u in plan.units if not u.to_decode}
+    def __init__(self, plan: Plan) -> None:
+        self.known = {str(u.found.path) for u in plan.units if u.known}
+        self.reusing = {str(u.found.path) for u in plan.units if not u.to_decode}
+        self.added = self.updated = self.reused = self.failed = 0
+        self.reasons: dict[str, int] = {}
+
+    def count(self, rows: Sequence[IndexedFile | FailedFile]) -> None:
         for row in rows:
             if isinstance(row, FailedFile):
                 self.failed += 1
                 self.reasons[row.reason] = self.reasons.get(row.reason, 0) + 1
-            elif row.path in known:
-                self.updated += 1
-            else:
-                self.added += 1
-            self.reused += row.path in reusing and isinstance(row, IndexedFile)
+                continue
+            self.added += row.path not in self.known
+            self.updated += row.path in self.known
+            self.reused += row.path in self.reusing
 
 
 def run_index(
@@ -80,7 +78,7 @@ def run_index(
     progress(_planned(plan))
     for failure in plan.failures:
         progress(FileFailed(failure.path, failure.reason, failure.detail))
-    tally = _Tally()
+    tally = _Tally(plan)
     assembler = Assembler(plan.units, encoders, config.runtime.batch_size, progress)
     interrupted = _embed(plan, assembler, library, config, options.stop, tally)
     removed = 0 if interrupted else _sweep(library, swept_roots, plan, progress)
@@ -126,7 +124,7 @@ def _embed(
     """Decode and embed everything planned; False when done, True when stopped early."""
     from lbsearch.media.pool import DecodeJob, DecodePool
 
-    writer = _Writer(library, plan, tally)
+    writer = _Writer(library, tally)
     writer.add(plan.failures)
     writer.add(assembler.take_ready())  # files whose vectors are all reused
     jobs = [
@@ -150,13 +148,13 @@ class _Writer:
     """Commits completed files: one transaction per encoder batch (or per group of reused or
     failed files), then the in-memory index follows it."""
 
-    def __init__(self, library: Library, plan: Plan, tally: _Tally) -> None:
-        self.library, self.plan, self.tally = library, plan, tally
+    def __init__(self, library: Library, tally: _Tally) -> None:
+        self.library, self.tally = library, tally
 
     def add(self, rows: Sequence[IndexedFile | FailedFile]) -> None:
         if rows:
             self.library.write_batch(rows)
-            self.tally.count(rows, self.plan)
+            self.tally.count(rows)
 
 
 def _sweep(library: Library, roots: Sequence[Path], plan: Plan, progress: Progress) -> int:
