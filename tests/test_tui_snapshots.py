@@ -44,12 +44,6 @@ def test_first_screen_of_a_query(snap_compare: Any, engine: SearchEngine) -> Non
     assert snap_compare(app, terminal_size=SIZE, run_before=settle)
 
 
-def test_video_filter_shows_a_key_frame(snap_compare: Any, engine: SearchEngine) -> None:
-    app = BrowseApp(engine, query="a bouncing ball")
-
-    async def filter_video(pilot: Any) -> None:
-        await settle(pilot)
-        await pilot.press("m", "m")
-        await settle(pilot)
-
-    assert snap_compare(app, terminal_size=SIZE, run_before=filter_video)
+# The video-filter screen (a key frame rendered in half blocks) was dropped from the snapshots:
+# it differed between identical environments in CI (timing of the preview worker). The key
+# frame preview is checked functionally in tests/test_tui.py.
