@@ -91,9 +91,11 @@ class EncoderSet:
 def embed_texts(
     texts: Sequence[str], modality: Modality, request: EmbedRequest
 ) -> Iterator[EmbedResult]:
-    from .models.encoder import load_text_encoder
+    from .models.encoder import load_text_encoder, open_checkpoint
 
     model = EncoderSet(request).model_for(modality)
+    # a shared tower carries the id of whichever checkpoint loaded it first: report the one asked
+    model_id = open_checkpoint(model).model_id
     text_encoder = load_text_encoder(
         model,
         device=request.device,
@@ -104,7 +106,7 @@ def embed_texts(
     for text, vector in zip(texts, vectors, strict=True):
         yield EmbedResult(
             modality="text",
-            model=text_encoder.model_id,
+            model=model_id,
             text=text,
             segments=[SegmentVector(0.0, 0.0, _as_list(vector))],
         )

@@ -58,7 +58,10 @@ def open_checkpoint(model: str) -> Checkpoint:
 
 
 class TextEncoder:
-    """A checkpoint's text tower with its tokenizer."""
+    """A checkpoint's text tower with its tokenizer.
+
+    Towers with identical weights are shared, so `model_id` names the first checkpoint that
+    loaded these weights, which may not be the one a caller asked for."""
 
     def __init__(self, checkpoint: Checkpoint, placement: Placement, batch_size: int = 64) -> None:
         spec = checkpoint.spec
