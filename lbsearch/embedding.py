@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .errors import LbsearchError, MediaError
-from .types import Modality
+from .types import MediaSpec, Modality
 
 if TYPE_CHECKING:
     from .media.pool import DecodeResult
-    from .models.encoder import Encoder
+    from .models.encoder import Checkpoint, Encoder
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class EncoderSet:
     def __init__(self, request: EmbedRequest) -> None:
         self.request = request
         self._encoders: dict[Modality, Encoder] = {}
+        self._checkpoints: dict[Modality, Checkpoint] = {}
         self._override: tuple[Modality, str] | None = None
         if request.model:
             from .models.encoder import open_checkpoint
@@ -73,6 +74,18 @@ class EncoderSet:
         if self._override and self._override[0] is modality:
             return self._override[1]
         return self.request.config.models.for_modality(modality)
+
+    def checkpoint(self, modality: Modality) -> Checkpoint:
+        """The modality's checkpoint from its config.json alone (no weights read): decoding can
+        start, and failures can be reported, before or without loading the weights."""
+        if modality not in self._checkpoints:
+            from .models.encoder import open_checkpoint
+
+            self._checkpoints[modality] = open_checkpoint(self.model_for(modality))
+        return self._checkpoints[modality]
+
+    def media_spec(self, modality: Modality) -> MediaSpec:
+        return self.checkpoint(modality).spec.media_spec()
 
     def get(self, modality: Modality) -> Encoder:
         if modality not in self._encoders:
@@ -139,7 +152,7 @@ def embed_files(
         except MediaError as error:
             results[index] = _failure(Path(path), forced.value if forced else "unknown", "", error)
             continue
-        spec = encoders.get(modality).spec.media_spec()
+        spec = encoders.media_spec(modality)
         jobs.append(DecodeJob(Path(path), spec, tag=index))
     next_index = 0
     with DecodePool(request.config) as pool:
@@ -155,11 +168,12 @@ def embed_files(
 
 def _embed_decoded(decoded: DecodeResult, encoders: EncoderSet) -> EmbedResult:
     modality = decoded.job.spec.modality
-    encoder = encoders.get(modality)
     if decoded.error is not None:
-        return _failure(decoded.job.path, modality.value, encoder.model_id, decoded.error)
+        model_id = encoders.checkpoint(modality).model_id
+        return _failure(decoded.job.path, modality.value, model_id, decoded.error)
     import torch
 
+    encoder = encoders.get(modality)
     batch = encoders.request.config.runtime.batch_size
     segments = decoded.segments
     vectors = [
