@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from lbsearch.config import Config
+from lbsearch.media.versions import preprocess_version
 from lbsearch.types import MediaSpec, Modality, Segment
 
 if TYPE_CHECKING:
     from lbsearch.models.encoder import Checkpoint, Encoder
-
-PREPROCESS_VERSION = "1"
 
 
 class EncoderProvider(Protocol):
@@ -30,14 +29,7 @@ class EncoderProvider(Protocol):
         ...
 
 
-def preprocess_version(modality: Modality, config: Config) -> str:
-    """Changes whenever stored vectors would come out differently for the same file and model."""
-    if modality is Modality.VIDEO:
-        video = config.video
-        return f"{PREPROCESS_VERSION};window={video.segment_seconds};max={video.max_segments}"
-    if modality is Modality.AUDIO:
-        return f"{PREPROCESS_VERSION};hop={config.audio.hop_frames};max={config.audio.max_seconds}"
-    return PREPROCESS_VERSION
+__all__ = ["EncoderProvider", "LanguageBindEncoders", "preprocess_version"]
 
 
 class LanguageBindEncoders:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..embedder.protocol import Encoding
 from ..types import MediaSpec, Modality, Segment
 
 if TYPE_CHECKING:
@@ -48,6 +50,15 @@ class FakeEncoders:
 
     def media_spec(self, modality: Modality) -> MediaSpec:
         return MediaSpec(modality, image_size=self.image_size, num_frames=8, num_mel_bins=112)
+
+    def encoding(self, modality: Modality) -> Encoding:
+        return Encoding("fake", "float32")
+
+    def embed_segments(self, modality: Modality, segments: Sequence[Segment]) -> np.ndarray:
+        return self.encode(modality, list(segments))
+
+    def embed_texts(self, modality: Modality, texts: Sequence[str]) -> np.ndarray:
+        return self.text_vectors(modality, list(texts))
 
     def encode(self, modality: Modality, segments: list[Segment]) -> np.ndarray:
         if self.delay_s:
