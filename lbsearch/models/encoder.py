@@ -16,9 +16,8 @@ from torch import nn
 
 from ..errors import CheckpointError, UsageError
 from ..types import Modality
-from .hub import is_local_reference, resolve_checkpoint, weights_file
+from .checkpoint import Checkpoint, open_checkpoint
 from .runtime import resolve_attention, resolve_device, resolve_dtype
-from .spec import CheckpointSpec, read_spec
 from .tokenizer import ClipTokenizer
 from .towers import TextModel, VisionModel, set_attention
 from .weights import TEXT_PREFIXES, VISION_PREFIXES, check_keys, fingerprint, read_tensors
@@ -36,25 +35,6 @@ class Placement:
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)
         return cls(dev, dt, resolve_attention(attention, dev, dt))
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A resolved checkpoint: its id as the user named it, its directory and parsed config."""
-
-    model_id: str
-    directory: Path
-    spec: CheckpointSpec
-
-    @property
-    def weights(self) -> Path:
-        return weights_file(self.directory)
-
-
-def open_checkpoint(model: str) -> Checkpoint:
-    directory = resolve_checkpoint(model)
-    model_id = str(directory) if is_local_reference(model) else model
-    return Checkpoint(model_id, directory, read_spec(directory / "config.json"))
 
 
 class TextEncoder:

@@ -1,0 +1,31 @@
+"""A checkpoint resolved to a folder and its parsed config.json: no torch, no weights read.
+
+The cold query path (ONNX Runtime) and decoding start from this alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .hub import is_local_reference, resolve_checkpoint, weights_file
+from .spec import CheckpointSpec, read_spec
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A resolved checkpoint: its id as the user named it, its directory and parsed config."""
+
+    model_id: str
+    directory: Path
+    spec: CheckpointSpec
+
+    @property
+    def weights(self) -> Path:
+        return weights_file(self.directory)
+
+
+def open_checkpoint(model: str) -> Checkpoint:
+    directory = resolve_checkpoint(model)
+    model_id = str(directory) if is_local_reference(model) else model
+    return Checkpoint(model_id, directory, read_spec(directory / "config.json"))
