@@ -26,17 +26,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from lbsearch.catalog import IndexedFile, NewSegment
 from lbsearch.config import load_config
+from lbsearch.embedder import Encoding, LanguageBindEmbedder, open_embedder
 from lbsearch.library import Library
 from lbsearch.search import Query, SearchEngine, Term
 from lbsearch.testing.checkpoints import TinyDims, write_tiny_checkpoint
 from lbsearch.testing.vectors import clustered_vectors
-from lbsearch.types import Modality
+from lbsearch.types import MediaSpec, Modality, Segment
 
 DIM = 768
 LAYOUT = ((Modality.IMAGE, 0.5, 1), (Modality.VIDEO, 0.3, 10), (Modality.AUDIO, 0.2, 5))
@@ -111,34 +113,39 @@ def _file(
 
 
 class TimedEncoders:
-    """LanguageBindQueryEncoders with the seconds spent in text_vectors recorded."""
+    """An embedder with the seconds spent encoding texts recorded."""
 
-    def __init__(self, inner: object) -> None:
+    def __init__(self, inner: LanguageBindEmbedder) -> None:
         self.inner = inner
         self.encode_s = 0.0
 
-    def text_vectors(self, modality: Modality, texts: list[str]) -> np.ndarray:
+    def model_id(self, modality: Modality) -> str:
+        return self.inner.model_id(modality)
+
+    def encoding(self, modality: Modality) -> Encoding:
+        return self.inner.encoding(modality)
+
+    def media_spec(self, modality: Modality) -> MediaSpec:
+        return self.inner.media_spec(modality)
+
+    def embed_segments(self, modality: Modality, segments: Sequence[Segment]) -> np.ndarray:
+        return self.inner.embed_segments(modality, segments)
+
+    def embed_texts(self, modality: Modality, texts: Sequence[str]) -> np.ndarray:
         start = time.perf_counter()
         try:
-            return self.inner.text_vectors(modality, texts)  # type: ignore[attr-defined]
+            return self.inner.embed_texts(modality, texts)
         finally:
             self.encode_s += time.perf_counter() - start
 
-    def file_vector(
-        self, path: Path, modality: Modality | None = None
-    ) -> tuple[Modality, np.ndarray]:
-        return self.inner.file_vector(path, modality)  # type: ignore[attr-defined]
-
 
 def warm(library: Path, config_path: Path, queries: int) -> dict[str, tuple[float, float]]:
-    from lbsearch.query_encoders import LanguageBindQueryEncoders
-
     config = load_config(config_path)
     totals: list[float] = []
     encodes: list[float] = []
     with Library.open(library, config=config) as lib:
         models = {m: s.model_id for m, s in lib.catalog.modality_states().items()}
-        timed = TimedEncoders(LanguageBindQueryEncoders(config, models))
+        timed = TimedEncoders(open_embedder(config, models=models))
         engine = SearchEngine(lib, config, timed)
         engine.search(Query((Term("warm up"),)))  # loads the tower and the indices
         for text in texts(queries, seed=len(totals)):
@@ -184,23 +191,23 @@ COLD_PHASES = """
 import json, sys, time
 t0 = time.perf_counter()
 from lbsearch.config import load_config
+from lbsearch.embedder import Encoding, LanguageBindEmbedder, open_embedder
 from lbsearch.library import Library
-from lbsearch.query_encoders import LanguageBindQueryEncoders
+from lbsearch.embedder import open_embedder
 from lbsearch.search import Query, SearchEngine, Term
-import torch, faiss
+import faiss
 t1 = time.perf_counter()
 config = load_config(sys.argv[1])
 with Library.open(sys.argv[2], config=config) as lib:
     models = {m: s.model_id for m, s in lib.catalog.modality_states().items()}
-    enc = LanguageBindQueryEncoders(config, models)
+    enc = open_embedder(config, models=models)
     engine = SearchEngine(lib, config, enc)
     for m in engine.indexed_modalities():
         lib.vectors.index(m)
     t2 = time.perf_counter()
-    for m in engine.indexed_modalities():
-        enc.text_encoder(m)
+    enc.embed_texts(engine.indexed_modalities()[0], ["warm"])
     t3 = time.perf_counter()
-    enc.text_vectors(engine.indexed_modalities()[0], ["a dog on a beach"])
+    enc.embed_texts(engine.indexed_modalities()[0], ["a dog on a beach"])
     t4 = time.perf_counter()
     engine.search(Query((Term("a dog on a beach"),)))
     t5 = time.perf_counter()

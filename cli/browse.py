@@ -8,7 +8,8 @@ import typer
 
 from .context import settings
 from .index import LibraryOption
-from .query import quiet_idle_threads
+from .query import make_encoders, quiet_idle_threads
+from .runtime_options import BackendOption, DeviceOption, DtypeOption
 
 
 def browse(
@@ -18,6 +19,9 @@ def browse(
     ] = None,
     library: LibraryOption = None,
     limit: Annotated[int, typer.Option(min=1, help="Results per search.")] = 50,
+    backend: BackendOption = None,
+    device: DeviceOption = None,
+    dtype: DtypeOption = None,
 ) -> None:
     """Search interactively: Enter opens, s finds similar items, m cycles the modality, q quits."""
     quiet_idle_threads()
@@ -30,5 +34,6 @@ def browse(
 
         from .tui.app import BrowseApp
 
-        engine = SearchEngine(lib, config)  # its encoders load on the first search, then stay
+        # towers load on the first search, then stay
+        engine = SearchEngine(lib, config, make_encoders(lib, config, device, dtype, backend))
         BrowseApp(engine, query=text or "", limit=limit).run()

@@ -12,6 +12,7 @@ import typer
 from lbsearch.errors import UsageError
 
 from .context import settings
+from .runtime_options import BackendOption, DeviceOption, DtypeOption
 
 if TYPE_CHECKING:
     from lbsearch.embedding import EmbedResult
@@ -40,8 +41,9 @@ def embed(
             "--model", help="Checkpoint (repo id or directory) instead of the configured one."
         ),
     ] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
-    dtype: Annotated[str | None, typer.Option(help="auto, float32, bfloat16 or float16.")] = None,
+    backend: BackendOption = None,
+    device: DeviceOption = None,
+    dtype: DtypeOption = None,
     as_json: Annotated[
         bool,
         typer.Option("--json", help="JSON Lines output (implied when stdout is not a terminal)."),
@@ -51,29 +53,38 @@ def embed(
 
     Files that cannot be embedded appear with "error" and "reason"; the exit status is then 1.
     """
-    from lbsearch.embedding import EmbedRequest, embed_files, embed_texts
+    from lbsearch.embedder import open_embedder, override_for
+    from lbsearch.embedding import embed_files, embed_texts
     from lbsearch.types import Modality
 
     config = settings(ctx)
     if not files and not text:
         raise UsageError("nothing to embed", "give FILE arguments or --text")
-    request = EmbedRequest(
-        config=config,
-        model=model,
-        device=device or config.runtime.device,
-        dtype=dtype or config.runtime.dtype,
+    embedder = open_embedder(
+        config,
+        models=override_for(model),
+        backend=backend,
+        device=device,
+        dtype=dtype,
+        notify=_notify,
     )
     json_mode = as_json or not sys.stdout.isatty()
     printer = _JsonPrinter() if json_mode else _SummaryPrinter()
     if text:
-        for result in embed_texts(text, Modality.parse(modality), request):
+        for result in embed_texts(text, Modality.parse(modality), embedder):
             printer.show(result)
     if files:
         forced = Modality.parse(as_modality) if as_modality else None
-        for result in embed_files(files, forced, request):
+        for result in embed_files(files, forced, embedder, config):
             printer.show(result)
     if printer.failures:
         raise typer.Exit(1)
+
+
+def _notify(message: str) -> None:
+    """Long one-off steps of the embedder (a first ONNX export) are told on stderr."""
+    sys.stderr.write(f"{message}\n")
+    sys.stderr.flush()
 
 
 class _JsonPrinter:

@@ -12,6 +12,7 @@ import typer
 
 from .context import settings
 from .progress import RichProgress, summary_table
+from .runtime_options import BackendOption, DeviceOption, DtypeOption
 
 LibraryOption = Annotated[
     Path | None,
@@ -41,11 +42,12 @@ def index(
         str | None, typer.Option("--as", help="Index every file as this modality.")
     ] = None,
     retry_failed: Annotated[bool, typer.Option(help="Try files that failed before again.")] = False,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
-    dtype: Annotated[str | None, typer.Option(help="auto, float32, bfloat16 or float16.")] = None,
+    backend: BackendOption = None,
+    device: DeviceOption = None,
+    dtype: DtypeOption = None,
 ) -> None:
     """Embed every media file under ROOTS into the library; re-runs only do what changed."""
-    from lbsearch.indexers.encoders import LanguageBindEncoders
+    from lbsearch.embedder import open_embedder
     from lbsearch.indexers.pipeline import IndexOptions, run_index
     from lbsearch.indexers.plan import PlanOptions
     from lbsearch.indexers.walk import WalkOptions
@@ -59,7 +61,7 @@ def index(
         plan=PlanOptions(forced=forced, retry_failed=retry_failed),
     )
     progress = RichProgress(enabled=sys.stderr.isatty())
-    encoders = LanguageBindEncoders(config, device=device, dtype=dtype)
+    encoders = open_embedder(config, backend=backend, device=device, dtype=dtype)
     with Library.open(library, config=config, write=True) as lib, _FirstCtrlCStops(options.stop):
         progress.library = str(lib.root)
         with progress:

@@ -13,11 +13,13 @@ from lbsearch.errors import UsageError
 
 from .context import settings
 from .index import LibraryOption
+from .runtime_options import BackendOption, DeviceOption, DtypeOption
 
 if TYPE_CHECKING:
     from lbsearch.config import Config
+    from lbsearch.embedder import Embedder
     from lbsearch.library import Library
-    from lbsearch.search import Hit, Query, QueryEncoders, Term
+    from lbsearch.search import Hit, Query, Term
 
 
 def query(
@@ -93,8 +95,9 @@ def query(
         bool, typer.Option("--paths", help="Print only the paths, one a line (for xargs).")
     ] = False,
     library: LibraryOption = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
-    dtype: Annotated[str | None, typer.Option(help="auto, float32, bfloat16 or float16.")] = None,
+    backend: BackendOption = None,
+    device: DeviceOption = None,
+    dtype: DtypeOption = None,
 ) -> None:
     """Find the files that best match TEXT and/or --like examples, in every indexed modality.
 
@@ -126,7 +129,7 @@ def query(
         min_score=min_score,
     )
     with Library.open(library, config=config) as lib:
-        engine = SearchEngine(lib, config, make_encoders(lib, config, device, dtype))
+        engine = SearchEngine(lib, config, make_encoders(lib, config, device, dtype, backend))
         indexed = engine.indexed_modalities()
         if not indexed:
             _say(f"the library at {lib.root} has nothing indexed yet; run `lbsearch index FOLDER`")
@@ -153,14 +156,18 @@ def quiet_idle_threads() -> None:
 
 
 def make_encoders(
-    lib: Library, config: Config, device: str | None, dtype: str | None
-) -> QueryEncoders:
-    """Text towers and example encoders of the checkpoints the library was indexed with (tests
-    replace this with FakeEncoders)."""
-    from lbsearch.query_encoders import LanguageBindQueryEncoders
+    lib: Library,
+    config: Config,
+    device: str | None,
+    dtype: str | None,
+    backend: str | None = None,
+) -> Embedder:
+    """The embedder on the checkpoints the library was indexed with (tests replace this with
+    FakeEncoders)."""
+    from lbsearch.embedder import open_embedder
 
     models = {m: s.model_id for m, s in lib.catalog.modality_states().items()}
-    return LanguageBindQueryEncoders(config, models, device=device, dtype=dtype)
+    return open_embedder(config, models=models, backend=backend, device=device, dtype=dtype)
 
 
 def parse_terms(

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lbsearch.catalog import FailedFile, IndexedFile, NewSegment, StoredSegment
+from lbsearch.embedder import Embedder
 from lbsearch.errors import MediaError
 from lbsearch.media.probe import dimensions
 from lbsearch.types import Modality, Segment
 
-from .encoders import EncoderProvider
 from .plan import Unit
 from .progress import Event, FileDone, FileFailed, Progress, SegmentsEmbedded, Warning_
 
@@ -37,7 +37,7 @@ class _Progressing:
 
 class Assembler:
     def __init__(
-        self, units: list[Unit], encoders: EncoderProvider, batch_size: int, progress: Progress
+        self, units: list[Unit], encoders: Embedder, batch_size: int, progress: Progress
     ) -> None:
         self.encoders = encoders
         self.batch_size = max(1, batch_size)
@@ -72,7 +72,7 @@ class Assembler:
         if not flat:
             return
         chunks = [
-            self.encoders.encode(modality, flat[i : i + self.batch_size])
+            self.encoders.embed_segments(modality, flat[i : i + self.batch_size])
             for i in range(0, len(flat), self.batch_size)
         ]
         vectors = np.concatenate(chunks).astype(np.float32, copy=False)

@@ -16,11 +16,12 @@ from pathlib import Path
 
 from lbsearch.catalog import FailedFile, IndexedFile, RunCounts
 from lbsearch.config import Config
+from lbsearch.embedder import Embedder
 from lbsearch.library import Library
+from lbsearch.media.versions import preprocess_version
 from lbsearch.types import Modality
 
 from .assemble import Assembler
-from .encoders import EncoderProvider, preprocess_version
 from .plan import Plan, PlanOptions, make_plan
 from .progress import FileFailed, Finished, Planned, Progress, Swept, Warning_, ignore_progress
 from .walk import FoundFile, WalkOptions, WalkProblem, walk
@@ -56,7 +57,7 @@ class _Tally:
 def run_index(
     roots: Sequence[Path],
     library: Library,
-    encoders: EncoderProvider,
+    encoders: Embedder,
     config: Config,
     options: IndexOptions | None = None,
     progress: Progress = ignore_progress,
@@ -67,7 +68,7 @@ def run_index(
     run_id = library.catalog.start_run([str(r) for r in roots])
     for modality in Modality:
         library.set_modality(
-            modality, encoders.model_id(modality), preprocess_version(modality, config)
+            modality, encoders.model_id(modality), _recipe(modality, encoders, config)
         )
     swept_roots = [r for r in roots if r.exists()]
     for missing in set(roots) - set(swept_roots):
@@ -79,7 +80,8 @@ def run_index(
     for failure in plan.failures:
         progress(FileFailed(failure.path, failure.reason, failure.detail))
     tally = _Tally(plan)
-    assembler = Assembler(plan.units, encoders, config.runtime.batch_size, progress)
+    # segments gathered per encoder call; the embedder splits them into its device's batches
+    assembler = Assembler(plan.units, encoders, config.runtime.batch_size or 32, progress)
     interrupted = _embed(plan, assembler, library, config, options.stop, tally)
     removed = 0 if interrupted else _sweep(library, swept_roots, plan, progress)
     library.save()
@@ -92,6 +94,12 @@ def run_index(
     )
     progress(finished)
     return finished
+
+
+def _recipe(modality: Modality, encoders: Embedder, config: Config) -> str:
+    """Recorded with the model id: a change of preprocessing, back-end or dtype re-embeds the
+    modality (int8 or bf16 vectors are not interchangeable with float32 ones)."""
+    return f"{preprocess_version(modality, config)};{encoders.encoding(modality)}"
 
 
 def _found(roots: Sequence[Path], options: WalkOptions, progress: Progress) -> Iterator[FoundFile]:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from lbsearch.catalog import FailedFile, FileRecord, FileStatus, StoredSegment, hash_file
 from lbsearch.config import Config
+from lbsearch.embedder import Embedder
 from lbsearch.errors import MediaError
 from lbsearch.library import Library
 from lbsearch.media import classify
 from lbsearch.types import Modality
 
-from .encoders import EncoderProvider
 from .walk import FoundFile
 
 _LOOKUP_CHUNK = 500
@@ -57,7 +57,7 @@ class PlanOptions:
 def make_plan(
     found: Iterable[FoundFile],
     library: Library,
-    encoders: EncoderProvider,
+    encoders: Embedder,
     config: Config,
     options: PlanOptions,
 ) -> Plan:
@@ -74,7 +74,7 @@ def _plan_one(
     item: FoundFile,
     record: FileRecord | None,
     library: Library,
-    encoders: EncoderProvider,
+    encoders: Embedder,
     config: Config,
     options: PlanOptions,
     plan: Plan,

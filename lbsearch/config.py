@@ -29,10 +29,11 @@ class ModelsConfig:
 
 @dataclass(frozen=True)
 class RuntimeConfig:
+    backend: str = "auto"
     device: str = "auto"
     dtype: str = "auto"
     attention: str = "auto"
-    batch_size: int = 8
+    batch_size: int = 0
     text_batch_size: int = 64
     threads: int = 0
 

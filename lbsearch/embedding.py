@@ -1,7 +1,8 @@
-"""Embedding files and texts one by one, for `lbsearch embed` and scripts.
+"""Embedding files and texts one by one, for `lbsearch embed`, `lbsearch serve` and scripts.
 
 The indexer has its own pipeline; this is the direct path: classify, decode (in a worker process,
-with the per-file time limit), encode every segment, report each file's vectors or its error.
+with the per-file time limit), embed every segment with the one embedder, report each file's
+vectors or its error.
 """
 
 from __future__ import annotations
@@ -13,19 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .errors import LbsearchError, MediaError
-from .types import MediaSpec, Modality
+from .types import Modality
 
 if TYPE_CHECKING:
+    from .embedder import Embedder
     from .media.pool import DecodeResult
-    from .models.encoder import Checkpoint, Encoder
-
-
-@dataclass(frozen=True)
-class EmbedRequest:
-    config: Config
-    model: str | None = None  # overrides the configured checkpoint of the modality it belongs to
-    device: str = "auto"
-    dtype: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -57,65 +50,12 @@ class EmbedResult:
         return out
 
 
-class EncoderSet:
-    """One encoder per modality, loaded on first use."""
-
-    def __init__(self, request: EmbedRequest) -> None:
-        self.request = request
-        self._encoders: dict[Modality, Encoder] = {}
-        self._checkpoints: dict[Modality, Checkpoint] = {}
-        self._override: tuple[Modality, str] | None = None
-        if request.model:
-            from .models.encoder import open_checkpoint
-
-            self._override = (open_checkpoint(request.model).spec.modality, request.model)
-
-    def model_for(self, modality: Modality) -> str:
-        if self._override and self._override[0] is modality:
-            return self._override[1]
-        return self.request.config.models.for_modality(modality)
-
-    def checkpoint(self, modality: Modality) -> Checkpoint:
-        """The modality's checkpoint from its config.json alone (no weights read): decoding can
-        start, and failures can be reported, before or without loading the weights."""
-        if modality not in self._checkpoints:
-            from .models.encoder import open_checkpoint
-
-            self._checkpoints[modality] = open_checkpoint(self.model_for(modality))
-        return self._checkpoints[modality]
-
-    def media_spec(self, modality: Modality) -> MediaSpec:
-        return self.checkpoint(modality).spec.media_spec()
-
-    def get(self, modality: Modality) -> Encoder:
-        if modality not in self._encoders:
-            from .models.encoder import load_encoder
-
-            self._encoders[modality] = load_encoder(
-                modality,
-                self.model_for(modality),
-                device=self.request.device,
-                dtype=self.request.dtype,
-                attention=self.request.config.runtime.attention,
-            )
-        return self._encoders[modality]
-
-
 def embed_texts(
-    texts: Sequence[str], modality: Modality, request: EmbedRequest
+    texts: Sequence[str], modality: Modality, embedder: Embedder
 ) -> Iterator[EmbedResult]:
-    from .models.encoder import load_text_encoder, open_checkpoint
-
-    model = EncoderSet(request).model_for(modality)
-    # a shared tower carries the id of whichever checkpoint loaded it first: report the one asked
-    model_id = open_checkpoint(model).model_id
-    text_encoder = load_text_encoder(
-        model,
-        device=request.device,
-        dtype=request.dtype,
-        attention=request.config.runtime.attention,
-    )
-    vectors = text_encoder.encode_text(list(texts))
+    """One result per text, from the text tower of `modality`'s checkpoint."""
+    vectors = embedder.embed_texts(modality, list(texts))
+    model_id = embedder.model_id(modality)
     for text, vector in zip(texts, vectors, strict=True):
         yield EmbedResult(
             modality="text",
@@ -137,56 +77,47 @@ def _failure(path: Path, modality: str, model: str, error: LbsearchError) -> Emb
 
 
 def embed_files(
-    files: Sequence[Path], forced: Modality | None, request: EmbedRequest
+    files: Sequence[Path], forced: Modality | None, embedder: Embedder, config: Config
 ) -> Iterator[EmbedResult]:
     """One result per file, in the order given; decoding runs in worker processes meanwhile."""
     from .media import classify
     from .media.pool import DecodeJob, DecodePool
 
-    encoders = EncoderSet(request)
     results: dict[int, EmbedResult] = {}
     jobs = []
     for index, path in enumerate(files):
         try:
-            modality = classify(Path(path), request.config.classify, forced=forced)
+            modality = classify(Path(path), config.classify, forced=forced)
         except MediaError as error:
             results[index] = _failure(Path(path), forced.value if forced else "unknown", "", error)
             continue
-        spec = encoders.media_spec(modality)
-        jobs.append(DecodeJob(Path(path), spec, tag=index))
+        jobs.append(DecodeJob(Path(path), embedder.media_spec(modality), tag=index))
     next_index = 0
-    with DecodePool(request.config) as pool:
-        for decoded in pool.imap(jobs):
-            results[decoded.job.tag] = _embed_decoded(decoded, encoders)
-            while next_index in results:
-                yield results.pop(next_index)
-                next_index += 1
+    if jobs:
+        with DecodePool(config) as pool:
+            for decoded in pool.imap(jobs):
+                results[decoded.job.tag] = _embed_decoded(decoded, embedder)
+                while next_index in results:
+                    yield results.pop(next_index)
+                    next_index += 1
     while next_index in results:
         yield results.pop(next_index)
         next_index += 1
 
 
-def _embed_decoded(decoded: DecodeResult, encoders: EncoderSet) -> EmbedResult:
+def _embed_decoded(decoded: DecodeResult, embedder: Embedder) -> EmbedResult:
     modality = decoded.job.spec.modality
+    model_id = embedder.model_id(modality)
     if decoded.error is not None:
-        model_id = encoders.checkpoint(modality).model_id
         return _failure(decoded.job.path, modality.value, model_id, decoded.error)
-    import torch
-
-    encoder = encoders.get(modality)
-    batch = encoders.request.config.runtime.batch_size
     segments = decoded.segments
-    vectors = [
-        encoder.encode(torch.stack([s.pixels for s in segments[i : i + batch]]))
-        for i in range(0, len(segments), batch)
-    ]
-    flat = torch.cat(vectors)
+    vectors = embedder.embed_segments(modality, segments)
     return EmbedResult(
         modality=modality.value,
-        model=encoder.model_id,
+        model=model_id,
         path=str(decoded.job.path),
         segments=[
             SegmentVector(s.start_s, s.end_s, _as_list(v))
-            for s, v in zip(segments, flat, strict=True)
+            for s, v in zip(segments, vectors, strict=True)
         ],
     )

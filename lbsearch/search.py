@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from .errors import UsageError
 from .types import Modality
 
 if TYPE_CHECKING:
+    from .embedder import Embedder
     from .library import Library
 
 _MIN_FETCH = 64  # segments asked of an index at first; grows x4 until `limit` files are found
@@ -72,40 +73,25 @@ class Query:
     min_score: float | None = None
 
 
-class QueryEncoders(Protocol):
-    """What the engine needs from encoders (LanguageBindQueryEncoders, FakeEncoders)."""
-
-    def text_vectors(self, modality: Modality, texts: list[str]) -> np.ndarray:
-        """(N, d) unit rows from the text tower of `modality`'s checkpoint."""
-        ...
-
-    def file_vector(
-        self, path: Path, modality: Modality | None = None
-    ) -> tuple[Modality, np.ndarray]:
-        """The file's modality (`modality` forces it) and the unit-norm mean of its segments."""
-        ...
-
-
 class SearchEngine:
     """Searches one open library. Encoders load on first need and stay loaded (warm)."""
 
-    def __init__(
-        self, library: Library, config: Config, encoders: QueryEncoders | None = None
-    ) -> None:
+    def __init__(self, library: Library, config: Config, encoders: Embedder | None = None) -> None:
         self.library = library
         self.config = config
         self._encoders = encoders
         self._lock = threading.Lock()
 
     @property
-    def encoders(self) -> QueryEncoders:
+    def encoders(self) -> Embedder:
+        """The embedder on the checkpoints the library was indexed with (loaded on first use)."""
         with self._lock:
             if self._encoders is None:
-                from .query_encoders import LanguageBindQueryEncoders
+                from .embedder import open_embedder
 
                 states = self.library.catalog.modality_states()
                 models = {m: s.model_id for m, s in states.items()}
-                self._encoders = LanguageBindQueryEncoders(self.config, models)
+                self._encoders = open_embedder(self.config, models=models)
             return self._encoders
 
     def indexed_modalities(self) -> tuple[Modality, ...]:
@@ -158,7 +144,7 @@ class SearchEngine:
         for modality, dim in targets.items():
             parts = list(files)
             if texts:
-                encoded = self.encoders.text_vectors(modality, [t.text or "" for t in texts])
+                encoded = self.encoders.embed_texts(modality, [t.text or "" for t in texts])
                 parts += [(t.weight, v) for t, v in zip(texts, encoded, strict=True)]
             if any(len(v) != dim for _, v in parts):
                 continue  # an example from a model of another size cannot search this index
@@ -173,7 +159,18 @@ class SearchEngine:
             return stored
         if not absolute.exists():
             raise UsageError(f"{path}: no such file", "check the path given to --like")
-        return self.encoders.file_vector(absolute)
+        return self._encoded_example(absolute)
+
+    def _encoded_example(self, path: Path) -> tuple[Modality, np.ndarray]:
+        """An example file not in the library: classified, decoded (within the time limit) and
+        embedded by its modality's tower; its segments' mean stands for it."""
+        from .media import classify
+        from .media.timed import decode_in_time
+
+        modality = classify(path, self.config.classify)
+        segments = decode_in_time(path, self.encoders.media_spec(modality), self.config)
+        vectors = self.encoders.embed_segments(modality, segments)
+        return modality, _unit(vectors.astype(np.float64).mean(axis=0))
 
     def _stored_vector(self, path: Path) -> tuple[Modality, np.ndarray] | None:
         catalog = self.library.catalog

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 # Tests never reach the hub: a missing model must fail fast, not retry a dead network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# ONNX exports and tower identities go to a cache of this run, never the developer's.
+os.environ["LBSEARCH_CACHE"] = tempfile.mkdtemp(prefix="lbsearch-test-cache-")
 
 from lbsearch.testing.checkpoints import VARIANTS, write_tiny_checkpoint
 

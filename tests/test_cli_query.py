@@ -167,27 +167,28 @@ def test_a_missing_library_says_what_to_do(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_library(tiny_config: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from lbsearch.indexers.encoders import LanguageBindEncoders
+    from lbsearch.embedder import open_embedder
 
     base = tmp_path_factory.mktemp("tiny")
     config = load_config(tiny_config)
-    _index(base / "media", base / "library", LanguageBindEncoders(config), tiny_config)
+    _index(base / "media", base / "library", open_embedder(config), tiny_config)
     return base / "media", base / "library"
 
 
 def test_text_query_loads_one_text_tower_and_no_media_tower(
     tiny_config: Path, tiny_library: tuple[Path, Path]
 ) -> None:
-    from lbsearch.query_encoders import LanguageBindQueryEncoders
+    from lbsearch.embedder import LanguageBindEmbedder
 
     config = load_config(tiny_config)
     with Library.open(tiny_library[1], config=config) as lib:
         engine = SearchEngine(lib, config)
         hits = engine.search(Query((Term("a dog barking"),), limit=50))
         encoders = engine.encoders
-        assert isinstance(encoders, LanguageBindQueryEncoders)
+        assert isinstance(encoders, LanguageBindEmbedder)
         assert encoders.texts_encoded == 1, "five modalities share one tiny text tower"
-        assert encoders._encoders == {}, "no vision or audio tower for a text query"
+        assert encoders._media == {}, "no vision or audio tower for a text query"
+        assert len(encoders._text) == 1
         assert len({h.path for h in hits}) == 7
         assert {h.modality.value for h in hits} >= {"image", "depth", "thermal", "audio"}
 

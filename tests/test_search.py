@@ -44,14 +44,16 @@ class StubEncoders:
         self.files = files or {}
         self.asked: list[Modality] = []
 
-    def text_vectors(self, modality: Modality, texts: list[str]) -> np.ndarray:
+    def embed_texts(self, modality: Modality, texts: list[str]) -> np.ndarray:
         self.asked.append(modality)
         return np.stack([E[int(t[1:])] for t in texts])
 
-    def file_vector(
-        self, path: Path, modality: Modality | None = None
-    ) -> tuple[Modality, np.ndarray]:
-        return IMG, self.files[Path(path).name]
+
+class StubEngine(SearchEngine):
+    """Example files not in the library map to given vectors instead of being decoded."""
+
+    def _encoded_example(self, path: Path) -> tuple[Modality, np.ndarray]:
+        return IMG, self.encoders.files[Path(path).name]  # type: ignore[attr-defined]
 
 
 def _file(
@@ -108,7 +110,7 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def engine(library: Path) -> SearchEngine:
     lib = Library.open(library)
-    yield SearchEngine(lib, Config(), StubEncoders({"example.jpg": E[1]}))  # type: ignore[misc]
+    yield StubEngine(lib, Config(), StubEncoders({"example.jpg": E[1]}))  # type: ignore[arg-type]
     lib.close()
 
 
@@ -212,7 +214,7 @@ def test_unusable_queries_are_usage_errors(
 def test_an_empty_library_has_nothing_to_search(tmp_path: Path) -> None:
     Library.open(tmp_path / "empty", write=True).close()
     with Library.open(tmp_path / "empty") as lib:
-        engine = SearchEngine(lib, Config(), StubEncoders())
+        engine = StubEngine(lib, Config(), StubEncoders())  # type: ignore[arg-type]
         assert engine.indexed_modalities() == ()
         assert engine.search(Query((Term("x0"),))) == []
 

@@ -6,6 +6,15 @@ settings (back-end, device, dtype) and per-modality checkpoint overrides.
 
 from __future__ import annotations
 
+from .languagebind import LanguageBindEmbedder, open_embedder, override_for
+from .options import EmbedderOptions
 from .protocol import Embedder, Encoding
 
-__all__ = ["Embedder", "Encoding"]
+__all__ = [
+    "Embedder",
+    "EmbedderOptions",
+    "Encoding",
+    "LanguageBindEmbedder",
+    "open_embedder",
+    "override_for",
+]

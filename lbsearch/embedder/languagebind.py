@@ -1,0 +1,187 @@
+"""The one Embedder: LanguageBind checkpoints from the settings, per-modality overrides, and a
+back-end per tower kind (torch or ONNX Runtime).
+
+Nothing loads before it is needed: `model_id` reads the settings only, `media_spec` and
+`encoding` read config.json, a media tower loads on its first segments and a text tower on its
+first texts. Text towers with identical weights (LanguageBind froze the text tower in training)
+are loaded and run once, and recently encoded texts are answered from memory.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..config import Config
+from ..models.checkpoint import Checkpoint, open_checkpoint
+from ..models.hub import is_local_reference
+from ..types import MediaSpec, Modality, Segment
+from .identity import text_tower_identity
+from .options import ONNX, EmbedderOptions
+from .protocol import Encoding
+
+Notify = Callable[[str], None]
+_TEXT_CACHE_SIZE = 4096
+
+
+class MediaTower(Protocol):
+    dim: int
+    batch_size: int
+    encoding: Encoding
+
+    def encode(self, segments: Sequence[Segment]) -> np.ndarray: ...
+
+
+class TextTower(Protocol):
+    dim: int
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+class LanguageBindEmbedder:
+    """`models`: a checkpoint per modality (repo id or directory) that replaces the configured
+    one, e.g. the models a library was indexed with or `--model`."""
+
+    def __init__(
+        self,
+        config: Config,
+        options: EmbedderOptions,
+        models: Mapping[Modality, str] | None = None,
+        notify: Notify | None = None,
+    ) -> None:
+        self.config = config
+        self.options = options
+        self.models = dict(models or {})
+        self.notify = notify
+        self._checkpoints: dict[Modality, Checkpoint] = {}
+        self._media: dict[Modality, MediaTower] = {}
+        self._text: dict[str, TextTower] = {}  # by text-tower identity
+        self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._load_lock = threading.RLock()
+        self._text_lock = threading.Lock()  # one text batch at a time: no oversubscribed cores
+        self.texts_encoded = 0  # texts that went through a tower (the rest came from memory)
+
+    # ------------------------------------------------------------------ what, no weights
+
+    def reference(self, modality: Modality) -> str:
+        """The checkpoint as named in the settings or the overrides."""
+        return self.models.get(modality) or self.config.models.for_modality(modality)
+
+    def model_id(self, modality: Modality) -> str:
+        model = self.reference(modality)
+        return str(Path(model).expanduser().resolve()) if is_local_reference(model) else model
+
+    def checkpoint(self, modality: Modality) -> Checkpoint:
+        """The checkpoint's folder and config.json (downloaded from the hub on first use)."""
+        with self._load_lock:
+            if modality not in self._checkpoints:
+                self._checkpoints[modality] = open_checkpoint(self.reference(modality))
+            return self._checkpoints[modality]
+
+    def media_spec(self, modality: Modality) -> MediaSpec:
+        return self.checkpoint(modality).spec.media_spec()
+
+    def dim(self, modality: Modality) -> int:
+        return self.checkpoint(modality).spec.projection_dim
+
+    def encoding(self, modality: Modality) -> Encoding:
+        with self._load_lock:
+            if modality in self._media:
+                return self._media[modality].encoding
+        if self.options.media_backend() == ONNX:
+            return Encoding(ONNX, "int8" if self.options.is_int8 else "float32")
+        from .torch_towers import torch_encoding
+
+        return torch_encoding(self.options)
+
+    # ------------------------------------------------------------------------- vectors
+
+    def embed_segments(self, modality: Modality, segments: Sequence[Segment]) -> np.ndarray:
+        if not segments:
+            return np.zeros((0, self.dim(modality)), dtype=np.float32)
+        tower = self.media_tower(modality)
+        step = max(1, tower.batch_size)
+        parts = [tower.encode(segments[i : i + step]) for i in range(0, len(segments), step)]
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+    def embed_texts(self, modality: Modality, texts: Sequence[str]) -> np.ndarray:
+        identity = text_tower_identity(self.checkpoint(modality))
+        with self._text_lock:
+            missing = [t for t in dict.fromkeys(texts) if (identity, t) not in self._vectors]
+            if missing:
+                encoded = self._text_tower(modality, identity).encode(missing)
+                self.texts_encoded += len(missing)
+                for text, vector in zip(missing, encoded, strict=True):
+                    self._remember((identity, text), vector)
+            if not texts:
+                return np.zeros((0, self.dim(modality)), dtype=np.float32)
+            return np.stack([self._vectors[(identity, t)] for t in texts])
+
+    # -------------------------------------------------------------------------- towers
+
+    def media_tower(self, modality: Modality) -> MediaTower:
+        """The modality's tower, loaded on first use and kept."""
+        with self._load_lock:
+            if modality not in self._media:
+                self._media[modality] = self._load_media(modality)
+            return self._media[modality]
+
+    def _load_media(self, modality: Modality) -> MediaTower:
+        checkpoint = self.checkpoint(modality)
+        if self.options.media_backend() == ONNX:
+            from .onnx_towers import OnnxMediaTowerAdapter
+
+            return OnnxMediaTowerAdapter(checkpoint, modality, self.options, self.notify)
+        from .torch_towers import TorchMediaTower
+
+        return TorchMediaTower(checkpoint, modality, self.options)
+
+    def _text_tower(self, modality: Modality, identity: str) -> TextTower:
+        with self._load_lock:
+            if identity not in self._text:
+                checkpoint = self.checkpoint(modality)
+                if self.options.text_backend() == ONNX:
+                    from .onnx_towers import OnnxTextTowerAdapter
+
+                    self._text[identity] = OnnxTextTowerAdapter(
+                        checkpoint, self.options, self.notify
+                    )
+                else:
+                    from .torch_towers import TorchTextTower
+
+                    self._text[identity] = TorchTextTower(checkpoint, self.options)
+            return self._text[identity]
+
+    def _remember(self, key: tuple[str, str], vector: np.ndarray) -> None:
+        self._vectors[key] = vector
+        if len(self._vectors) > _TEXT_CACHE_SIZE:
+            self._vectors.popitem(last=False)
+
+
+def open_embedder(
+    config: Config,
+    *,
+    models: Mapping[Modality, str] | None = None,
+    backend: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    notify: Notify | None = None,
+) -> LanguageBindEmbedder:
+    """The embedder for the settings, with flags (when given) over [runtime]."""
+    options = EmbedderOptions.from_runtime(
+        config.runtime, backend=backend, device=device, dtype=dtype
+    )
+    return LanguageBindEmbedder(config, options, models, notify)
+
+
+def override_for(model: str | None) -> dict[Modality, str]:
+    """`--model X`: X replaces the configured checkpoint of X's own modality (its config.json
+    says which)."""
+    if not model:
+        return {}
+    return {open_checkpoint(model).spec.modality: model}
