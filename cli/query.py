@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
     from lbsearch.config import Config
     from lbsearch.embedder import Embedder
     from lbsearch.library import Library
-    from lbsearch.search import Hit, Query, Term
+    from lbsearch.search import Hit
 
 
 def query(
@@ -33,7 +32,7 @@ def query(
         ),
     ] = None,
     like: Annotated[
-        list[Path] | None,
+        list[str] | None,
         typer.Option(
             "--like",
             metavar="FILE",
@@ -49,7 +48,7 @@ def query(
         ),
     ] = None,
     not_like: Annotated[
-        list[Path] | None,
+        list[str] | None,
         typer.Option(
             "--not-like",
             metavar="FILE",
@@ -70,11 +69,19 @@ def query(
     ] = None,
     after: Annotated[
         str | None,
-        typer.Option(metavar="DATE", help="Only files modified on/after this date (2024-05-01)."),
+        typer.Option(
+            metavar="DATE",
+            help="Only files modified on or after DATE: a date counts from its start "
+            "(2024-05-01), a date-time is exact (2024-05-01T14:30).",
+        ),
     ] = None,
     before: Annotated[
         str | None,
-        typer.Option(metavar="DATE", help="Only files modified on/before this date or time."),
+        typer.Option(
+            metavar="DATE",
+            help="Only files modified on or before DATE: a date includes the whole day, "
+            "a date-time is exact.",
+        ),
     ] = None,
     min_duration: Annotated[
         float | None,
@@ -105,7 +112,8 @@ def query(
     colon ("dog:2", --not "cat:0.5"); --not and --not-like terms count negatively. Scores are
     cosine similarities. --path globs match the absolute path (`*` crosses folders; a pattern
     not starting with / ./ or * matches at any depth, so "holiday/*.jpg" works). --after and
-    --before compare the file's modification time (ISO dates; local time). Files without a
+    --before compare the file's modification time in local time: a date means the whole day
+    (--after from its start, --before up to its end), a date-time is exact. Files without a
     duration (pictures) fail --min/--max-duration.
 
     Exit status: 0 results printed; 1 no match, an empty library, or an error such as a
@@ -114,30 +122,33 @@ def query(
     """
     quiet_idle_threads()
     from lbsearch.library import Library
-    from lbsearch.search import SearchEngine
+    from lbsearch.search import QueryRequest, SearchEngine, parse_query
 
     if as_json and paths_only:
         raise UsageError("--json and --paths do not go together", "choose one output")
     config = settings(ctx)
-    search = build_query(
-        terms=parse_terms(text or [], like or [], not_text or [], not_like or []),
-        modality=modality or [],
-        path=path or [],
-        dates=(after, before),
-        durations=(min_duration, max_duration),
-        limit=limit,
-        min_score=min_score,
+    search = parse_query(  # before the library opens: usage errors come first
+        QueryRequest(
+            texts=tuple(text or ()),
+            nots=tuple(not_text or ()),
+            like=tuple(like or ()),
+            not_like=tuple(not_like or ()),
+            modalities=tuple(modality or ()),
+            paths=tuple(path or ()),
+            after=after,
+            before=before,
+            min_duration=min_duration,
+            max_duration=max_duration,
+            limit=limit,
+            min_score=min_score,
+        )
     )
     with Library.open(library, config=config) as lib:
         engine = SearchEngine(lib, config, make_encoders(lib, config, device, dtype, backend))
-        indexed = engine.indexed_modalities()
-        if not indexed:
-            _say(f"the library at {lib.root} has nothing indexed yet; run `lbsearch index FOLDER`")
-            raise typer.Exit(1)
         hits = engine.search(search)
-    if not hits:
-        _say(_no_match(search, indexed))
-        raise typer.Exit(1)
+        if not hits:
+            _say(engine.explain_no_match(search))
+            raise typer.Exit(1)
     if paths_only:
         sys.stdout.write("".join(f"{hit.path}\n" for hit in hits))
     elif as_json or not terminal():
@@ -166,73 +177,8 @@ def make_encoders(
     FakeEncoders)."""
     from lbsearch.embedder import open_embedder
 
-    models = {m: s.model_id for m, s in lib.catalog.modality_states().items()}
+    models = {m: s.model_id for m, s in lib.modality_states().items()}
     return open_embedder(config, models=models, backend=backend, device=device, dtype=dtype)
-
-
-def parse_terms(
-    texts: list[str], likes: list[Path], not_texts: list[str], not_likes: list[Path]
-) -> tuple[Term, ...]:
-    """CLI words -> weighted terms: a trailing :WEIGHT weighs a term, --not* negate it."""
-    from lbsearch.search import Term, parse_weighted
-
-    terms: list[Term] = []
-    for sign, words in ((1.0, texts), (-1.0, not_texts)):
-        for word in words:
-            body, weight = parse_weighted(word)
-            terms.append(Term(text=body, weight=_signed(sign, weight, word)))
-    for sign, files in ((1.0, likes), (-1.0, not_likes)):
-        for file in files:
-            body, weight = (str(file), 1.0) if file.exists() else parse_weighted(str(file))
-            terms.append(Term(file=Path(body), weight=_signed(sign, weight, str(file))))
-    return tuple(terms)
-
-
-def _signed(sign: float, weight: float, word: str) -> float:
-    if weight <= 0:
-        raise UsageError(
-            f"{word!r}: the weight must be above 0", "use --not (or --not-like) to push away"
-        )
-    return sign * weight
-
-
-def build_query(
-    *,
-    terms: tuple[Term, ...],
-    modality: list[str],
-    path: list[str],
-    dates: tuple[str | None, str | None],
-    durations: tuple[float | None, float | None],
-    limit: int,
-    min_score: float | None,
-) -> Query:
-    from lbsearch.search import Query, check_query, parse_date
-    from lbsearch.types import Modality
-
-    after, before = (parse_date(d) if d else None for d in dates)
-    search = Query(
-        terms=terms,
-        modalities=tuple(dict.fromkeys(Modality.parse(m) for m in modality)),
-        path_globs=tuple(path),
-        after=after,
-        before=before,
-        min_duration_s=durations[0],
-        max_duration_s=durations[1],
-        limit=limit,
-        min_score=min_score,
-    )
-    check_query(search)  # before the library opens: usage errors come first
-    return search
-
-
-def _no_match(search: Query, indexed: tuple[object, ...]) -> str:
-    asked = [m.value for m in search.modalities]
-    missing = [m for m in asked if m not in {str(i) for i in indexed}]
-    if asked and len(missing) == len(asked):
-        return f"no match: the library has no {', '.join(missing)} files"
-    filtered = search.path_globs or search.after or search.before or search.min_score is not None
-    filtered = filtered or search.min_duration_s is not None or search.max_duration_s is not None
-    return "no match" + (" (try fewer filters)" if filtered else "")
 
 
 def terminal() -> bool:

@@ -182,9 +182,9 @@ def test_text_query_loads_one_text_tower_and_no_media_tower(
 
     config = load_config(tiny_config)
     with Library.open(tiny_library[1], config=config) as lib:
-        engine = SearchEngine(lib, config)
+        engine = SearchEngine(lib, config, query_module.make_encoders(lib, config, None, None))
         hits = engine.search(Query((Term("a dog barking"),), limit=50))
-        encoders = engine.encoders
+        encoders = engine.embedder
         assert isinstance(encoders, LanguageBindEmbedder)
         assert encoders.texts_encoded == 1, "five modalities share one tiny text tower"
         assert encoders._media == {}, "no vision or audio tower for a text query"
@@ -215,3 +215,57 @@ def test_cli_end_to_end_with_tiny_checkpoints(
     done = _lbsearch(tiny_config, "--like", str(copy), "--paths", "--library", str(library))
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == str(media / "sunset_beach.jpg")
+
+
+# ------------------------------------------------------------------ dates and example folders
+
+NOON = (2022, 1, 1, 12, 0)
+
+
+@pytest.fixture(scope="module")
+def dated_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every sample file modified at noon (local time) on 2022-01-01."""
+    from datetime import datetime
+
+    base = tmp_path_factory.mktemp("dated")
+    noon = datetime(*NOON).timestamp()
+    for path in write_sample_media(base / "media"):
+        os.utime(path, (noon, noon))
+    config = load_config()
+    with Library.open(base / "library", config=config, write=True) as lib:
+        run_index([base / "media"], lib, FakeEncoders(), config, IndexOptions(), lambda e: None)
+    return base / "library"
+
+
+@pytest.mark.parametrize(
+    ("args", "found"),
+    [
+        (["--before", "2022-01-01"], 7),  # the whole day counts, noon included
+        (["--after", "2022-01-01"], 7),  # from the day's start
+        (["--after", "2022-01-01", "--before", "2022-01-01"], 7),
+        (["--before", "2021-12-31"], 0),
+        (["--after", "2022-01-02"], 0),
+        (["--before", "2022-01-01T11:59"], 0),  # a date-time is exact
+        (["--before", "2022-01-01T12:00"], 7),
+        (["--after", "2022-01-01T12:00:01"], 0),
+    ],
+)
+def test_a_date_is_the_whole_day_and_a_date_time_is_exact(
+    dated_library: Path, fake_cli: None, args: list[str], found: int
+) -> None:
+    code, out, _ = _query(dated_library, "beach", "--paths", "-n", "50", *args)
+    assert (code, len(out.splitlines())) == ((0, found) if found else (1, 0))
+
+
+def test_help_says_what_a_date_means() -> None:
+    result = runner.invoke(app, ["query", "--help"], env={"COLUMNS": "200"})
+    text = " ".join(result.output.split())
+    assert "whole day" in text and "exact" in text
+
+
+def test_like_a_folder_says_to_give_a_file(fake_library: tuple[Path, Path], fake_cli: None) -> None:
+    media, library = fake_library
+    code, out, err = _query(library, "--like", str(media))
+    assert code == 2 and out == ""
+    assert "is a folder" in err and "--path" in err
+    assert "indexed" not in err, err

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from lbsearch.catalog import IndexedFile, NewSegment
 from lbsearch.config import Config
@@ -20,10 +22,12 @@ from lbsearch.search import (
     SearchEngine,
     Term,
     normalise_glob,
-    parse_date,
+    parse_after,
+    parse_before,
     parse_weighted,
 )
-from lbsearch.types import Modality
+from lbsearch.testing.fake_encoders import FakeEncoders
+from lbsearch.types import Modality, Segment
 
 DIM = 4
 IMG, VID, AUD = Modality.IMAGE, Modality.VIDEO, Modality.AUDIO
@@ -37,23 +41,20 @@ def unit(*parts: float) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-class StubEncoders:
-    """Texts are named basis vectors: "x0".."x3"; files map to given vectors."""
+class StubEmbedder(FakeEncoders):
+    """Texts are named basis vectors: "x0".."x3"; every picture embeds as `picture`."""
 
-    def __init__(self, files: dict[str, np.ndarray] | None = None) -> None:
-        self.files = files or {}
+    def __init__(self, picture: np.ndarray = E[1]) -> None:
+        super().__init__(dim=DIM)
+        self.picture = picture
         self.asked: list[Modality] = []
 
-    def embed_texts(self, modality: Modality, texts: list[str]) -> np.ndarray:
+    def embed_texts(self, modality: Modality, texts: Sequence[str]) -> np.ndarray:
         self.asked.append(modality)
         return np.stack([E[int(t[1:])] for t in texts])
 
-
-class StubEngine(SearchEngine):
-    """Example files not in the library map to given vectors instead of being decoded."""
-
-    def _encoded_example(self, path: Path) -> tuple[Modality, np.ndarray]:
-        return IMG, self.encoders.files[Path(path).name]  # type: ignore[attr-defined]
+    def embed_segments(self, modality: Modality, segments: Sequence[Segment]) -> np.ndarray:
+        return np.stack([self.picture for _ in segments])
 
 
 def _file(
@@ -108,10 +109,9 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def engine(library: Path) -> SearchEngine:
-    lib = Library.open(library)
-    yield StubEngine(lib, Config(), StubEncoders({"example.jpg": E[1]}))  # type: ignore[arg-type]
-    lib.close()
+def engine(library: Path) -> Iterator[SearchEngine]:
+    with Library.open(library) as lib:
+        yield SearchEngine(lib, Config(), StubEmbedder(E[1]))
 
 
 def _scores(hits: list) -> dict[str, float]:  # type: ignore[type-arg]
@@ -120,7 +120,7 @@ def _scores(hits: list) -> dict[str, float]:  # type: ignore[type-arg]
 
 def test_text_query_searches_every_indexed_modality_and_rolls_up(engine: SearchEngine) -> None:
     hits = engine.search(Query((Term("x0"),), limit=50))
-    assert set(engine.encoders.asked) == {IMG, VID, AUD}  # type: ignore[attr-defined]
+    assert set(engine.embedder.asked) == {IMG, VID, AUD}  # type: ignore[attr-defined]
     assert engine.indexed_modalities() == (IMG, VID, AUD)
     names = [Path(h.path).name for h in hits]
     assert len(names) == len(set(names)) == 7, "one row per file"
@@ -154,7 +154,7 @@ def test_weights_and_negatives_combine_as_a_normalised_sum(engine: SearchEngine)
 def test_example_files_mix_with_text_and_are_never_returned(
     engine: SearchEngine, tmp_path: Path
 ) -> None:
-    (tmp_path / "example.jpg").write_bytes(b"stub")
+    Image.new("RGB", (40, 30), "red").save(tmp_path / "example.jpg")
     mixed = _scores(engine.search(Query((Term("x0"), Term(file=tmp_path / "example.jpg")))))
     assert mixed["b.jpg"] == pytest.approx(1.0, abs=1e-4)  # (x0 + x1)/sqrt2
     alike = engine.similar("/m/a.jpg", modalities=(IMG,))  # indexed: its stored vector, excluded
@@ -199,7 +199,7 @@ def test_limit_and_order(engine: SearchEngine) -> None:
         (Query((Term("  "),)), "empty text"),
         (Query((Term("x0", weight=0),)), "not usable"),
         (Query((Term("x0", weight=-1),)), "every term is negative"),
-        (Query((Term("x0"),), limit=0), "--limit"),
+        (Query((Term("x0"),), limit=0), "limit"),
         (Query((Term("x0"), Term("x0", weight=-1))), "cancel"),
         (Query((Term(file=Path("/no/such/file.jpg")),)), "no such file"),
     ],
@@ -214,18 +214,21 @@ def test_unusable_queries_are_usage_errors(
 def test_an_empty_library_has_nothing_to_search(tmp_path: Path) -> None:
     Library.open(tmp_path / "empty", write=True).close()
     with Library.open(tmp_path / "empty") as lib:
-        engine = StubEngine(lib, Config(), StubEncoders())  # type: ignore[arg-type]
+        engine = SearchEngine(lib, Config(), StubEmbedder())
         assert engine.indexed_modalities() == ()
         assert engine.search(Query((Term("x0"),))) == []
 
 
-def test_parse_date() -> None:
-    assert parse_date("2024-05-01") == datetime(2024, 5, 1).timestamp()
-    assert parse_date("2024-05-01T14:30") == datetime(2024, 5, 1, 14, 30).timestamp()
-    assert parse_date("2024-05-01T00:00:00+00:00") == 1714521600.0
-    with pytest.raises(UsageError, match="not a date") as caught:
-        parse_date("last tuesday")
-    assert "2024-05-01" in caught.value.hint
+def test_dates_are_whole_days_and_date_times_are_exact() -> None:
+    assert parse_after("2024-05-01") == datetime(2024, 5, 1).timestamp()
+    assert parse_before("2024-05-01") == pytest.approx(datetime(2024, 5, 2).timestamp() - 1e-6)
+    assert parse_after("2024-05-01T14:30") == datetime(2024, 5, 1, 14, 30).timestamp()
+    assert parse_before("2024-05-01T14:30") == datetime(2024, 5, 1, 14, 30).timestamp()
+    assert parse_before("2024-05-01T00:00:00+00:00") == 1714521600.0
+    for parse in (parse_after, parse_before):
+        with pytest.raises(UsageError, match="not a date") as caught:
+            parse("last tuesday")
+        assert "2024-05-01" in caught.value.hint
 
 
 def test_parse_weighted_and_globs() -> None:

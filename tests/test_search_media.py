@@ -63,7 +63,7 @@ def test_text_query_returns_hits_from_every_indexed_modality(engine: SearchEngin
     assert engine.indexed_modalities() == tuple(Modality)
     hits = engine.search(Query((Term("a dog barking"),), limit=50))
     assert set(_names(hits)) == FILES, "every indexed file, once"
-    fake = engine.encoders
+    fake = engine.embedder
     assert isinstance(fake, FakeEncoders)
     assert dict(fake.texts) == dict.fromkeys(Modality, 1)  # the text, once per modality's tower
     for modality in Modality:
@@ -75,7 +75,7 @@ def test_text_query_returns_hits_from_every_indexed_modality(engine: SearchEngin
 
 
 def test_text_vectors_are_the_fakes_hash_seeded_vectors(engine: SearchEngine) -> None:
-    fake = engine.encoders
+    fake = engine.embedder
     assert isinstance(fake, FakeEncoders)
     vectors = fake.text_vectors(Modality.AUDIO, ["dog", "cat"])
     assert vectors.shape == (2, fake.dim)
@@ -99,7 +99,7 @@ def test_like_an_indexed_file_uses_its_stored_vectors_and_skips_itself(
 ) -> None:
     hits = engine.similar(indexed[0] / "hum.flac", limit=50)
     assert "hum.flac" not in _names(hits) and len(hits) == len(FILES) - 1
-    fake = engine.encoders
+    fake = engine.embedder
     assert isinstance(fake, FakeEncoders) and sum(fake.calls.values()) == 0, "nothing decoded"
 
 

@@ -24,18 +24,13 @@ from textual_image.widget import HalfcellImage
 from lbsearch.cli.tui import widgets
 from lbsearch.cli.tui.app import BrowseApp, QueryInput, next_modality
 from lbsearch.cli.tui.opener import OpenCommand, open_command
-from lbsearch.cli.tui.preview import (
-    build_preview,
-    clock,
-    display_path,
-    grey_from_depth,
-    human_size,
-)
+from lbsearch.cli.tui.preview import build_preview, clock, display_path, human_size
 from lbsearch.cli.tui.widgets import ResultsTable
 from lbsearch.config import load_config
 from lbsearch.errors import UsageError
 from lbsearch.indexers.pipeline import IndexOptions, run_index
 from lbsearch.library import Library
+from lbsearch.media.preview import grey_from_depth
 from lbsearch.search import Hit, SearchEngine
 from lbsearch.testing.fake_encoders import FakeEncoders
 from lbsearch.testing.samples import write_sample_media
@@ -69,7 +64,7 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Library]:
 
 @pytest.fixture
 def engine(library: Library) -> SearchEngine:
-    return SearchEngine(library, CONFIG, encoders=FakeEncoders(config=CONFIG))
+    return SearchEngine(library, CONFIG, FakeEncoders(config=CONFIG))
 
 
 @pytest.fixture(autouse=True)
@@ -260,7 +255,10 @@ def test_depth_grey_ignores_missing_pixels() -> None:
 def test_formatting_helpers() -> None:
     assert clock(75.9) == "01:15" and clock(3725) == "1:02:05"
     assert human_size(512) == "512 B" and human_size(3 * 1024 * 1024) == "3.0 MB"
-    assert display_path("/x/" + "a" * 100, 20) == "…" + "a" * 19
+    assert display_path("/x/" + "a" * 100, 20) == "a" * 10 + "…" + "a" * 9  # the name, cut
+    assert (
+        display_path("/photos/2024/summer/greece/beach.jpg", 30) == "/photos…ummer/greece/beach.jpg"
+    )
     assert display_path(str(Path.home() / "pics" / "a.jpg")) == "~/pics/a.jpg"
 
 
@@ -311,3 +309,135 @@ def test_browse_command_is_registered_and_textual_loads_only_inside_it() -> None
     code = "import sys, lbsearch.cli.main; print('textual' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------ defects found in use
+
+
+def _mp4_audio_text(engine: SearchEngine) -> str:
+    """A query whose best sound-track window of the video starts at 0, like its frames' window:
+    both rows then share (path, start)."""
+    from lbsearch.search import Query, Term
+
+    for text in ("ball", "dog", "sunset", "a", "b", "c", "x", "y", "z", "w"):
+        hits = engine.search(Query((Term(text),), modalities=(Modality.AUDIO,), limit=50))
+        clip = next(h for h in hits if h.path.endswith(".mp4"))
+        if clip.start_s == 0.0:
+            return text
+    raise AssertionError("no query text puts the sound track's best window at 0")
+
+
+def test_the_preview_belongs_to_the_row_after_a_modality_change(engine: SearchEngine) -> None:
+    app = BrowseApp(engine, query=_mp4_audio_text(engine))
+
+    async def script(pilot: Pilot[None]) -> None:
+        for modality in (Modality.AUDIO, Modality.VIDEO):
+            while app.modality is not modality:
+                await pilot.press("m")
+            await settle(pilot)
+            table = app.query_one(ResultsTable)
+            while not (table.selected and table.selected.path.endswith(".mp4")):
+                await pilot.press("down")
+                await settle(pilot)
+            hit = table.selected
+            facts = " ".join(str(app.query_one("#preview-facts").render()).split())
+            assert f"modality {modality.value} score {hit.score:.4f}" in facts
+        assert app.query_one("#preview-picture").display, "the video's key frame"
+
+    drive(app, script)
+
+
+def test_the_path_column_keeps_the_file_name_on_a_narrow_screen(engine: SearchEngine) -> None:
+    app = BrowseApp(engine, query="dog")
+
+    async def script(pilot: Pilot[None]) -> None:
+        table = app.query_one(ResultsTable)
+        shown = [
+            "".join(segment.text for segment in table.render_line(y))
+            for y in range(1, 1 + len(rows(app)))
+        ]
+        for hit, line in zip(rows(app), shown, strict=True):
+            assert Path(hit.path).name in line, line
+
+    async def main() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await script(pilot)
+
+    asyncio.run(main())
+
+
+def test_an_empty_library_says_how_to_index(tmp_path: Path) -> None:
+    Library.open(tmp_path / "empty", write=True).close()
+    with Library.open(tmp_path / "empty", config=CONFIG) as lib:
+        app = BrowseApp(SearchEngine(lib, CONFIG, FakeEncoders(config=CONFIG)), query="dog")
+
+        async def script(pilot: Pilot[None]) -> None:
+            assert "nothing indexed" in status(app) and "lbsearch index" in status(app)
+
+        drive(app, script)
+
+
+def test_a_path_that_does_not_exist_is_not_searched_as_text(engine: SearchEngine) -> None:
+    app = BrowseApp(engine)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press(*"/no/such/folder/cat.jpg", "enter")
+        await settle(pilot)
+        assert "no such file" in status(app) and rows(app) == []
+
+    drive(app, script)
+
+
+def test_enter_without_a_seeking_player_names_mpv_and_vlc(engine: SearchEngine) -> None:
+    notes: list[str] = []
+
+    def no_player(path: str, start_s: float, timed: bool) -> OpenCommand:
+        return OpenCommand(("xdg-open", path))  # what open_command gives without mpv/vlc
+
+    def nothing(path: str, start_s: float, timed: bool) -> OpenCommand:
+        raise FileNotFoundError(2, "No such file or directory", "xdg-open")
+
+    for opener in (no_player, nothing):
+        app = BrowseApp(engine, query="humming", opener=opener)
+        app.notify = lambda message, **kw: notes.append(str(message))  # type: ignore[method-assign]
+
+        async def script(pilot: Pilot[None], app: BrowseApp = app) -> None:
+            while app.modality is not Modality.AUDIO:
+                await pilot.press("m")
+            await settle(pilot)
+            await pilot.press("enter")
+
+        drive(app, script)
+    assert len(notes) == 2
+    assert all("mpv" in note and "vlc" in note for note in notes), notes
+
+
+def test_s_puts_the_similar_query_in_the_query_box(engine: SearchEngine) -> None:
+    app = BrowseApp(engine, query="sunset")
+
+    async def script(pilot: Pilot[None]) -> None:
+        chosen = rows(app)[0]
+        await pilot.press("s")
+        await settle(pilot)
+        box = app.query_one(QueryInput).value
+        assert "sunset" not in box and chosen.path in box
+        await pilot.press("slash", "enter")  # the box, run again, is the same search
+        await settle(pilot)
+        assert chosen.path not in [h.path for h in rows(app)] and "similar to" in status(app)
+
+    drive(app, script)
+
+
+def test_a_weight_in_the_query_box_is_a_weight(engine: SearchEngine) -> None:
+    from lbsearch.search import Query, Term
+
+    app = BrowseApp(engine, query="dog:2")
+
+    async def script(pilot: Pilot[None]) -> None:
+        expected = engine.search(Query((Term("dog", weight=2.0),), limit=50))
+        assert [(h.path, round(h.score, 5)) for h in rows(app)] == [
+            (h.path, round(h.score, 5)) for h in expected
+        ]
+
+    drive(app, script)

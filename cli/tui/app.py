@@ -1,9 +1,11 @@
 """`BrowseApp`: the terminal UI of `lbsearch browse`.
 
-The search engine is injected and stays loaded between queries (its encoders load on the first
-search, in a worker, while the screen is already up). Searches and previews
-run in thread workers; a newer search or selection supersedes the older one, whose result is
-dropped. The engine is used by one worker at a time.
+The search engine is injected and stays loaded between queries (its towers load on the first
+search, in a worker, while the screen is already up). The query box speaks the core's box
+syntax (`lbsearch.search.parse_box`: words, dog:2, -cat, like:PATH, m:video, after:DATE...), so
+it means what `lbsearch query` means. Searches and previews run in thread workers; a newer
+search or selection supersedes the older one, whose result is dropped. The engine is used by
+one worker at a time.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -27,11 +29,20 @@ from lbsearch.errors import LbsearchError
 from lbsearch.types import Modality
 
 from .opener import OpenCommand, open_in_viewer
-from .preview import TIMED, Preview, build_preview, clock, display_path
+from .preview import (
+    TIMED,
+    MediaKey,
+    MediaRead,
+    clock,
+    compose_preview,
+    display_path,
+    media_key,
+    read_media,
+)
 from .widgets import PreviewPane, ResultsTable
 
 if TYPE_CHECKING:
-    from lbsearch.search import Hit, SearchEngine
+    from lbsearch.search import Hit, QueryRequest, SearchEngine
 
 MODALITY_CYCLE: tuple[Modality | None, ...] = (
     None,
@@ -49,17 +60,21 @@ def default_opener(path: str, start_s: float, timed: bool) -> OpenCommand:
     return open_in_viewer(path, start_s, timed=timed)
 
 
+VIEWER_HINT = "install mpv or vlc to open video and audio at the segment's time"
+
+
 @dataclass(frozen=True)
 class Request:
-    """What the results list answers: a text (or file path) query, or `similar` to a file."""
+    """What the results list answers: the query box's text and what it parsed to."""
 
-    text: str = ""
-    similar_to: str | None = None
+    box: str
+    query: QueryRequest
 
     def describe(self) -> str:
-        if self.similar_to is not None:
-            return f"similar to {display_path(self.similar_to, 50)}"
-        return repr(self.text)
+        q = self.query
+        if len(q.like) == 1 and not (q.texts or q.nots or q.not_like):
+            return f"similar to {display_path(q.like[0], 50)}"
+        return repr(self.box)
 
 
 def next_modality(current: Modality | None) -> Modality | None:
@@ -80,8 +95,8 @@ class BrowseApp(App[None]):
     #query { margin: 0 0; }
     #status { height: 1; padding: 0 1; color: $text-muted; }
     #main { height: 1fr; }
-    #results { width: 3fr; }
-    #preview { width: 2fr; border-left: vkey $surface-lighten-2; }
+    #results { width: 2fr; }
+    #preview { width: 1fr; border-left: vkey $surface-lighten-2; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_query", "Query"),
@@ -109,7 +124,7 @@ class BrowseApp(App[None]):
         self.opener = opener
         self.modality: Modality | None = None
         self.request: Request | None = None
-        self._previews: dict[tuple[str, float], Preview] = {}
+        self._media: dict[MediaKey, MediaRead] = {}
 
     def compose(self) -> ComposeResult:
         yield QueryInput(
@@ -125,11 +140,22 @@ class BrowseApp(App[None]):
         self._status("type a query and press Enter")
         if self.initial_query:
             self.query_one(QueryInput).value = self.initial_query
-            self.start(Request(text=self.initial_query), focus_results=True)
+            self.submit(self.initial_query, focus_results=True)
         else:
             self.query_one(QueryInput).focus()
 
     # ------------------------------------------------------------------ searching
+
+    def submit(self, box: str, *, focus_results: bool = False) -> None:
+        """Search for what the query box says; a box that cannot be meant is an error line."""
+        from lbsearch.search import parse_box
+
+        try:
+            request = Request(box, parse_box(box))
+        except LbsearchError as exc:
+            self._failed(exc)
+            return
+        self.start(request, focus_results=focus_results)
 
     def start(self, request: Request, *, focus_results: bool = False) -> None:
         """Run `request` with the current modality filter; the newest request wins. The results
@@ -147,37 +173,38 @@ class BrowseApp(App[None]):
         worker = get_current_worker()
         started = time.perf_counter()
         try:
-            hits = self._run(request, modality)
+            hits, empty = self._run(request, modality)
         except Exception as exc:  # the UI stays up: a bad query or a missing model is shown
             if not worker.is_cancelled:
                 self.call_from_thread(self._failed, exc)
             return
         if not worker.is_cancelled:
             elapsed = time.perf_counter() - started
-            self.call_from_thread(self._show_results, request, hits, elapsed)
+            self.call_from_thread(self._show_results, request, hits, empty, elapsed)
 
-    def _run(self, request: Request, modality: Modality | None) -> list[Hit]:
-        from lbsearch.search import Query, Term
+    def _run(self, request: Request, modality: Modality | None) -> tuple[list[Hit], str]:
+        """The hits, and when there are none, the engine's reason."""
+        from lbsearch.search import parse_query
 
-        modalities = (modality,) if modality else ()
+        asked = replace(request.query, limit=self.limit)
+        if modality is not None:  # the m filter replaces the box's m:
+            asked = replace(asked, modalities=(modality.value,))
+        query = parse_query(asked)
         with self._engine_lock:
-            engine = self.engine
-            if request.similar_to is not None:
-                return engine.similar(request.similar_to, modalities=modalities, limit=self.limit)
-            text = request.text.strip()
-            as_file = Path(text).expanduser()
-            term = Term(file=as_file) if as_file.is_file() else Term(text=text)
-            query = Query(terms=(term,), modalities=modalities, limit=self.limit)
-            return engine.search(query)
+            hits = self.engine.search(query)
+            return hits, ("" if hits else self.engine.explain_no_match(query))
 
-    def _show_results(self, request: Request, hits: list[Hit], elapsed: float) -> None:
+    def _show_results(self, request: Request, hits: list[Hit], empty: str, elapsed: float) -> None:
         self._searched = True
         table = self.query_one(ResultsTable)
         table.loading = False
         table.show_hits(hits)
-        if self._focus_results:
+        if self._focus_results and hits:
             table.focus()
         self.preview_selected()  # the cursor may not move (row 0 before and after): no event
+        if not hits:
+            self._status(f"{empty} (for {request.describe()})")
+            return
         count = f"{len(hits)} result{'s' if len(hits) != 1 else ''}"
         self._status(f"{count} for {request.describe()} in {elapsed:.2f} s")
 
@@ -202,28 +229,28 @@ class BrowseApp(App[None]):
         self.preview_selected()
 
     def preview_selected(self) -> None:
-        """Show the selected hit in the preview pane (read in a worker unless seen before)."""
+        """Show the selected hit in the preview pane (the file read in a worker unless seen)."""
         hit = self.query_one(ResultsTable).selected
         if hit is None:
             self.query_one(PreviewPane).show(None)
             return
-        cached = self._previews.get((hit.path, hit.start_s))
-        if cached is not None:
-            self.query_one(PreviewPane).show(cached)
+        read = self._media.get(media_key(hit))
+        if read is not None:
+            self.query_one(PreviewPane).show(compose_preview(hit, read))
             return
         self.query_one(PreviewPane).loading_message(f"reading {Path(hit.path).name}…")
         self._preview(hit)
 
     @work(thread=True, exclusive=True, group="preview")
     def _preview(self, hit: Hit) -> None:
-        preview = build_preview(hit)
+        read = read_media(hit)
         if not get_current_worker().is_cancelled:
-            self.call_from_thread(self._show_preview, hit, preview)
+            self.call_from_thread(self._show_preview, hit, read)
 
-    def _show_preview(self, hit: Hit, preview: Preview) -> None:
-        self._previews[(hit.path, hit.start_s)] = preview
+    def _show_preview(self, hit: Hit, read: MediaRead) -> None:
+        self._media[media_key(hit)] = read
         if self.query_one(ResultsTable).selected == hit:
-            self.query_one(PreviewPane).show(preview)
+            self.query_one(PreviewPane).show(compose_preview(hit, read))
 
     # ------------------------------------------------------------------ actions
 
@@ -233,20 +260,30 @@ class BrowseApp(App[None]):
         if hit is None:
             return
         timed = hit.modality in TIMED
+        name = Path(hit.path).name
         try:
             command = self.opener(hit.path, hit.start_s, timed)
         except OSError as exc:
-            self.notify(f"could not open {hit.path}: {exc}", severity="error")
+            program = f"{exc.filename}: " if exc.filename else ""
+            reason = f"{program}{exc.strerror or exc}"
+            self.notify(f"could not open {name} ({reason}); {VIEWER_HINT}", severity="error")
             return
-        at = f" at {clock(hit.start_s)}" if command.seeks else ""
-        self.notify(f"opened {Path(hit.path).name} with {command.label}{at}")
+        if command.seeks:
+            self.notify(f"opened {name} with {command.label} at {clock(hit.start_s)}")
+        elif timed:
+            self.notify(
+                f"opened {name} with {command.label} from the start; {VIEWER_HINT}"
+                f" ({clock(hit.start_s)})",
+                severity="warning",
+            )
+        else:
+            self.notify(f"opened {name} with {command.label}")
 
     @on(Input.Submitted, "#query")
     def _submitted(self, event: Input.Submitted) -> None:
         text = event.value.strip()
-        if not text:
-            return
-        self.start(Request(text=text), focus_results=True)
+        if text:
+            self.submit(text, focus_results=True)
 
     def action_focus_query(self) -> None:
         self.query_one(QueryInput).focus()
@@ -259,7 +296,12 @@ class BrowseApp(App[None]):
         if hit is None:
             self.notify("select a result first", severity="warning")
             return
-        self.start(Request(similar_to=hit.path))
+        from lbsearch.search import QueryRequest, format_box
+
+        query = QueryRequest(like=(hit.path,))
+        box = format_box(query)
+        self.query_one(QueryInput).value = box  # the box says what the results answer
+        self.start(Request(box, query))
 
     def action_cycle_modality(self) -> None:
         self.modality = next_modality(self.modality)

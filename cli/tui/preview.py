@@ -1,8 +1,9 @@
 """What the preview pane shows for a hit: a picture (if any) and facts about the file.
 
-No UI here: `build_preview` reads the file with Pillow or PyAV and returns plain values, so it
-can run in a worker thread and be tested without a terminal. Pictures are shrunk to at most
-PICTURE_MAX pixels a side; depth maps are normalised to grey (near = dark, far = light).
+No UI here. The file is read through `lbsearch.media.preview` (its guards against FIFOs,
+devices, huge pictures; the video decoder's frame seeking), once per (path, modality, frame
+time): `read_media`. What belongs to the hit (modality, score, segment) is added afresh for each
+row by `compose_preview`, so two rows of one file never show each other's score.
 """
 
 from __future__ import annotations
@@ -10,22 +11,21 @@ from __future__ import annotations
 import datetime as dt
 import os
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import numpy as np
-from PIL import Image, ImageOps
-
+from lbsearch.media.preview import PICTURE_MAX, MediaView, describe
 from lbsearch.types import Modality
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from lbsearch.search import Hit
 
-PICTURE_MAX = 640
 PATH_WIDTH = 70
-MAX_FRAMES_TO_TARGET = 600  # frames decoded after a seek to reach the segment start, at most
+MIN_PATH_WIDTH = 12
 TIMED = (Modality.VIDEO, Modality.AUDIO)
+MediaKey = tuple[str, Modality, float]
 
 
 @dataclass(frozen=True)
@@ -36,28 +36,43 @@ class Preview:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class MediaRead:
+    """What reading the file gave: its view, or why it could not be read."""
+
+    view: MediaView | None
+    error: str = ""
+
+
+def media_key(hit: Hit) -> MediaKey:
+    """What the media part of a preview depends on: a video's frame time, nothing else's."""
+    return (hit.path, hit.modality, hit.start_s if hit.modality is Modality.VIDEO else 0.0)
+
+
+def read_media(hit: Hit) -> MediaRead:
+    try:
+        return MediaRead(describe(hit.path, hit.modality, hit.start_s, PICTURE_MAX))
+    except Exception as exc:  # unreadable, gone, or not what the catalog says: say so, go on
+        return MediaRead(None, getattr(exc, "detail", None) or str(exc))
+
+
 def build_preview(hit: Hit) -> Preview:
     """The preview of `hit`; a file that cannot be read gives a preview saying why."""
+    return compose_preview(hit, read_media(hit))
+
+
+def compose_preview(hit: Hit, read: MediaRead) -> Preview:
     path = Path(hit.path)
     facts = [("modality", hit.modality.value), ("score", f"{hit.score:.4f}")]
     if hit.modality in TIMED:
         facts.append(("segment", span_text(hit.start_s, hit.end_s)))
     facts += _file_facts(path, hit)
-    try:
-        picture, media = _read_media(path, hit)
-    except Exception as exc:  # unreadable, gone, or not what the catalog says: say so, go on
-        return Preview(path.name, tuple(facts), None, f"cannot read: {exc}")
+    if read.view is None:
+        return Preview(path.name, tuple(facts), None, f"cannot read: {read.error}")
+    media = list(read.view.facts)
     if hit.duration_s is not None:  # the catalog's duration is already shown
         media = [(key, value) for key, value in media if key != "length"]
-    return Preview(path.name, tuple(facts + media), picture)
-
-
-def _read_media(path: Path, hit: Hit) -> tuple[Image.Image | None, list[tuple[str, str]]]:
-    if hit.modality is Modality.DEPTH:
-        return depth_picture(path)
-    if hit.modality in (Modality.IMAGE, Modality.THERMAL):
-        return still_picture(path)
-    return av_preview(path, hit.start_s if hit.modality is Modality.VIDEO else None)
+    return Preview(path.name, tuple(facts + media), read.view.picture)
 
 
 def _file_facts(path: Path, hit: Hit) -> list[tuple[str, str]]:
@@ -71,105 +86,34 @@ def _file_facts(path: Path, hit: Hit) -> list[tuple[str, str]]:
     return facts
 
 
-def still_picture(path: Path) -> tuple[Image.Image, list[tuple[str, str]]]:
-    """An image or thermal picture, upright (EXIF), RGB, shrunk; plus its pixel size and format."""
-    with Image.open(path) as im:
-        facts = [("pixels", f"{im.width} x {im.height}"), ("format", im.format or "?")]
-        upright = ImageOps.exif_transpose(im)
-        picture = upright.convert("RGB")
-    picture.thumbnail((PICTURE_MAX, PICTURE_MAX))
-    return picture, facts
-
-
-def depth_picture(path: Path) -> tuple[Image.Image, list[tuple[str, str]]]:
-    """A depth map (16-bit image or .npy) as grey, stretched between its nearest and farthest;
-    plus its pixel size and raw value range (millimetres for images, metres for .npy)."""
-    if path.suffix.lower() == ".npy":
-        raw = np.load(path, allow_pickle=False)
-    else:
-        with Image.open(path) as im:
-            raw = np.asarray(im)
-    facts = [("pixels", f"{raw.shape[1]} x {raw.shape[0]}")]
-    valid = raw[np.isfinite(raw) & (raw > 0)] if raw.size else raw
-    if valid.size:
-        facts.append(("values", f"{valid.min():g} to {valid.max():g}"))
-    return grey_from_depth(raw), facts
-
-
-def grey_from_depth(raw: np.ndarray) -> Image.Image:
-    depth = np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    if depth.ndim == 3:
-        depth = depth[..., 0]
-    valid = depth[depth > 0]
-    low, high = (float(valid.min()), float(valid.max())) if valid.size else (0.0, 1.0)
-    scaled = (depth - low) / ((high - low) or 1.0)
-    grey = (np.clip(scaled, 0.0, 1.0) * 255).astype(np.uint8)
-    picture = Image.fromarray(grey, mode="L")
-    picture.thumbnail((PICTURE_MAX, PICTURE_MAX))
-    return picture
-
-
-def av_preview(
-    path: Path, frame_at: float | None
-) -> tuple[Image.Image | None, list[tuple[str, str]]]:
-    """Container facts from PyAV and, when frame_at is given, the video frame at that time."""
-    import av
-
-    with av.open(str(path), metadata_errors="ignore") as box:
-        facts = container_facts(box)
-        picture = None
-        if frame_at is not None and _video_stream(box) is not None:
-            picture = frame_near(box, frame_at)
-    return picture, facts
-
-
-def container_facts(box: Any) -> list[tuple[str, str]]:
-    facts = [("container", box.format.name)]
-    if box.duration:
-        facts.append(("length", clock(box.duration / 1_000_000)))
-    video = _video_stream(box)
-    if video is not None:
-        rate = video.average_rate
-        fps = f", {float(rate):.3g} fps" if isinstance(rate, Fraction) and rate else ""
-        facts.append(("video", f"{video.codec_context.name} {video.width}x{video.height}{fps}"))
-    for stream in box.streams.audio[:1]:
-        layout = getattr(stream.layout, "name", "?")
-        facts.append(("audio", f"{stream.codec_context.name} {stream.sample_rate} Hz {layout}"))
-    return facts
-
-
-def _video_stream(box: Any) -> Any:
-    from lbsearch.media.avio import first_video_stream
-
-    return first_video_stream(box)
-
-
-def frame_near(box: Any, seconds: float) -> Image.Image | None:
-    """The first frame at or after `seconds` on the file's timeline (lbsearch's t = 0)."""
-    from lbsearch.media.avio import timeline_origin
-
-    stream = _video_stream(box)
-    target = timeline_origin(box) + max(0.0, seconds)
-    if stream.time_base is not None:
-        box.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
-    last = None
-    for count, frame in enumerate(box.decode(stream)):
-        last = frame
-        if frame.time is None or frame.time >= target - 1e-3 or count >= MAX_FRAMES_TO_TARGET:
-            break
-    if last is None:
-        return None
-    picture: Image.Image = last.to_image()
-    picture.thumbnail((PICTURE_MAX, PICTURE_MAX))
-    return picture
-
-
 def display_path(path: str, width: int = PATH_WIDTH) -> str:
-    """`path` with the home folder as ~, cut at the front with … when longer than `width`."""
+    """`path` with the home folder as ~, at most `width` characters: shortened in the middle of
+    its folders, never losing the file name (a name too long itself is cut in its middle)."""
     home = str(Path.home())
     if home not in ("", "/") and path.startswith(home + os.sep):
         path = "~" + path[len(home) :]
-    return path if len(path) <= width else "…" + path[-(width - 1) :]
+    width = max(width, MIN_PATH_WIDTH)
+    if len(path) <= width:
+        return path
+    folder, sep, name = path.rpartition(os.sep)
+    room = width - len(name) - len(sep) - 1  # what is left of the folder beside "…"
+    if not sep or room < 0:
+        return _cut_middle(name, width)
+    if room < 4:
+        return "…" + sep + name
+    tail = room * 2 // 3  # the nearest folders say more than the first ones
+    return folder[: room - tail] + "…" + (folder[-tail:] if tail else "") + sep + name
+
+
+def _cut_middle(name: str, width: int) -> str:
+    if len(name) <= width:
+        return name
+    _, dot, ext = name.rpartition(".")
+    ext = dot + ext if dot and len(ext) < 6 else ""
+    body = name[: len(name) - len(ext)]
+    room = width - len(ext) - 1
+    head = (room + 1) // 2
+    return body[:head] + "…" + body[len(body) - (room - head) :] + ext
 
 
 def clock(seconds: float) -> str:

@@ -17,7 +17,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 from textual_image.widget import Image as PictureWidget
 
-from .preview import TIMED, Preview, display_path, span_text
+from .preview import PATH_WIDTH, TIMED, Preview, display_path, span_text
 
 if TYPE_CHECKING:
     from lbsearch.search import Hit
@@ -42,16 +42,33 @@ class ResultsTable(DataTable[str | Text]):
         self.add_column("time", key="time")
         self.add_column("path", key="path")
 
-    def show_hits(self, hits: Sequence[Hit]) -> None:
+    def show_hits(self, hits: Sequence[Hit], *, keep_cursor: bool = False) -> None:
+        row = self.cursor_row if keep_cursor else 0
         self.hits = list(hits)
         self.clear()
-        for number, hit in enumerate(self.hits):
-            score = Text(f"{hit.score:.3f}", justify="right")
-            self.add_row(
-                score, hit.modality.value, time_column(hit), display_path(hit.path), key=str(number)
-            )
+        cells = [(f"{h.score:.3f}", h.modality.value, time_column(h)) for h in self.hits]
+        width = self.path_width(cells)
+        for number, (hit, (score, modality, span)) in enumerate(zip(self.hits, cells, strict=True)):
+            path = display_path(hit.path, width)
+            self.add_row(Text(score, justify="right"), modality, span, path, key=str(number))
         if self.hits:
-            self.move_cursor(row=0)
+            self.move_cursor(row=min(row, len(self.hits) - 1))
+
+    def path_width(self, cells: list[tuple[str, str, str]]) -> int:
+        """What the path column can have of the table's width once the others are drawn, so
+        Textual never crops a path (which would drop the file name at its end)."""
+        if not self.size.width:
+            return PATH_WIDTH
+        headers = ("score", "modality", "time")
+        others = sum(max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(headers))
+        padding = 2 * self.cell_padding * 4
+        scrolls = len(cells) + 1 > self.size.height  # the scroll bar will take its columns
+        scrollbar = self.styles.scrollbar_size_vertical if scrolls else 0
+        return self.size.width - others - padding - scrollbar
+
+    def on_resize(self) -> None:
+        if self.hits:
+            self.show_hits(self.hits, keep_cursor=True)
 
     @property
     def selected(self) -> Hit | None:

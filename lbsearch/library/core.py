@@ -28,9 +28,12 @@ if TYPE_CHECKING:
         BatchResult,
         CatalogStats,
         FailedFile,
+        FileRecord,
         IndexedFile,
         ModalityChange,
+        ModalityState,
         SegmentFilter,
+        SegmentHit,
     )
     from ..catalog.store import Catalog
     from ..vectors import IndexCheck, IndexInfo, SearchResult, VectorStore
@@ -188,6 +191,27 @@ class Library:
         if where is not None and not where.is_empty():
             allowed = self.catalog.segment_ids_matching(modality, where)  # empty if excluded
         return self.vectors.search(modality, queries, k, allowed=allowed)
+
+    def modality_states(self) -> dict[Modality, ModalityState]:
+        """Each registered modality's model, vector size and segment count."""
+        return self.catalog.modality_states()
+
+    def file_by_path(self, path: str) -> FileRecord | None:
+        return self.catalog.file_by_path(path)
+
+    def stored_vectors(self, record: FileRecord) -> np.ndarray | None:
+        """(n, d) vectors held for `record`'s content under its modality's current model."""
+        import numpy as np
+
+        state = self.catalog.modality_state(record.modality) if record.modality else None
+        if state is None or record.content_hash is None:
+            return None
+        stored = self.catalog.segments_for_hash(record.content_hash, state.modality, state.model_id)
+        return np.stack([s.vector for s in stored]) if stored else None
+
+    def segments_by_ids(self, ids: Sequence[int] | np.ndarray) -> dict[int, SegmentHit]:
+        """Search results' segments with their files (ids gone meanwhile are absent)."""
+        return self.catalog.segments_by_ids(ids)
 
     def check(self) -> list[IndexCheck]:
         """Compare every modality's index with the catalog id by id (repairing in memory; a

@@ -1,0 +1,169 @@
+"""The search engine: text -> any and file -> any search over a library, rolled up to files.
+
+For every modality searched, a query's terms become one vector, normalise(sum(w_i * v_i)): a
+text is embedded with the text tower of that modality's checkpoint, an example file as
+examples.py says. Each modality's index returns its best segments, filtered inside FAISS by the
+query's `SegmentFilter`; segments roll up to files (the best segment wins and carries its time
+span) and the modalities merge into one ranking by cosine similarity. A file met in two
+modalities (a video's frames and its sound track) keeps its best hit. Example files never come
+back as hits. The engine reads the library only through `Library`'s methods.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..catalog.records import SegmentFilter, SegmentHit
+from ..config import Config
+from ..errors import UsageError
+from ..types import Modality
+from .examples import example_vector, excluded_paths, is_excluded
+from .explain import explain_no_match
+from .query import Hit, Query, Term, check_query, segment_filter
+
+if TYPE_CHECKING:
+    from ..embedder import Embedder
+    from ..library import Library
+
+_MIN_FETCH = 64  # segments asked of an index at first; grows x4 until `limit` files are found
+
+
+class SearchEngine:
+    """Searches one open library with one embedder (its towers load on first need and stay).
+
+    Thread-safe for one search at a time per engine (front ends with workers hold a lock)."""
+
+    def __init__(self, library: Library, config: Config, embedder: Embedder) -> None:
+        self.library = library
+        self.config = config
+        self.embedder = embedder
+        self._lock = threading.Lock()
+
+    def indexed_modalities(self) -> tuple[Modality, ...]:
+        """Modalities with at least one segment in the library, in Modality order."""
+        return tuple(self._sizes())
+
+    def explain_no_match(self, query: Query) -> str:
+        """Why `query` found nothing (an empty library, missing modalities, filters)."""
+        return explain_no_match(query, self.indexed_modalities(), self.library.root)
+
+    def similar(
+        self, path: str | Path, *, modalities: tuple[Modality, ...] = (), limit: int = 20
+    ) -> list[Hit]:
+        """Files like `path` (indexed or not) in every modality asked; `path` itself excluded."""
+        return self.search(Query((Term(file=Path(path)),), modalities=modalities, limit=limit))
+
+    def search(self, query: Query) -> list[Hit]:
+        """The best `query.limit` files for the query, best first."""
+        check_query(query)
+        sizes = self._sizes()
+        targets = {m: s for m, s in sizes.items() if not query.modalities or m in query.modalities}
+        if not targets:
+            return []
+        vectors = self._query_vectors(query.terms, {m: dim for m, (dim, _) in targets.items()})
+        excluded = excluded_paths(query.examples)
+        where = segment_filter(query)
+        best: dict[int, Hit] = {}
+        for modality, vector in vectors.items():
+            want = query.limit + len(excluded)
+            total = targets[modality][1]
+            hits = self._search_modality(modality, vector, where, want, total, excluded)
+            for file_id, hit in hits.items():
+                if file_id not in best or hit.score > best[file_id].score:
+                    best[file_id] = hit
+        ranked = sorted(best.values(), key=lambda h: (-h.score, h.path, h.start_s))
+        if query.min_score is not None:
+            ranked = [h for h in ranked if h.score >= query.min_score]
+        return ranked[: query.limit]
+
+    def _sizes(self) -> dict[Modality, tuple[int, int]]:
+        """(vector dimension, segment count) of each indexed modality (one catalog read)."""
+        states = self.library.modality_states()
+        found = {m: states[m] for m in Modality if m in states}
+        return {m: (s.dim or 0, s.segment_count) for m, s in found.items() if s.segment_count}
+
+    # ------------------------------------------------------------------------ query vectors
+
+    def _query_vectors(
+        self, terms: tuple[Term, ...], targets: dict[Modality, int]
+    ) -> dict[Modality, np.ndarray]:
+        """One unit query vector per target modality whose index dimension fits every term."""
+        files = [(t.weight, self.file_vector(t.file)[1]) for t in terms if t.file is not None]
+        texts = [t for t in terms if t.text is not None]
+        vectors: dict[Modality, np.ndarray] = {}
+        for modality, dim in targets.items():
+            parts = list(files)
+            if texts:
+                encoded = self.embedder.embed_texts(modality, [t.text or "" for t in texts])
+                parts += [(t.weight, v) for t, v in zip(texts, encoded, strict=True)]
+            if any(len(v) != dim for _, v in parts):
+                continue  # an example from a model of another size cannot search this index
+            vectors[modality] = _combine(parts)
+        return vectors
+
+    def file_vector(self, path: Path | str) -> tuple[Modality, np.ndarray]:
+        """The example's modality and unit vector (stored if the library holds it unchanged)."""
+        return example_vector(self.library, self.embedder, self.config, path)
+
+    # ----------------------------------------------------------------------- index search
+
+    def _search_modality(
+        self,
+        modality: Modality,
+        vector: np.ndarray,
+        where: SegmentFilter,
+        want: int,
+        total: int,
+        excluded: frozenset[str],
+    ) -> dict[int, Hit]:
+        """Best hit per file id, asking the index for more segments until `want` files show."""
+        k = min(total, max(_MIN_FETCH, 4 * want))
+        while k > 0:
+            result = self.library.search(modality, vector[None, :], k, where=where)
+            ids, scores = result.ids[0], result.scores[0]
+            found = ids >= 0
+            hits = self._roll_up(ids[found], scores[found], excluded)
+            if len(hits) >= want or not found.all() or k >= total:
+                return hits
+            k = min(total, 4 * k)
+        return {}
+
+    def _roll_up(
+        self, ids: np.ndarray, scores: np.ndarray, excluded: frozenset[str]
+    ) -> dict[int, Hit]:
+        """Segments (best first) -> the best segment of each file."""
+        segments = self.library.segments_by_ids(ids)
+        hits: dict[int, Hit] = {}
+        for segment_id, score in zip(ids.tolist(), scores.tolist(), strict=True):
+            found = segments.get(segment_id)
+            if found is None or found.file.id in hits or is_excluded(found.file.path, excluded):
+                continue
+            hits[found.file.id] = _hit(found, score)
+        return hits
+
+
+def _combine(parts: list[tuple[float, np.ndarray]]) -> np.ndarray:
+    total = np.sum([w * np.asarray(v, dtype=np.float64) for w, v in parts], axis=0)
+    norm = float(np.linalg.norm(total))
+    if norm < 1e-6:
+        raise UsageError("the query's terms cancel each other out", "change the terms or weights")
+    return (total / norm).astype(np.float32)
+
+
+def _hit(found: SegmentHit, score: float) -> Hit:
+    segment, file = found.segment, found.file
+    return Hit(
+        path=file.path,
+        modality=segment.modality,
+        score=float(score),
+        start_s=segment.start_s,
+        end_s=segment.end_s,
+        segment_id=segment.id,
+        duration_s=file.duration_s,
+        size=file.size,
+        mtime=file.mtime_ns / 1e9,
+    )

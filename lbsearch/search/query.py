@@ -1,0 +1,110 @@
+"""The typed query the engine runs, and the hits it answers with.
+
+A `Query` is a weighted sum of terms (texts and example files; a negative weight is a "not")
+plus filters on the files. Front ends do not build it by hand: they collect strings in a
+`QueryRequest` and call `parse_query` (language.py), so every front end reads the same syntax.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..catalog.records import SegmentFilter
+from ..errors import UsageError
+from ..types import Modality
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One file found: the segment that matched best (its modality's index, time span, id)."""
+
+    path: str
+    modality: Modality
+    score: float
+    start_s: float
+    end_s: float
+    segment_id: int
+    duration_s: float | None
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True)
+class Term:
+    """A text or an example file with a weight; a negative weight pushes matches away."""
+
+    text: str | None = None
+    file: Path | None = None
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Query:
+    terms: tuple[Term, ...]
+    modalities: tuple[Modality, ...] = ()  # empty: every indexed modality
+    path_globs: tuple[str, ...] = ()
+    after: float | None = None  # file mtime, Unix seconds, inclusive
+    before: float | None = None  # inclusive
+    min_duration_s: float | None = None
+    max_duration_s: float | None = None
+    limit: int = 20
+    min_score: float | None = None
+
+    @property
+    def examples(self) -> tuple[Path, ...]:
+        return tuple(t.file for t in self.terms if t.file is not None)
+
+    def is_filtered(self) -> bool:
+        """True when a filter besides the modalities can hide files."""
+        bounds = (self.after, self.before, self.min_duration_s, self.max_duration_s)
+        return (
+            bool(self.path_globs)
+            or any(b is not None for b in bounds)
+            or (self.min_score is not None)
+        )
+
+
+def check_query(query: Query) -> None:
+    """UsageError for a query that cannot run (no terms, empty text, zero weight, bad limit)."""
+    if not query.terms:
+        raise UsageError("nothing to search for", "give a text, or an example file to search by")
+    for term in query.terms:
+        if (term.text is None) == (term.file is None):
+            raise UsageError("a query term is a text or a file, not both or neither")
+        if term.text is not None and not term.text.strip():
+            raise UsageError("an empty text cannot be searched for", "give some words")
+        if term.weight == 0 or not np.isfinite(term.weight):
+            raise UsageError(f"term weight {term.weight} is not usable", "use a non-zero number")
+    if not any(t.weight > 0 for t in query.terms):
+        raise UsageError("every term is negative", "add something to look for, not only a not")
+    if query.limit < 1:
+        raise UsageError(f"a limit of {query.limit} is less than 1", "ask for at least one result")
+
+
+def segment_filter(query: Query) -> SegmentFilter:
+    return SegmentFilter(
+        path_globs=tuple(normalise_glob(g) for g in query.path_globs),
+        modified_after=query.after,
+        modified_before=query.before,
+        min_duration_s=query.min_duration_s,
+        max_duration_s=query.max_duration_s,
+    )
+
+
+def normalise_glob(pattern: str) -> str:
+    """A user's path glob as a glob on absolute paths (`*` also crosses `/`).
+
+    Absolute patterns and those starting with `*` stay; `~` expands; `./x` and `../x` are taken
+    from the current folder; any other relative pattern matches at any depth (`photos/*` is
+    `*/photos/*`).
+    """
+    pattern = os.path.expanduser(pattern)  # noqa: PTH111 - a glob: keep it a string
+    if pattern.startswith(("/", "*")):
+        return pattern
+    if pattern.startswith(("./", "../")):
+        return os.path.abspath(pattern)  # noqa: PTH100 - a glob, not a path to resolve
+    return "*/" + pattern
