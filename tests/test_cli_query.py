@@ -182,7 +182,9 @@ def test_text_query_loads_one_text_tower_and_no_media_tower(
 
     config = load_config(tiny_config)
     with Library.open(tiny_library[1], config=config) as lib:
-        engine = SearchEngine(lib, config, query_module.make_encoders(lib, config, None, None))
+        engine = SearchEngine(
+            lib, config, query_module.make_encoders(lib, config, None, None, "torch")
+        )
         hits = engine.search(Query((Term("a dog barking"),), limit=50))
         encoders = engine.embedder
         assert isinstance(encoders, LanguageBindEmbedder)
