@@ -143,6 +143,7 @@ def query(
             min_score=min_score,
         )
     )
+    _note_paths_given_as_text(text or [])
     with Library.open(library, config=config) as lib:
         engine = SearchEngine(lib, config, make_encoders(lib, config, device, dtype, backend))
         hits = engine.search(search)
@@ -155,6 +156,16 @@ def query(
         _print_json(hits)
     else:
         _print_table(hits)
+
+
+def _note_paths_given_as_text(texts: list[str]) -> None:
+    """TEXT is always a text here (the shell already removed any quotes), but a path typed
+    there is most likely meant as an example: say how it was taken."""
+    from lbsearch.search import looks_like_path
+
+    for text in texts:
+        if looks_like_path(text):
+            _say(f"note: {text!r} is searched as a text; to search by example use --like {text}")
 
 
 def quiet_idle_threads() -> None:

@@ -271,3 +271,12 @@ def test_like_a_folder_says_to_give_a_file(fake_library: tuple[Path, Path], fake
     assert code == 2 and out == ""
     assert "is a folder" in err and "--path" in err
     assert "indexed" not in err, err
+
+
+def test_a_path_given_as_text_is_noted(fake_library: tuple[Path, Path], fake_cli: None) -> None:
+    media, library = fake_library
+    code, out, err = _query(library, str(media / "whistle.wav"), "--paths")
+    assert code == 0 and out, "still searched, as the text it was given as"
+    assert "searched as a text" in err and f"--like {media / 'whistle.wav'}" in err
+    _, _, err = _query(library, "a whistle", "--paths")
+    assert err == ""
