@@ -35,7 +35,7 @@ _MIN_FETCH = 64  # segments asked of an index at first; grows x4 until `limit` f
 class SearchEngine:
     """Searches one open library with one embedder (its towers load on first need and stay).
 
-    Thread-safe for one search at a time per engine (front ends with workers hold a lock)."""
+    Searches from several threads (a web server's workers) take turns: one runs at a time."""
 
     def __init__(self, library: Library, config: Config, embedder: Embedder) -> None:
         self.library = library
@@ -60,6 +60,10 @@ class SearchEngine:
     def search(self, query: Query) -> list[Hit]:
         """The best `query.limit` files for the query, best first."""
         check_query(query)
+        with self._lock:
+            return self._search(query)
+
+    def _search(self, query: Query) -> list[Hit]:
         sizes = self._sizes()
         targets = {m: s for m, s in sizes.items() if not query.modalities or m in query.modalities}
         if not targets:
