@@ -139,7 +139,12 @@ def test_a_typed_path_is_an_example_or_an_error_never_a_text(
 
 @pytest.mark.parametrize(
     ("box", "message"),
-    [("m:", "needs a value"), ("min-score:high", "not a number"), ("-m:video", "negative")],
+    [
+        ("m:", "needs a value"),
+        ("-like:", "needs a value"),
+        ("min-score:high", "not a number"),
+        ("-m:video", "negative"),
+    ],
 )
 def test_box_mistakes_are_usage_errors(box: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):

@@ -103,17 +103,16 @@ def _operator(token: _Token, got: _Collected) -> bool:
     key, colon, value = body.text.partition(":")
     key = key.lower()
     known = bool(colon) and len(key) + 1 <= body.bare and key in _KEYS
+    if not (known or negative):
+        return False
+    _end_run(got)
+    if known and not value.strip():
+        raise UsageError(f"{token.text!r} needs a value", f"e.g. {key}:{_EXAMPLES.get(key, 'x')}")
     if negative:
-        _end_run(got)
         if known and key != "like":
             raise UsageError(f"{token.text!r}: only texts and like: can be negative", "drop the -")
         got.add("not_like" if known else "nots", value if known else body.text)
         return True
-    if not known:
-        return False
-    _end_run(got)
-    if not value.strip():
-        raise UsageError(f"{token.text!r} needs a value", f"e.g. {key}:{_EXAMPLES.get(key, 'x')}")
     if key in _LIST_KEYS:
         values = value.split(",") if key in ("m", "modality") else [value]
         for one in values:
