@@ -73,7 +73,7 @@ class Request:
     def describe(self) -> str:
         q = self.query
         if len(q.like) == 1 and not (q.texts or q.nots or q.not_like):
-            return f"similar to {display_path(q.like[0], 50)}"
+            return f"similar to {Path(q.like[0]).name}"  # the box shows the whole path
         return repr(self.box)
 
 
