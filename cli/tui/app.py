@@ -35,7 +35,6 @@ from .preview import (
     MediaRead,
     clock,
     compose_preview,
-    display_path,
     media_key,
     read_media,
 )
