@@ -167,9 +167,7 @@ def main() -> None:
     }
     alone = results["encoder alone"]["image"]
     fastest = max(v for k, v in alone.items() if k.endswith("segments/s"))
-    results["pipeline / image encoder alone"] = (
-        results["pipeline"]["index segments/s"] / fastest
-    )
+    results["pipeline / image encoder alone"] = results["pipeline"]["index segments/s"] / fastest
     print(json.dumps(results, indent=1))
 
 
