@@ -42,7 +42,7 @@ def indexed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture
 def engine(indexed: tuple[Path, Path]) -> Iterator[SearchEngine]:
     with Library.open(indexed[1], config=CONFIG) as lib:
-        yield SearchEngine(lib, CONFIG, FakeEncoders(config=CONFIG))
+        yield SearchEngine(lib, CONFIG, FakeEncoders())
 
 
 def _names(hits: list) -> list[str]:  # type: ignore[type-arg]
@@ -77,7 +77,7 @@ def test_text_query_returns_hits_from_every_indexed_modality(engine: SearchEngin
 def test_text_vectors_are_the_fakes_hash_seeded_vectors(engine: SearchEngine) -> None:
     fake = engine.embedder
     assert isinstance(fake, FakeEncoders)
-    vectors = fake.text_vectors(Modality.AUDIO, ["dog", "cat"])
+    vectors = fake.embed_texts(Modality.AUDIO, ["dog", "cat"])
     assert vectors.shape == (2, fake.dim)
     assert (vectors[0] == text_vector("fake/audio-v1", "dog", fake.dim)).all()
 

@@ -64,7 +64,7 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Library]:
 
 @pytest.fixture
 def engine(library: Library) -> SearchEngine:
-    return SearchEngine(library, CONFIG, FakeEncoders(config=CONFIG))
+    return SearchEngine(library, CONFIG, FakeEncoders())
 
 
 @pytest.fixture(autouse=True)
@@ -370,7 +370,7 @@ def test_the_path_column_keeps_the_file_name_on_a_narrow_screen(engine: SearchEn
 def test_an_empty_library_says_how_to_index(tmp_path: Path) -> None:
     Library.open(tmp_path / "empty", write=True).close()
     with Library.open(tmp_path / "empty", config=CONFIG) as lib:
-        app = BrowseApp(SearchEngine(lib, CONFIG, FakeEncoders(config=CONFIG)), query="dog")
+        app = BrowseApp(SearchEngine(lib, CONFIG, FakeEncoders()), query="dog")
 
         async def script(pilot: Pilot[None]) -> None:
             assert "nothing indexed" in status(app) and "lbsearch index" in status(app)

@@ -34,7 +34,7 @@ def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SearchEn
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     with Library.open(library, config=CONFIG) as lib:
-        yield SearchEngine(lib, CONFIG, FakeEncoders(config=CONFIG))
+        yield SearchEngine(lib, CONFIG, FakeEncoders())
     monkeypatch.undo()
     time.tzset()
 

@@ -1,10 +1,9 @@
 """A deterministic stand-in for the LanguageBind encoders, for pipeline, search and CLI tests.
 
 Vectors depend only on the segment's pixels (a seeded projection), so equal content gives equal
-vectors and tests run in milliseconds. Calls are counted per modality. For search it also
-implements `lbsearch.search.QueryEncoders`: a text's vector is a unit vector seeded by a hash of
-(the modality's model id, the text); an example file is classified, decoded with this fake's
-media spec and encoded like the indexer does it, its segments averaged.
+vectors and tests run in milliseconds. Calls are counted per modality. It implements the
+`lbsearch.embedder.Embedder` protocol: a text's vector is a unit vector seeded by a hash of (the
+modality's model id, the text).
 """
 
 from __future__ import annotations
@@ -13,16 +12,11 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..embedder.protocol import Encoding
 from ..types import MediaSpec, Modality, Segment
-
-if TYPE_CHECKING:
-    from ..config import Config
 
 
 class FakeEncoders:
@@ -33,14 +27,12 @@ class FakeEncoders:
         image_size: int = 32,
         models: dict[Modality, str] | None = None,
         delay_s: float = 0.0,
-        config: Config | None = None,
     ) -> None:
         self.dim = dim
         self.model_suffix = model_suffix
         self.models = models or {}
         self.delay_s = delay_s
         self.image_size = image_size
-        self.config = config  # for file_vector (classify globs, decoding); default: load_config()
         self.calls: Counter[Modality] = Counter()
         self.segments: Counter[Modality] = Counter()
         self.texts: Counter[Modality] = Counter()  # texts encoded, per modality asked
@@ -55,12 +47,6 @@ class FakeEncoders:
         return Encoding("fake", "float32")
 
     def embed_segments(self, modality: Modality, segments: Sequence[Segment]) -> np.ndarray:
-        return self.encode(modality, list(segments))
-
-    def embed_texts(self, modality: Modality, texts: Sequence[str]) -> np.ndarray:
-        return self.text_vectors(modality, list(texts))
-
-    def encode(self, modality: Modality, segments: list[Segment]) -> np.ndarray:
         if self.delay_s:
             time.sleep(self.delay_s)  # a slow encoder, for interruption and crash tests
         self.calls[modality] += 1
@@ -76,24 +62,10 @@ class FakeEncoders:
         vector = projection @ flat[: projection.shape[1]]
         return vector / (np.linalg.norm(vector) or 1.0)
 
-    # ------------------------------------------------------------------ QueryEncoders
-
-    def text_vectors(self, modality: Modality, texts: list[str]) -> np.ndarray:
+    def embed_texts(self, modality: Modality, texts: Sequence[str]) -> np.ndarray:
         self.texts[modality] += len(texts)
         rows = [text_vector(self.model_id(modality), text, self.dim) for text in texts]
         return np.stack(rows) if rows else np.zeros((0, self.dim), dtype=np.float32)
-
-    def file_vector(
-        self, path: Path, modality: Modality | None = None
-    ) -> tuple[Modality, np.ndarray]:
-        from ..config import load_config
-        from ..media import classify, decode
-
-        config = self.config or load_config()
-        kind = classify(Path(path), config.classify, forced=modality)
-        vectors = self.encode(kind, decode(Path(path), self.media_spec(kind), config))
-        mean = vectors.astype(np.float64).mean(axis=0)
-        return kind, (mean / (np.linalg.norm(mean) or 1.0)).astype(np.float32)
 
 
 def text_vector(model_id: str, text: str, dim: int) -> np.ndarray:
