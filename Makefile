@@ -1,5 +1,6 @@
-# The two commands of the README: `make demo` (set up, then run lbsearch on a sample) and
-# `make test` (set up, then lint, type-check and run the tests). Both create .venv on first use.
+# `make demo` (set up, then run lbsearch on a sample) and `make test` (set up, then every check:
+# formatting, lint, import layers, types, tests). Both create .venv on first use.
+# Single steps: lint, fix, typecheck, pytest, test-slow, snapshot-update.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,7 +8,7 @@ PY := $(VENV)/bin/python
 # torch 2.13.0 is a CPU build where a local wheel is provided; elsewhere pip picks the platform's.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test check lint typecheck pytest clean
+.PHONY: demo test lint fix typecheck pytest test-slow snapshot-update clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +20,34 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(PY) tools/demo.py
 
-test: $(VENV)/.installed
+# Everything CI checks (.ci/run runs exactly this).
+test: lint typecheck pytest
+
+# Formatting, lint rules and the import layers of pyproject.toml's [tool.importlinter].
+lint: $(VENV)/.installed
 	$(PY) -m ruff format --check .
 	$(PY) -m ruff check .
+	$(PY) tools/lint_imports.py
+
+# What can be repaired automatically: formatting, fixable lint, the packaged copy of config.toml.
+fix: $(VENV)/.installed
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+	cp config.toml lbsearch/defaults.toml
+
+typecheck: $(VENV)/.installed
 	$(PY) -m mypy
+
+pytest: $(VENV)/.installed
 	$(PY) -m pytest
+
+# The tests deselected by default (full-size models, big corpora).
+test-slow: $(VENV)/.installed
+	$(PY) -m pytest -m slow
+
+# Re-render the TUI snapshots after a deliberate UI change; review the diff before committing.
+snapshot-update: $(VENV)/.installed
+	$(PY) -m pytest tests/test_tui_snapshots.py --snapshot-update
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache

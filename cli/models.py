@@ -76,9 +76,9 @@ def config_command(
     config = settings(ctx)
     print(f"# user config file: {user_config_path()}")
     print(f"# read from: {', '.join(config.sources)}")
-    for section in ("models", "runtime", "media", "video", "audio", "classify"):
+    for section, values in config.sections().items():
         print(f"\n[{section}]")
-        for key, value in vars(getattr(config, section)).items():
+        for key, value in vars(values).items():
             print(f"{key} = {_toml_value(value)}")
 
 

@@ -1,4 +1,12 @@
-"""Settings: the packaged defaults (config.toml), overlaid by the user's file, as typed dataclasses."""
+"""Settings: typed dataclasses whose defaults are those of the packaged config.toml.
+
+The dataclasses are the settings' schema and defaults; `config.toml` (packaged as
+`lbsearch/defaults.toml`) is the same defaults written out for people, with a comment per key.
+A test proves the two agree (`Config()` equals the settings loaded from the packaged file), so
+code that builds `Config()` and a user who reads config.toml see the same values.
+Loading: the packaged defaults, overlaid key by key by the user's file ($LBSEARCH_CONFIG, else
+config.toml in the platform's user config folder, or the `path` given).
+"""
 
 from __future__ import annotations
 
@@ -17,11 +25,18 @@ CONFIG_ENV = "LBSEARCH_CONFIG"
 
 @dataclass(frozen=True)
 class ModelsConfig:
-    image: str = ""
-    video: str = ""
-    audio: str = ""
-    depth: str = ""
-    thermal: str = ""
+    """The checkpoint each modality is embedded with: a Hugging Face repo id or a local folder."""
+
+    image: str = "LanguageBind/LanguageBind_Image"
+    """Images (RGB pictures of any format Pillow reads)."""
+    video: str = "LanguageBind/LanguageBind_Video_FT"
+    """Video windows (8 frames each). The Huge V1.5 model is 1024-d and cannot mix with 768-d."""
+    audio: str = "LanguageBind/LanguageBind_Audio_FT"
+    """Audio windows, and the sound tracks of videos."""
+    depth: str = "LanguageBind/LanguageBind_Depth"
+    """Depth maps (chosen by `[classify] depth_globs` or `--as depth`)."""
+    thermal: str = "LanguageBind/LanguageBind_Thermal"
+    """Thermal/infrared pictures (chosen by `[classify] thermal_globs` or `--as thermal`)."""
 
     def for_modality(self, modality: Modality) -> str:
         return str(getattr(self, modality.value))
@@ -29,72 +44,140 @@ class ModelsConfig:
 
 @dataclass(frozen=True)
 class RuntimeConfig:
+    """Where and how the encoders run."""
+
     backend: str = "auto"
+    """"torch", "onnxruntime" (CPU) or "auto" (torch for media towers; ONNX Runtime for the text
+    tower on a machine without a GPU)."""
     device: str = "auto"
+    """"auto" (cuda, then mps, then cpu) or a torch device name: "cpu", "cuda:1", "mps"."""
     dtype: str = "auto"
+    """"auto" (float16 on cuda, bfloat16 on a CPU with native bf16) or "float32", "bfloat16",
+    "float16", "int8" (ONNX Runtime media towers only)."""
     attention: str = "auto"
+    """Attention kernel: "auto" (chosen per device and dtype), "eager" or "sdpa"."""
     batch_size: int = 0
+    """Segments per encoder call; 0 picks 8 on a CPU and 32 on a GPU."""
     text_batch_size: int = 64
+    """Texts per text-tower call."""
     threads: int = 0
+    """CPU threads for torch; 0 keeps torch's default."""
 
 
 @dataclass(frozen=True)
 class MediaConfig:
+    """Limits on decoding one file, and the decode worker pool."""
+
     decode_timeout_s: float = 120.0
+    """Seconds one file may take to decode before it is skipped as "decode_timeout"."""
     max_image_pixels: int = 178956970
+    """Pictures with more pixels are refused as decompression bombs."""
     max_file_bytes: int = 0
+    """Larger files are skipped; 0: no limit."""
     decode_workers: int = 0
+    """Decoding processes; 0 picks half the CPU cores (1 to 8)."""
 
 
 @dataclass(frozen=True)
 class VideoConfig:
+    """How videos become windows."""
+
     segment_seconds: float = 10.0
+    """Length of one window (8 frames spread across it); a short last window joins the previous."""
     max_segments: int = 360
+    """Windows per video at most, spread evenly over very long videos."""
     backend: str = "pyav"
+    """Decoder: "pyav" or "decord" (an optional extra); both give the same frames."""
     decode_threads: int = 0
+    """FFmpeg decoder threads per video; 0 lets FFmpeg decide."""
     index_audio_track: bool = True
+    """Also index each video's sound track as audio segments."""
 
 
 @dataclass(frozen=True)
 class AudioConfig:
+    """How audio becomes windows."""
+
     hop_frames: int = 1036
-    max_seconds: float = 0
+    """Hop between windows in fbank frames (1036 = one ~10.4 s window: no overlap)."""
+    max_seconds: float = 0.0
+    """Longest audio decoded per file, in seconds; 0: no limit."""
 
 
 @dataclass(frozen=True)
 class ClassifyConfig:
-    depth_globs: tuple[str, ...] = ()
-    thermal_globs: tuple[str, ...] = ()
+    """Which pictures are depth maps or thermal images (path globs, case-insensitive)."""
+
+    depth_globs: tuple[str, ...] = (
+        "**/depth/**",
+        "*_depth.png",
+        "*_depth.tif",
+        "*_depth.tiff",
+        "*.depth.png",
+        "*_depth.npy",
+        "*.npy",
+    )
+    """Globs matched against the path under the indexed root and against the file name."""
+    thermal_globs: tuple[str, ...] = ("**/thermal/**", "**/infrared/**", "*_thermal.*", "*_ir.*")
+    """Globs matched against the path under the indexed root and against the file name."""
 
 
 @dataclass(frozen=True)
 class LibraryConfig:
+    """Where the library is and how long its users wait for each other."""
+
     path: str = ""
+    """The library folder; empty: $LBSEARCH_HOME, else the platform's data folder."""
     lock_timeout_s: float = 0.0
+    """Seconds `lbsearch index` waits for another indexer; 0 fails at once, naming it."""
     busy_timeout_s: float = 30.0
+    """Seconds a catalog statement waits for a busy database (SQLite busy_timeout)."""
 
 
 @dataclass(frozen=True)
 class IndexConfig:
+    """The vector indices: exact or approximate search, and where FAISS runs."""
+
     exact_max_segments: int = 100000
+    """Exact search up to this many segments per modality; an IVF index past it."""
     compressed_min_segments: int = 2000000
+    """From this many segments on, vectors are compressed (IVF-PQ) and candidates re-scored."""
     nprobe: int = 0
+    """IVF lists scanned per query; 0 picks nlist/16 (at least 8)."""
     refine_factor: int = 30
+    """IVF-PQ: k x refine_factor candidates are re-scored exactly."""
     device: str = "auto"
+    """"auto" searches on a GPU when faiss has CUDA and sees one; "cpu" never does; "gpu" must."""
     threads: int = 0
+    """FAISS threads; 0 keeps its default (one per core)."""
 
 
 @dataclass(frozen=True)
 class Config:
+    """Every setting, one section per dataclass (the sections of config.toml)."""
+
     models: ModelsConfig = field(default_factory=ModelsConfig)
+    """[models]: the checkpoint per modality."""
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    """[runtime]: device, dtype, batch sizes of the encoders."""
     media: MediaConfig = field(default_factory=MediaConfig)
+    """[media]: decoding limits and workers."""
     video: VideoConfig = field(default_factory=VideoConfig)
+    """[video]: windows of videos."""
     audio: AudioConfig = field(default_factory=AudioConfig)
+    """[audio]: windows of audio."""
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+    """[classify]: depth and thermal path globs."""
     library: LibraryConfig = field(default_factory=LibraryConfig)
+    """[library]: location and waits."""
     index: IndexConfig = field(default_factory=IndexConfig)
+    """[index]: vector index kinds and FAISS."""
     sources: tuple[str, ...] = ()
+    """Where the values came from ("defaults", then the user's file), for `lbsearch config`."""
+
+    def sections(self) -> dict[str, Any]:
+        """The settings sections by name, in config.toml's order (every field but `sources`)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sources"}
 
 
 def default_config_text() -> str:
@@ -149,6 +232,13 @@ def _merge(base: dict[str, Any], override: dict[str, Any], origin: str) -> None:
 
 
 def _build(cls: Any, data: dict[str, Any], where: str, sources: tuple[str, ...] = ()) -> Any:
+    known = {f.name for f in fields(cls)} - {"sources"}
+    unknown = sorted(set(data) - known)
+    if unknown:  # only a packaged file out of step with this module gets here (a bug)
+        raise ConfigError(
+            f"{where}: unknown setting {unknown[0]!r} in the packaged defaults",
+            "reinstall lbsearch; config.toml and lbsearch/config.py must list the same keys",
+        )
     kwargs: dict[str, Any] = {}
     for f in fields(cls):
         if f.name == "sources":

@@ -1,9 +1,13 @@
-"""Shared fixtures: tiny random-weight checkpoints in the released layout, written once per run."""
+"""Shared fixtures: a test never sees the developer's settings, library or model cache; tiny
+random-weight checkpoints in the released layout, written once per run."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,10 +17,31 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # ONNX exports and tower identities go to a cache of this run, never the developer's.
 os.environ["LBSEARCH_CACHE"] = tempfile.mkdtemp(prefix="lbsearch-test-cache-")
+# Nor the developer's Hugging Face cache: a checkpoint downloaded there must not change what
+# `lbsearch models` or a load reports. huggingface_hub reads HF_HOME once, when first imported,
+# so it is set here, before any test imports it.
+_HF_HOME = tempfile.mkdtemp(prefix="lbsearch-tests-hf-")
+atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
+os.environ["HF_HOME"] = _HF_HOME
+os.environ.pop("HF_HUB_CACHE", None)
 
-from lbsearch.testing.checkpoints import VARIANTS, write_tiny_checkpoint
+from lbsearch.config import CONFIG_ENV  # noqa: E402 - after the environment above
+from lbsearch.library import LIBRARY_ENV  # noqa: E402
+from lbsearch.testing.checkpoints import VARIANTS, write_tiny_checkpoint  # noqa: E402
 
 SAFETENSORS_VARIANTS = {"image", "depth"}
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test reads settings from a config file that does not exist (the packaged defaults
+    alone) and writes its library, when it names none, into a fresh folder; never the
+    developer's ~/.config/lbsearch/config.toml or data folder. Child processes inherit both."""
+    home = tmp_path_factory.mktemp("lbsearch-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CONFIG_ENV, str(home / "no-user-config.toml"))
+        patch.setenv(LIBRARY_ENV, str(home / "library"))
+        yield home
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lbsearch.config import load_config
+from lbsearch.config import Config
 from lbsearch.indexers import plan as plan_module
 from lbsearch.indexers.pipeline import IndexOptions, run_index
 from lbsearch.indexers.progress import Event, FileFailed, Finished
@@ -18,7 +18,7 @@ from lbsearch.testing.fake_encoders import FakeEncoders
 from lbsearch.testing.samples import write_sample_media
 from lbsearch.types import Modality
 
-CONFIG = load_config()
+CONFIG = Config()  # the packaged defaults; the user's settings never reach tests
 
 
 @pytest.fixture

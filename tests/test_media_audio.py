@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from lbsearch.config import Config, load_config
+from lbsearch.config import Config
 from lbsearch.errors import MediaError
 from lbsearch.media import decode
 from lbsearch.media.audio import plan_audio_windows
 from lbsearch.media.resample import SincResampler, resample
 from lbsearch.types import MediaSpec, Modality
 
-CFG = load_config()
+CFG = Config()  # the packaged defaults; the user's settings never reach tests
 AUDIO = MediaSpec(Modality.AUDIO)
 
 

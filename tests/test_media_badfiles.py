@@ -13,12 +13,12 @@ import media_factory as mf
 import numpy as np
 import pytest
 
-from lbsearch.config import Config, load_config
+from lbsearch.config import Config
 from lbsearch.errors import MediaError
 from lbsearch.media import REASONS, decode, fileio
 from lbsearch.types import MediaSpec, Modality
 
-CFG = load_config()
+CFG = Config()  # the packaged defaults; the user's settings never reach tests
 SPECS = {m: MediaSpec(m) for m in Modality}
 
 

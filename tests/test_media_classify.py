@@ -8,12 +8,12 @@ from pathlib import Path
 import media_factory as mf
 import pytest
 
-from lbsearch.config import ClassifyConfig, load_config
+from lbsearch.config import ClassifyConfig
 from lbsearch.errors import MediaError
 from lbsearch.media import classify
 from lbsearch.types import Modality
 
-CFG = load_config().classify
+CFG = ClassifyConfig()  # the packaged defaults
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from lbsearch.config import load_config
+from lbsearch.config import Config
 from lbsearch.errors import MediaError
 from lbsearch.media import decode
 from lbsearch.media.transforms import OPENAI_MEAN, OPENAI_STD
 from lbsearch.types import MediaSpec, Modality
 
-CFG = load_config()
+CFG = Config()  # the packaged defaults; the user's settings never reach tests
 IMAGE = MediaSpec(Modality.IMAGE)
 DEPTH = MediaSpec(Modality.DEPTH)
 

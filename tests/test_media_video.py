@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from lbsearch.config import Config, load_config
+from lbsearch.config import Config
 from lbsearch.errors import MediaError
 from lbsearch.media import decode, video
 from lbsearch.media.video import FrameIndex, FrameReader, plan_windows, video_windows
 from lbsearch.types import MediaSpec, Modality
 
-CFG = load_config()
+CFG = Config()  # the packaged defaults; the user's settings never reach tests
 VIDEO = MediaSpec(Modality.VIDEO)
 AUDIO = MediaSpec(Modality.AUDIO)
 

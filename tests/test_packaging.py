@@ -41,6 +41,23 @@ def test_wheel_carries_defaults_and_tokenizer_data(wheel_names: list[str]) -> No
 
 
 def test_packaged_defaults_are_the_top_level_config() -> None:
+    """A real file (a symlink breaks Windows checkouts); `make fix` copies config.toml over it."""
     from lbsearch.config import default_config_text
 
+    assert not (ROOT / "lbsearch" / "defaults.toml").is_symlink()
     assert default_config_text() == (ROOT / "config.toml").read_text(encoding="utf-8")
+
+
+def test_version_and_license_come_from_one_place(wheel_names: list[str]) -> None:
+    """The wheel's version is lbsearch.__version__ (pyproject reads it); LICENSE ships."""
+    from lbsearch import __version__
+
+    info = f"lbsearch-{__version__}.dist-info"
+    assert f"{info}/METADATA" in wheel_names
+    assert any(n.startswith(info) and n.endswith("LICENSE") for n in wheel_names), wheel_names
+    assert (
+        "version ="
+        not in (ROOT / "pyproject.toml")
+        .read_text(encoding="utf-8")
+        .split("[tool.setuptools.dynamic]")[0]
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from lbsearch.config import load_config
+from lbsearch.config import Config
 from lbsearch.indexers.pipeline import IndexOptions, run_index
 from lbsearch.library import Library
 from lbsearch.search import Query, SearchEngine, Term
@@ -17,7 +17,7 @@ from lbsearch.testing.fake_encoders import FakeEncoders, text_vector
 from lbsearch.testing.samples import write_sample_media
 from lbsearch.types import Modality
 
-CONFIG = load_config()
+CONFIG = Config()  # the packaged defaults; the user's settings never reach tests
 FILES = {
     "sunset_beach.jpg",
     "green_field.png",

@@ -26,7 +26,7 @@ from lbsearch.cli.tui.app import BrowseApp, QueryInput, next_modality
 from lbsearch.cli.tui.opener import OpenCommand, open_command
 from lbsearch.cli.tui.preview import build_preview, clock, display_path, human_size
 from lbsearch.cli.tui.widgets import ResultsTable
-from lbsearch.config import load_config
+from lbsearch.config import Config
 from lbsearch.errors import UsageError
 from lbsearch.indexers.pipeline import IndexOptions, run_index
 from lbsearch.library import Library
@@ -36,7 +36,7 @@ from lbsearch.testing.fake_encoders import FakeEncoders
 from lbsearch.testing.samples import write_sample_media
 from lbsearch.types import Modality
 
-CONFIG = load_config()
+CONFIG = Config()  # the packaged defaults; the user's settings never reach tests
 FIXED_MTIME = 1_700_000_000.0  # 2023-11-14, so the preview's "modified" line never changes
 SIZE = (140, 40)
 
