@@ -13,6 +13,7 @@ import pytest
 from lbsearch.catalog import (
     Catalog,
     CatalogError,
+    DeltaKind,
     FailedFile,
     FileStatus,
     IndexedFile,
@@ -194,7 +195,9 @@ def test_model_change_wipes_only_that_modality(catalog: Catalog) -> None:
     assert not unchanged.changed
     change = catalog.set_modality(AUD, "aud-2", "1", 16)
     assert change.changed and change.wiped_segments == 2 and change.stale_files == 1
-    assert change.delta is not None and change.delta.reset and change.delta.dim == 16
+    assert (
+        change.delta is not None and change.delta.kind is DeltaKind.MODEL and change.delta.dim == 16
+    )
     assert change.previous is not None and change.previous.segment_count == 2
     assert len(catalog.segment_ids(AUD).ids) == 0
     assert len(catalog.segment_ids(VID).ids) == 3  # the video's own vectors stay

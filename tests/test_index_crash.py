@@ -11,11 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from lbsearch.config import load_config
+from lbsearch.config import Config
 from lbsearch.library import Library
+from lbsearch.testing.library import assert_library_consistent
 from lbsearch.testing.samples import write_audio
 
 INDEXER = """
@@ -53,17 +53,7 @@ def _run(library: Path, corpus: Path, script: Path, kill_after: float | None) ->
 
 
 def _assert_consistent(library: Path) -> int:
-    with Library.open(library, config=load_config()) as lib:
-        assert lib.catalog.integrity_check() == []
-        paths = [r.path for r in lib.catalog.iter_files()]
-        assert len(paths) == len(set(paths))
-        total = 0
-        for modality, state in lib.catalog.modality_states().items():
-            ids = lib.catalog.segment_ids(modality).ids
-            if state.segment_count:
-                np.testing.assert_array_equal(ids, np.sort(lib.vectors.index(modality).ids()))
-            total += len(ids)
-        return total
+    return sum(assert_library_consistent(library, Config()).values())
 
 
 def test_sigkill_at_random_points_then_rerun_completes(corpus: Path, tmp_path: Path) -> None:
@@ -77,7 +67,7 @@ def test_sigkill_at_random_points_then_rerun_completes(corpus: Path, tmp_path: P
             _assert_consistent(library)
     assert _run(library, corpus, script, kill_after=None) == 0
     segments = _assert_consistent(library)
-    with Library.open(library, config=load_config()) as lib:
+    with Library.open(library, config=Config()) as lib:
         files = list(lib.catalog.iter_files())
     assert len(files) == 40 and all(f.status.value == "indexed" for f in files)
     assert segments == 40  # each tone is shorter than one window

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from lbsearch.config import Config
@@ -15,6 +14,7 @@ from lbsearch.indexers.progress import Event, FileFailed, Finished
 from lbsearch.indexers.walk import WalkOptions
 from lbsearch.library import Library
 from lbsearch.testing.fake_encoders import FakeEncoders
+from lbsearch.testing.library import assert_library_consistent
 from lbsearch.testing.samples import write_sample_media
 from lbsearch.types import Modality
 
@@ -41,14 +41,7 @@ def _index(
 
 def _consistent(library: Path) -> dict[Modality, int]:
     """Every catalog segment is in its index and vice versa; returns segment counts."""
-    with Library.open(library, config=CONFIG) as lib:
-        counts = {}
-        for modality, state in lib.catalog.modality_states().items():
-            ids = lib.catalog.segment_ids(modality).ids
-            index_ids = np.sort(lib.vectors.index(modality).ids()) if state.segment_count else ids
-            np.testing.assert_array_equal(ids, index_ids)
-            counts[modality] = len(ids)
-        return counts
+    return assert_library_consistent(library, CONFIG)
 
 
 def test_first_run_indexes_every_modality_and_records_failures(media: Path, tmp_path: Path) -> None:

@@ -13,38 +13,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lbsearch.catalog import IndexedFile, NewSegment, SegmentFilter
+from lbsearch.catalog import SegmentFilter
 from lbsearch.config import Config, LibraryConfig
 from lbsearch.library import (
     LIBRARY_ENV,
+    IndexAction,
     Library,
     LibraryError,
     LibraryLockedError,
     WriterLock,
     locate_library,
 )
+from lbsearch.testing.library import assert_library_consistent
+from lbsearch.testing.library import image_files as batch
 from lbsearch.types import Modality
 from lbsearch.vectors import VectorIndexError
 
 IMG = Modality.IMAGE
-
-
-def batch(start: int, count: int, dim: int = 16) -> list[IndexedFile]:
-    rng = np.random.default_rng(start)
-    vectors = rng.standard_normal((count, dim)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return [
-        IndexedFile(
-            f"/media/{start + i}.jpg",
-            "/media",
-            10,
-            start + i,
-            f"h{start + i}",
-            IMG,
-            (NewSegment(IMG, 0, 0, "m", vectors[i]),),
-        )
-        for i in range(count)
-    ]
 
 
 def hold_lock_in_child(root: Path) -> subprocess.Popen[str]:
@@ -165,13 +150,13 @@ def test_reader_repairs_in_memory_and_the_next_writer_saves(tmp_path: Path) -> N
     with Library.open(root, write=True) as lib:
         lib.set_modality(IMG, "m", "1", 16)
         lib.write_batch(batch(0, 20))
-        lib.vectors.dirty.clear()  # as if killed before the save
+        lib._indices.store.dirty.clear()  # as if killed before the save
         lib.catalog.write_batch(batch(20, 5))
     index_file = root / "vectors" / "image.faiss"
     assert not index_file.exists()  # never saved
     with Library.open(root) as reader:
         assert reader.search(IMG, np.ones((1, 16), np.float32), 3).ids.shape == (1, 3)
-        assert reader.vectors.events[IMG].startswith("rebuilt")
+        assert reader.index_events[IMG].action is IndexAction.REBUILT
         assert reader.check()[0].consistent and reader.check()[0].index_count == 25
         with pytest.raises(VectorIndexError, match=r"image.faiss: query vectors of shape") as err:
             reader.search(IMG, np.ones((1, 8), np.float32), 3)
@@ -181,7 +166,7 @@ def test_reader_repairs_in_memory_and_the_next_writer_saves(tmp_path: Path) -> N
         pass
     with Library.open(root) as reader:
         reader.search(IMG, np.ones((1, 16), np.float32), 1)
-        assert reader.vectors.events[IMG] == "fresh"
+        assert reader.index_events[IMG].action is IndexAction.FRESH
 
 
 def test_writer_open_recovers_every_modality(tmp_path: Path) -> None:
@@ -192,8 +177,9 @@ def test_writer_open_recovers_every_modality(tmp_path: Path) -> None:
         lib.save()
         lib.catalog.write_batch(batch(10, 3))  # committed, never reached the index file
     with Library.open(root, write=True) as lib:
-        assert lib.vectors.events[IMG].startswith("repaired: 3 added")
-        assert all(info.up_to_date for info in lib.vectors.info())
+        event = lib.index_events[IMG]
+        assert (event.action, event.added, event.removed) == (IndexAction.REPAIRED, 3, 0)
+    assert_library_consistent(root, saved=True)
 
 
 def test_library_uses_the_config(tmp_path: Path) -> None:
@@ -219,7 +205,7 @@ def test_storage_modules_stay_in_their_layer() -> None:
         "import lbsearch.library, lbsearch.catalog, lbsearch.vectors\n"
         "print(sorted(m for m in ('typer', 'rich', 'textual', 'faiss', 'numpy', 'sqlalchemy',"
         " 'torch') if m in sys.modules))\n"
-        "import lbsearch.catalog.store, lbsearch.vectors.store\n"
+        "import lbsearch.catalog.store, lbsearch.vectors.store, lbsearch.library.indices\n"
         "print(sorted(m for m in ('typer', 'rich', 'textual', 'faiss', 'torch')"
         " if m in sys.modules))\n"
     )

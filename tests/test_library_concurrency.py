@@ -11,6 +11,7 @@ import numpy as np
 
 from lbsearch.catalog import FileStatus, SegmentFilter
 from lbsearch.library import Library
+from lbsearch.testing.library import assert_library_consistent
 from lbsearch.types import Modality
 
 # Every file has exactly two image segments, in every committed state: a reader that counts
@@ -78,6 +79,4 @@ def test_readers_never_see_locks_or_half_batches(tmp_path: Path) -> None:
         out, _ = writer.communicate(timeout=120)
     assert writer.returncode == 0 and "done" in out
     assert rounds >= 3
-    with Library.open(root) as reader:
-        assert all(check.consistent for check in reader.check())
-        assert all(info.up_to_date for info in reader.vectors.info())
+    assert_library_consistent(root, saved=True)

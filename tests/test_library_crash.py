@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from lbsearch.library import Library
+from lbsearch.testing.library import assert_library_consistent
 from lbsearch.types import Modality
-from lbsearch.vectors import faiss_module
 
 WRITER = textwrap.dedent(
     """
@@ -69,25 +67,11 @@ def kill_writer_at_random(root: Path, seed: int) -> None:
 
 
 def assert_consistent(root: Path) -> set[str]:
-    """Check the catalog, reopen as a writer (repairing) and compare ids; returns the repairs."""
-    with sqlite3.connect(root / "catalog.sqlite") as raw:
-        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert raw.execute("PRAGMA foreign_key_check").fetchall() == []
-    with Library.open(root, write=True) as lib:  # repairs what the crash left behind
-        repairs = set(lib.vectors.events.values())
-        assert lib.catalog.integrity_check() == []
-        for check in lib.check():
-            assert check.consistent, check
-    faiss = faiss_module()
-    with Library.open(root) as reader:
-        for info in reader.vectors.info():
-            assert info.up_to_date, info
-            on_disk = faiss.read_index(str(info.path))
-            ids = np.sort(faiss.vector_to_array(on_disk.id_map))
-            catalog_ids = reader.catalog.segment_ids(info.modality).ids
-            assert len(np.unique(ids)) == len(ids), "duplicate ids in the index"
-            np.testing.assert_array_equal(ids, catalog_ids)
-            assert reader.vectors.events.get(info.modality, "fresh") == "fresh"
+    """Reopen as a writer (repairing what the crash left behind), then check the catalog and
+    the saved index files against each other; returns what the writer's open did."""
+    with Library.open(root, write=True) as lib:
+        repairs = {str(event) for event in lib.index_events.values()}
+    assert_library_consistent(root, saved=True)
     return repairs
 
 

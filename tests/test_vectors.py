@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lbsearch.catalog import BatchResult, Catalog, IndexedFile, NewSegment
 from lbsearch.config import IndexConfig
+from lbsearch.testing.library import unit_vectors
 from lbsearch.testing.vectors import clustered_vectors, recall_at_k
 from lbsearch.types import Modality
 from lbsearch.vectors import (
     IndexKind,
     IndexPlan,
+    SearchResult,
     VectorIndex,
     VectorIndexError,
     VectorStore,
@@ -24,44 +22,10 @@ from lbsearch.vectors import (
     plan_index,
 )
 from lbsearch.vectors.index import plan_still_fits
-from lbsearch.vectors.store import read_index_meta
+from lbsearch.vectors.store import IndexMeta, read_index_file, read_index_meta, rerank
 
 IMG = Modality.IMAGE
 MODEL = "img-1"
-
-
-def unit(n: int, dim: int, seed: int = 0) -> np.ndarray:
-    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def store_vectors(
-    catalog: Catalog, vectors: np.ndarray, start: int = 0, batch: int = 2000
-) -> list[BatchResult]:
-    results = []
-    for lo in range(0, len(vectors), batch):
-        files = [
-            IndexedFile(
-                f"/r/{start + i}.jpg",
-                "/r",
-                1,
-                1,
-                f"h{start + i}",
-                IMG,
-                (NewSegment(IMG, 0, 0, MODEL, vectors[i]),),
-            )
-            for i in range(lo, min(lo + batch, len(vectors)))
-        ]
-        results.append(catalog.write_batch(files))
-    return results
-
-
-@pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    cat = Catalog(tmp_path / "catalog.sqlite", create=True)
-    cat.set_modality(IMG, MODEL, "1", 32)
-    yield cat
-    cat.close()
 
 
 def exact_top(data: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -103,7 +67,7 @@ def test_blas_threshold_is_lowered_for_batched_search() -> None:
 
 
 def test_flat_search_is_exact_and_respects_allow_lists() -> None:
-    data, queries = unit(3000, 32), unit(5, 32, seed=1)
+    data, queries = unit_vectors(3000, 32), unit_vectors(5, 32, seed=1)
     ids = np.arange(3000, dtype=np.int64) * 7 + 3
     index = VectorIndex.new(IndexPlan(IndexKind.FLAT), 32)
     index.add(ids, data)
@@ -118,7 +82,7 @@ def test_flat_search_is_exact_and_respects_allow_lists() -> None:
     empty = index.search(queries, 4, allowed=np.zeros(0, dtype=np.int64))
     assert (empty.ids == -1).all()
     with pytest.raises(VectorIndexError, match="dimensions") as err:
-        index.search(unit(1, 16), 3)
+        index.search(unit_vectors(1, 16), 3)
     assert "same model" in err.value.hint
 
 
@@ -157,156 +121,53 @@ def test_ivf_recall_on_clustered_768d_vectors(n: int) -> None:
     assert recall_at_k(found.ids, exact_top(data, ids, queries, 10)) >= 0.95
 
 
-# ---------------------------------------------------------------------------- VectorStore
+# -------------------------------------------------------- VectorStore (files, no catalog)
 
 
-def test_store_builds_saves_and_reopens_fresh(catalog: Catalog, tmp_path: Path) -> None:
-    data = unit(500, 32)
-    store_vectors(catalog, data)
-    store = VectorStore(tmp_path / "vectors", catalog)
-    assert store.index(IMG) is not None and store.events[IMG].startswith("rebuilt")
-    assert store.save() == [IMG]
-    path = store.path(IMG)
-    meta = read_index_meta(path)
-    assert meta is not None and (meta.count, meta.generation, meta.kind) == (500, 1, "flat")
-    assert faiss_module().read_index(str(path)).ntotal == 500  # a plain FAISS file + trailer
-    again = VectorStore(tmp_path / "vectors", catalog)
-    result = again.search(IMG, data[:3], 1)
-    assert again.events[IMG] == "fresh"
-    np.testing.assert_array_equal(result.ids[:, 0], catalog.segment_ids(IMG).ids[:3])
-    assert all(i.up_to_date for i in again.info())
+def flat_index(vectors: np.ndarray, first_id: int = 1) -> VectorIndex:
+    index = VectorIndex.new(IndexPlan(IndexKind.FLAT), vectors.shape[1])
+    index.add(np.arange(first_id, first_id + len(vectors)), vectors)
+    return index
 
 
-def test_store_follows_batches_and_repairs_what_was_not_saved(
-    catalog: Catalog, tmp_path: Path
-) -> None:
-    store = VectorStore(tmp_path / "vectors", catalog)
-    store_vectors(catalog, unit(300, 32))
-    store.index(IMG)
-    store.save()
-    # committed but never saved: a crash between the catalog commit and the index save
-    store_vectors(catalog, unit(50, 32, seed=2), start=300)
-    gone = [f.id for f in catalog.iter_files("/r")][:20]
-    catalog.delete_files(gone)
-    assert not store.info()[0].up_to_date
-    reopened = VectorStore(tmp_path / "vectors", catalog)
-    check = reopened.check(IMG)
-    assert reopened.events[IMG] == "repaired: 50 added, 20 removed"
-    assert check.consistent and check.index_count == 330
-    reopened.save()
-    assert VectorStore(tmp_path / "vectors", catalog).info()[0].up_to_date
+def meta_for(index: VectorIndex, generation: int = 1) -> IndexMeta:
+    plan = index.plan
+    return IndexMeta("lib", IMG.value, generation, index.ntotal, index.dim, plan.kind.value,
+                     plan.nlist, plan.pq_m, MODEL, 0.0)  # fmt: skip
 
 
-def test_store_applies_deltas_in_memory(catalog: Catalog, tmp_path: Path) -> None:
-    store = VectorStore(tmp_path / "vectors", catalog)
-    store_vectors(catalog, unit(10, 32))
-    store.index(IMG)
-    data = unit(5, 32, seed=4)
-    files = [
-        IndexedFile(f"/r/n{i}.jpg", "/r", 1, 1, "x", IMG, (NewSegment(IMG, 0, 0, MODEL, data[i]),))
-        for i in range(5)
-    ]
-    result = catalog.write_batch(files)
-    store.apply(result)
-    store.apply(catalog.delete_files([result.file_ids[0]]))
-    assert store.check(IMG).consistent and store.index(IMG).ntotal == 14  # type: ignore[union-attr]
-    assert IMG in store.dirty and "repaired" not in store.events.get(IMG, "")
-
-
-@pytest.mark.parametrize("damage", ["delete", "truncate", "garbage", "other-library"])
-def test_damaged_or_foreign_index_files_are_rebuilt(
-    catalog: Catalog, tmp_path: Path, damage: str
-) -> None:
-    store_vectors(catalog, unit(200, 32))
-    store = VectorStore(tmp_path / "vectors", catalog)
-    store.index(IMG)
-    store.save()
-    path = store.path(IMG)
-    if damage == "delete":
-        path.unlink()
-    elif damage == "truncate":
-        path.write_bytes(path.read_bytes()[:1000])
-    elif damage == "garbage":
-        path.write_bytes(b"\0" * 5000)
-    else:
-        other = Catalog(tmp_path / "other.sqlite", create=True)
-        other.set_modality(IMG, MODEL, "1", 32)
-        store_vectors(other, unit(200, 32, seed=9))
-        foreign = VectorStore(tmp_path / "other-vectors", other)
-        foreign.index(IMG)
-        foreign.save()
-        shutil.copy(foreign.path(IMG), path)
-        other.close()
-    reopened = VectorStore(tmp_path / "vectors", catalog)
-    assert reopened.check(IMG).consistent
-    assert reopened.events[IMG].startswith("rebuilt")
-    data = catalog.vectors_by_ids(IMG, catalog.segment_ids(IMG).ids[:3])
-    np.testing.assert_array_equal(reopened.search(IMG, data.vectors, 1).ids[:, 0], data.ids)
-
-
-def test_model_change_resets_the_index(catalog: Catalog, tmp_path: Path) -> None:
-    store = VectorStore(tmp_path / "vectors", catalog)
-    store_vectors(catalog, unit(20, 32))
-    store.index(IMG)
-    store.save()
-    store.apply(catalog.set_modality(IMG, "img-2", "1", 16))
-    index = store.index(IMG)
-    assert index is not None and (index.dim, index.ntotal) == (16, 0)
-    store.save()
+def test_store_writes_a_plain_faiss_file_with_a_trailer(tmp_path: Path) -> None:
+    store = VectorStore(tmp_path / "vectors")
+    index = flat_index(unit_vectors(50, 32))
+    store.put(IMG, index, changed=True)
+    assert store.dirty == {IMG}
+    store.write(IMG, index, meta_for(index, generation=7))
+    assert store.dirty == set()
+    assert faiss_module().read_index(str(store.path(IMG))).ntotal == 50
     meta = read_index_meta(store.path(IMG))
-    assert meta is not None and (meta.dim, meta.model_id) == (16, "img-2")
+    assert meta is not None and (meta.generation, meta.count, meta.kind) == (7, 50, "flat")
+    found = read_index_file(store.path(IMG))
+    assert not isinstance(found, str) and found[0].ntotal == 50
+    assert store.file_bytes() == store.path(IMG).stat().st_size
+    store.delete(IMG)
+    assert read_index_file(store.path(IMG)) == "no index file"
 
 
-def test_growth_switches_to_ivf_and_shrinking_back_to_exact(
-    catalog: Catalog, tmp_path: Path
-) -> None:
-    config = IndexConfig(exact_max_segments=1000)
-    store = VectorStore(tmp_path / "vectors", catalog, config)
-    data = clustered_vectors(3000, 32, clusters=40)
-    for result in store_vectors(catalog, data[:900]):
-        store.apply(result)
-    store.save()
-    assert store.info()[0].kind == "flat"
-    for result in store_vectors(catalog, data[900:], start=900):
-        store.apply(result)
-    store.save()  # 3000 > 1000: rebuilt as IVF from the catalog's vectors
-    info = store.info()[0]
-    assert (info.kind, info.count, info.up_to_date) == ("ivf", 3000, True)
-    hits = store.search(IMG, data[:20], 1)
-    assert (hits.ids[:, 0] == catalog.segment_ids(IMG).ids[:20]).mean() >= 0.95
-    doomed = [f.id for f in catalog.iter_files("/r")]
-    store.apply(catalog.delete_files(doomed[:2200]))
-    store.save()
-    assert store.info()[0].kind == "ivf"  # 800: above half the limit, keep the IVF index
-    store.apply(catalog.delete_files(doomed[2200:2700]))
-    store.save()
-    assert (store.info()[0].kind, store.info()[0].count) == ("flat", 300)
-
-
-def test_compressed_index_reranks_exactly_from_the_catalog(
-    catalog: Catalog, tmp_path: Path
-) -> None:
-    dim, n = 64, 12_000
-    catalog.set_modality(IMG, MODEL, "2", dim)
-    data = clustered_vectors(n, dim, clusters=100)
-    store_vectors(catalog, data, batch=4000)
-    config = IndexConfig(exact_max_segments=1000, compressed_min_segments=10_000)
-    store = VectorStore(tmp_path / "vectors", catalog, config)
-    index = store.index(IMG)
-    assert index is not None and index.plan.kind is IndexKind.IVF_PQ
-    queries = clustered_vectors(50, dim, clusters=100, sample_seed=7, gap=1.0)
-    ids = catalog.segment_ids(IMG).ids
-    result = store.search(IMG, queries, 10)
-    assert recall_at_k(result.ids, exact_top(data, ids, queries, 10)) >= 0.95
-    by_id = dict(zip(ids.tolist(), data, strict=True))
-    for row, scores, q in zip(result.ids, result.scores, queries, strict=True):
-        exact = np.array([by_id[i] @ q for i in row])  # scores are exact after re-ranking
-        np.testing.assert_allclose(scores, exact, atol=1e-5)
-        assert np.all(np.diff(scores) <= 0)
+def test_rerank_orders_candidates_by_exact_score() -> None:
+    stored = unit_vectors(6, 8, seed=1)
+    ids = np.arange(10, 16)
+    query = stored[2:3] + 0.01
+    candidates = SearchResult(np.array([[15, 12, -1, 99, 11]]), np.zeros((1, 5), np.float32))
+    result = rerank(query, candidates, ids, stored, 3)
+    assert result.ids[0, 0] == 12  # the closest, whatever the approximate order said
+    np.testing.assert_allclose(result.scores[0, 0], (query @ stored[2])[0], rtol=1e-6)
+    assert 99 not in result.ids  # gone from the catalog: dropped
+    padded = rerank(query, candidates, ids, stored, 6)
+    assert padded.ids.shape == (1, 6) and padded.ids[0, -1] == -1
 
 
 def test_gpu_path_is_used_when_faiss_reports_a_gpu(
-    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     faiss = faiss_module()
     moved = []
@@ -321,31 +182,24 @@ def test_gpu_path_is_used_when_faiss_reports_a_gpu(
     from lbsearch.vectors import index as index_module
 
     monkeypatch.setitem(index_module._state, "gpu_resources", None)
-    data = unit(100, 32)
-    store_vectors(catalog, data)
-    store = VectorStore(tmp_path / "vectors", catalog)
-    assert store.search(IMG, data[:2], 1).ids.shape == (2, 1)
+    data = unit_vectors(100, 32)
+    index = flat_index(data)
+    store = VectorStore(tmp_path / "vectors")
+    assert store.search(IMG, index, data[:2], 1).ids.shape == (2, 1)
     assert moved == [0]
-    allowed = catalog.segment_ids(IMG).ids[:5]
-    store.search(IMG, data[:2], 1, allowed=allowed)  # filtered search stays on the CPU
+    store.search(IMG, index, data[:2], 1, allowed=np.arange(1, 6))  # filtered: stays on the CPU
     assert moved == [0]
-    cpu_only = VectorStore(tmp_path / "vectors", catalog, IndexConfig(device="cpu"))
-    cpu_only.search(IMG, data[:2], 1)
+    cpu_only = VectorStore(tmp_path / "vectors", IndexConfig(device="cpu"))
+    cpu_only.search(IMG, flat_index(data), data[:2], 1)
     assert moved == [0]
 
 
-def test_saving_is_atomic(
-    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store_vectors(catalog, unit(50, 32))
-    store = VectorStore(tmp_path / "vectors", catalog)
-    store.index(IMG)
-    store.save()
+def test_saving_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = VectorStore(tmp_path / "vectors")
+    index = flat_index(unit_vectors(50, 32))
+    store.write(IMG, index, meta_for(index))
     before = store.path(IMG).read_bytes()
-    store_vectors(catalog, unit(10, 32, seed=3), start=50)
-    store.index(IMG)
-    store.dirty.add(IMG)
-    store._loaded[IMG] = store._load(IMG)
+    bigger = flat_index(unit_vectors(60, 32, seed=3))
 
     def half_written(self: VectorIndex, handle: object) -> None:
         handle.write(b"partial")  # type: ignore[attr-defined]
@@ -353,14 +207,7 @@ def test_saving_is_atomic(
 
     monkeypatch.setattr(VectorIndex, "write", half_written)
     with pytest.raises(VectorIndexError, match="cannot save") as err:
-        store.save()
+        store.write(IMG, bigger, meta_for(bigger, generation=2))
     assert "free space" in err.value.hint
     assert store.path(IMG).read_bytes() == before
     assert list((tmp_path / "vectors").iterdir()) == [store.path(IMG)]
-
-
-def test_config_is_validated() -> None:
-    from lbsearch.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="device"):
-        VectorStore(Path("/nonexistent"), None, dataclasses.replace(IndexConfig(), device="tpu"))  # type: ignore[arg-type]

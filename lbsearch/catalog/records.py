@@ -140,12 +140,18 @@ class ModalityState:
     updated_at: float
 
 
+class DeltaKind(StrEnum):
+    """What a committed write did to a modality: changed some segments, or replaced its model
+    (every segment wiped; the vector dimension may differ from then on)."""
+
+    SEGMENTS = "segments"
+    MODEL = "model"
+
+
 @dataclass(frozen=True)
 class ModalityDelta:
-    """What one committed write did to a modality's segments (applied to its FAISS index).
-
-    `reset`: every segment of the modality was wiped (model change); `dim` may differ now.
-    """
+    """What one committed write did to a modality's segments, for its vector index to follow:
+    the generation it moved the modality from and to, the segments added and removed."""
 
     modality: Modality
     generation_before: int
@@ -153,7 +159,7 @@ class ModalityDelta:
     added_ids: IdArray
     added_vectors: VectorArray
     removed_ids: IdArray
-    reset: bool = False
+    kind: DeltaKind = DeltaKind.SEGMENTS
     dim: int | None = None
 
 

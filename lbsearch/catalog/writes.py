@@ -20,6 +20,7 @@ from .engine import CatalogBase
 from .records import (
     BatchResult,
     CatalogError,
+    DeltaKind,
     FailedFile,
     FileStatus,
     IndexedFile,
@@ -233,7 +234,7 @@ def _wipe_modality(
         added_ids=np.zeros(0, dtype=np.int64),
         added_vectors=np.zeros((0, dim or 0), dtype=np.float32),
         removed_ids=removed_ids,
-        reset=True,
+        kind=DeltaKind.MODEL,
         dim=dim,
     )
     current = load_states(conn, counts=True)[modality]

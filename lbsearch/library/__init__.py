@@ -8,14 +8,16 @@ A library is one folder:
 
 Location, first match wins: the caller's `--library DIR`, $LBSEARCH_HOME, config
 `[library] path`, the platform's user data folder. Writers (`lbsearch index`) take the lock;
-readers (`query`, `status`) never take it: the catalog is in WAL mode, so a reader's
+readers (`query`, `status`, a server) never take it: the catalog is in WAL mode, so a reader's
 transaction sees a consistent snapshot while a writer commits, and a reader that finds an index
 behind the catalog (a crash, or an indexer still running) repairs it in memory only; the next
-writer to open the library saves the repair. The one exception: a catalog from an older
+writer to open the library saves the repair. Index files are replaced atomically, so a reader
+never loads half a file; a long-lived reader calls `Library.refresh()` to pick up later commits. The one exception: a catalog from an older
 lbsearch is migrated by the first process that opens it, under the lock if it is free.
 """
 
 from .core import Library, LibraryStats
+from .events import IndexAction, IndexCheck, IndexEvent, IndexInfo
 from .folder import (
     CATALOG_NAME,
     LIBRARY_ENV,
@@ -33,6 +35,10 @@ __all__ = [
     "LIBRARY_ENV",
     "LOCK_NAME",
     "VECTORS_DIR",
+    "IndexAction",
+    "IndexCheck",
+    "IndexEvent",
+    "IndexInfo",
     "Library",
     "LibraryError",
     "LibraryLocation",

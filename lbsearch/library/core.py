@@ -1,4 +1,9 @@
-"""`Library`: a library's catalog and vector indices, opened together to read or to write."""
+"""`Library`: a library's catalog and vector indices, opened together to read or to write.
+
+The one place where the catalog and the indices meet: writers change the catalog through it so
+the indices follow each committed batch, and readers (the search engine, `status`, a server) ask
+it for files, segments and nearest neighbours without touching either store directly.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..catalog.records import IndexedFile
 from ..config import Config
 from ..types import Modality
+from .events import IndexCheck, IndexEvent, IndexInfo
 from .folder import (
     CATALOG_NAME,
     VECTORS_DIR,
@@ -29,14 +36,15 @@ if TYPE_CHECKING:
         CatalogStats,
         FailedFile,
         FileRecord,
-        IndexedFile,
         ModalityChange,
         ModalityState,
         SegmentFilter,
         SegmentHit,
+        StoredSegment,
     )
     from ..catalog.store import Catalog
-    from ..vectors import IndexCheck, IndexInfo, SearchResult, VectorStore
+    from ..vectors import SearchResult, VectorStore
+    from .indices import LibraryIndices
 
 
 @dataclass(frozen=True)
@@ -60,16 +68,19 @@ class Library:
     Use `Library.open`, as a context manager. Writers change the catalog through this class so
     the vector indices follow each committed batch; `save()` writes the indices (call it now and
     then during a long run and at the end; a crash in between is repaired at the next open).
+    A long-lived reader calls `refresh()` between requests to see what writers committed since.
     """
 
     def __init__(
         self, root: Path, catalog: Catalog, vectors: VectorStore, lock: WriterLock, writable: bool
     ) -> None:
+        from .indices import LibraryIndices
+
         self.root = root
-        self.catalog = catalog
-        self.vectors = vectors
+        self.catalog = catalog  # the source of truth, for the indexer's run records and plans
         self.writable = writable
         self._lock = lock
+        self._indices: LibraryIndices = LibraryIndices(catalog, vectors)
 
     @classmethod
     def open(
@@ -103,7 +114,7 @@ class Library:
         cls, where: LibraryLocation, config: Config, timeout: float, purpose: str
     ) -> Library:
         from ..catalog.store import Catalog
-        from ..vectors.store import VectorStore, clean_temporary_files
+        from ..vectors.store import VectorStore
 
         root = prepare_folder(where)
         lock = WriterLock(root)
@@ -112,10 +123,10 @@ class Library:
             catalog = Catalog(
                 root / CATALOG_NAME, create=True, busy_timeout_s=config.library.busy_timeout_s
             )
-            vectors = VectorStore(root / VECTORS_DIR, catalog, config.index)
-            clean_temporary_files(vectors.directory)
+            vectors = VectorStore(root / VECTORS_DIR, config.index)
+            vectors.clean_temporary_files()
             library = cls(root, catalog, vectors, lock, writable=True)
-            vectors.recover()
+            library._indices.recover()
         except BaseException:
             lock.release()
             raise
@@ -141,9 +152,7 @@ class Library:
                 lock.acquire(timeout, "lbsearch (upgrading the catalog)")
                 stack.callback(lock.release)
                 catalog = Catalog(root / CATALOG_NAME, busy_timeout_s=busy)
-        return cls(
-            root, catalog, VectorStore(root / VECTORS_DIR, catalog, config.index), lock, False
-        )
+        return cls(root, catalog, VectorStore(root / VECTORS_DIR, config.index), lock, False)
 
     # ------------------------------------------------------------------------ writing
 
@@ -156,48 +165,64 @@ class Library:
     def write_batch(self, batch: Sequence[IndexedFile | FailedFile]) -> BatchResult:
         """Commit a batch to the catalog, then mirror it in the in-memory indices."""
         self._require_writer()
-        for modality in {s.modality for f in batch if hasattr(f, "segments") for s in f.segments}:
-            self.vectors.index(modality)  # load before the commit: then the delta applies as is
+        touched = {s.modality for f in batch if isinstance(f, IndexedFile) for s in f.segments}
+        for modality in touched:
+            self._indices.index(modality)  # load before the commit: then the delta applies as is
         result = self.catalog.write_batch(batch)
-        self.vectors.apply(result)
+        self._indices.follow(result.deltas.values())
         return result
 
     def delete_files(self, file_ids: Sequence[int]) -> BatchResult:
         self._require_writer()
         result = self.catalog.delete_files(file_ids)
-        self.vectors.apply(result)
+        self._indices.follow(result.deltas.values())
         return result
 
     def set_modality(
         self, modality: Modality, model_id: str, preprocess_version: str, dim: int | None = None
     ) -> ModalityChange:
+        """Register the modality's model; a different model wipes its segments and index."""
         self._require_writer()
         change = self.catalog.set_modality(modality, model_id, preprocess_version, dim)
-        self.vectors.apply(change)
+        self._indices.follow([change.delta] if change.delta is not None else [])
         return change
 
     def save(self) -> list[Modality]:
         """Write the changed indices (atomically); returns the modalities written."""
         self._require_writer()
-        return self.vectors.save()
+        return self._indices.save()
 
-    # ------------------------------------------------------------------------ reading
+    def rebuild_index(self, modality: Modality) -> IndexEvent | None:
+        """Build the modality's index anew from the catalog's vectors and save it."""
+        self._require_writer()
+        self._indices.rebuild(modality, "asked")
+        self._indices.save([modality])
+        return self._indices.events.get(modality)
 
-    def search(
-        self, modality: Modality, queries: np.ndarray, k: int, *, where: SegmentFilter | None = None
-    ) -> SearchResult:
-        """Top-k segment ids and scores per query; `where` filters by the segments' files."""
-        allowed = None
-        if where is not None and not where.is_empty():
-            allowed = self.catalog.segment_ids_matching(modality, where)  # empty if excluded
-        return self.vectors.search(modality, queries, k, allowed=allowed)
-
-    def modality_states(self) -> dict[Modality, ModalityState]:
-        """Each registered modality's model, vector size and segment count."""
-        return self.catalog.modality_states()
+    # ------------------------------------------------------------------ reading: catalog
 
     def file_by_path(self, path: str) -> FileRecord | None:
         return self.catalog.file_by_path(path)
+
+    def files_by_paths(self, paths: Sequence[str]) -> dict[str, FileRecord]:
+        return self.catalog.files_by_paths(paths)
+
+    def segments_by_ids(
+        self, ids: Sequence[int] | np.ndarray, where: SegmentFilter | None = None
+    ) -> dict[int, SegmentHit]:
+        """Segments with their files by id; ids gone (or filtered out by `where`) are absent."""
+        return self.catalog.segments_by_ids(ids, where)
+
+    def segments_for_hash(
+        self, content_hash: str, modality: Modality, model_id: str
+    ) -> tuple[StoredSegment, ...] | None:
+        """The stored segments (with vectors) of a file with this content and model; None if
+        no file has them (lets a renamed or duplicated file reuse vectors)."""
+        return self.catalog.segments_for_hash(content_hash, modality, model_id)
+
+    def modality_states(self) -> dict[Modality, ModalityState]:
+        """Per registered modality: its model, vector dimension and segment count."""
+        return self.catalog.modality_states()
 
     def stored_vectors(self, record: FileRecord) -> np.ndarray | None:
         """(n, d) vectors held for `record`'s content under its modality's current model."""
@@ -206,30 +231,59 @@ class Library:
         state = self.catalog.modality_state(record.modality) if record.modality else None
         if state is None or record.content_hash is None:
             return None
-        stored = self.catalog.segments_for_hash(record.content_hash, state.modality, state.model_id)
+        stored = self.segments_for_hash(record.content_hash, state.modality, state.model_id)
         return np.stack([s.vector for s in stored]) if stored else None
 
-    def segments_by_ids(self, ids: Sequence[int] | np.ndarray) -> dict[int, SegmentHit]:
-        """Search results' segments with their files (ids gone meanwhile are absent)."""
-        return self.catalog.segments_by_ids(ids)
+    # ------------------------------------------------------------------ reading: vectors
+
+    def index_size(self, modality: Modality) -> int:
+        """Vectors in the modality's index (loading it if needed); 0 when it has none."""
+        index = self._indices.index(modality)
+        return index.ntotal if index is not None else 0
+
+    def search(
+        self, modality: Modality, queries: np.ndarray, k: int, *, where: SegmentFilter | None = None
+    ) -> SearchResult:
+        """Top-k segment ids and scores per query; `where` filters by the segments' files."""
+        allowed = None
+        if where is not None and not where.is_empty():
+            allowed = self.catalog.segment_ids_matching(modality, where)  # empty if excluded
+        return self._indices.search(modality, queries, k, allowed)
+
+    def refresh(self) -> dict[Modality, IndexEvent]:
+        """See what writers committed since the indices were loaded: every loaded index whose
+        modality changed is reloaded (from its file, repaired from the catalog where the file is
+        behind) and swapped in whole. Returns what reloading took, per modality reloaded."""
+        return self._indices.refresh()
+
+    @property
+    def index_events(self) -> dict[Modality, IndexEvent]:
+        """What loading each index took (fresh, repaired, rebuilt), per modality loaded."""
+        return dict(self._indices.events)
+
+    def index_info(self) -> tuple[IndexInfo, ...]:
+        """Per modality: its index file and whether it matches the catalog (files only)."""
+        return self._indices.info()
 
     def check(self) -> list[IndexCheck]:
         """Compare every modality's index with the catalog id by id (repairing in memory; a
         writer also saves the repaired indices when it closes)."""
-        return [self.vectors.check(m) for m in self.catalog.modality_states()]
+        return [self._indices.check(m) for m in self.catalog.modality_states()]
 
     def stats(self, failed_limit: int = 100) -> LibraryStats:
         catalog = self.catalog.stats(failed_limit)
-        vectors_dir = self.root / VECTORS_DIR
-        vectors_bytes = sum(p.stat().st_size for p in vectors_dir.glob("*.faiss") if p.is_file())
         return LibraryStats(
-            self.root, catalog, self.vectors.info(), catalog.catalog_bytes, vectors_bytes
+            self.root,
+            catalog,
+            self._indices.info(),
+            catalog.catalog_bytes,
+            self._indices.store.file_bytes(),
         )
 
     def close(self) -> None:
         try:
             if self.writable:
-                self.vectors.save()
+                self._indices.save()
                 self.catalog.checkpoint()
         finally:
             self.catalog.close()

@@ -1,4 +1,7 @@
-"""Vector indices: one FAISS index per modality, derived from the catalog and rebuildable.
+"""Vector indices: one FAISS index per modality, kept in files beside the catalog.
+
+The indices are derived data: the library (`lbsearch.library`) decides what they must hold and
+repairs or rebuilds them from the catalog; this package never reads the catalog itself.
 
 Importing this package is cheap; numpy and faiss load with the first use of its classes.
 """
@@ -17,7 +20,7 @@ if TYPE_CHECKING:
         faiss_module,
         plan_index,
     )
-    from .store import IndexCheck, IndexInfo, IndexMeta, VectorStore
+    from .store import IndexMeta, VectorStore, rerank
 
 _INDEX = {
     "IndexKind",
@@ -28,10 +31,8 @@ _INDEX = {
     "faiss_module",
     "plan_index",
 }
-_STORE = {"IndexCheck", "IndexInfo", "IndexMeta", "VectorStore"}
+_STORE = {"IndexMeta", "VectorStore", "rerank"}
 __all__ = [
-    "IndexCheck",
-    "IndexInfo",
     "IndexKind",
     "IndexMeta",
     "IndexPlan",
@@ -41,6 +42,7 @@ __all__ = [
     "VectorStore",
     "faiss_module",
     "plan_index",
+    "rerank",
 ]
 
 

@@ -1,0 +1,279 @@
+"""The vector indices kept equal to the catalog: load, repair, rebuild, follow, save, reload.
+
+The catalog bumps a per-modality generation in every transaction that changes the modality's
+segments. An index file whose trailer names the catalog's library id, generation and segment
+count is used as it is. Anything else (a crash between a catalog commit and the index save, a
+missing or damaged file, a reader that opened the file before a writer's next batch) is found
+when the index is loaded: the ids are compared with the catalog's, extra ids removed and missing
+vectors added from the catalog's stored vectors; a file from another catalog, of another
+dimension or unreadable is rebuilt from the catalog. Nothing is re-embedded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..catalog.records import DeltaKind, ModalityDelta
+from ..types import Modality
+from ..vectors.index import (
+    IndexKind,
+    IndexPlan,
+    SearchResult,
+    VectorIndex,
+    VectorIndexError,
+    plan_index,
+    plan_still_fits,
+)
+from ..vectors.store import IndexMeta, VectorStore, rerank
+from .events import IndexAction, IndexCheck, IndexEvent, IndexInfo
+
+if TYPE_CHECKING:
+    from ..catalog.store import Catalog
+
+_ADD_CHUNK = 8192
+
+
+class LibraryIndices:
+    """Each modality's index, consistent with the catalog as of when it was (re)loaded.
+
+    `events` says what loading each index took. Loading and `refresh` build an index aside and
+    swap it in whole, so searches from other threads never see one half-repaired.
+    """
+
+    def __init__(self, catalog: Catalog, store: VectorStore) -> None:
+        self.catalog = catalog
+        self.store = store
+        self.events: dict[Modality, IndexEvent] = {}
+        self._lock = threading.RLock()  # one loader at a time; searches do not take it
+
+    def index(self, modality: Modality) -> VectorIndex | None:
+        """The modality's index (None: no vectors yet), loaded on first use."""
+        if not self.store.is_loaded(modality):
+            with self._lock:
+                if not self.store.is_loaded(modality):
+                    self._install(modality, self._load(modality))
+        return self.store.loaded(modality)
+
+    def _install(self, modality: Modality, index: VectorIndex | None) -> None:
+        event = self.events.get(modality)
+        changed = event is not None and event.action is not IndexAction.FRESH
+        self.store.put(modality, index, changed=changed)
+
+    def _load(self, modality: Modality) -> VectorIndex | None:
+        self.events.pop(modality, None)  # replaced by what this load takes
+        state = self.catalog.modality_state(modality)
+        if state is None or not state.dim:
+            return None
+        found = self.store.read(modality)
+        if isinstance(found, str):
+            return self._rebuild(modality, found)
+        index, meta = found
+        if meta.library_id != self.catalog.library_id or meta.dim != state.dim:
+            return self._rebuild(modality, "the file belongs to another catalog or model")
+        wanted = (state.generation, state.segment_count, state.segment_count)
+        if (meta.generation, meta.count, index.ntotal) == wanted:
+            index.generation = state.generation
+            self.events[modality] = IndexEvent(modality, IndexAction.FRESH)
+            return index
+        return self._repair(modality, index)
+
+    def _repair(self, modality: Modality, index: VectorIndex) -> VectorIndex | None:
+        snapshot = self.catalog.segment_ids(modality)
+        have = index.ids()
+        if len(np.unique(have)) != len(have):
+            return self._rebuild(modality, "the index holds duplicate ids")
+        extra = np.setdiff1d(have, snapshot.ids, assume_unique=True)
+        missing = np.setdiff1d(snapshot.ids, have, assume_unique=True)
+        index.remove(extra)
+        for start in range(0, len(missing), _ADD_CHUNK):
+            chunk = self.catalog.vectors_by_ids(modality, missing[start : start + _ADD_CHUNK])
+            index.add(chunk.ids, chunk.vectors)
+        index.generation = snapshot.generation
+        self.events[modality] = IndexEvent(
+            modality, IndexAction.REPAIRED, added=len(missing), removed=len(extra)
+        )
+        return index
+
+    def _rebuild(self, modality: Modality, reason: str) -> VectorIndex | None:
+        """A new index from the catalog's stored vectors, streamed in chunks (no re-embedding)."""
+        state = self.catalog.modality_state(modality)
+        if state is None or not state.dim:
+            return None
+        plan = plan_index(state.segment_count, state.dim, self.store.config)
+        training = None
+        if plan.kind is not IndexKind.FLAT:
+            size = plan.training_size(state.segment_count)
+            training = self.catalog.sample_vectors(modality, size).vectors
+        index = VectorIndex.new(plan, state.dim, training)
+        for chunk in self.catalog.stream_vectors(modality, _ADD_CHUNK):
+            index.add(chunk.ids, chunk.vectors)
+            index.generation = chunk.generation
+        self.events[modality] = IndexEvent(modality, IndexAction.REBUILT, reason=reason)
+        return index
+
+    def rebuild(self, modality: Modality, reason: str) -> VectorIndex | None:
+        with self._lock:
+            self._install(modality, self._rebuild(modality, reason))
+        return self.store.loaded(modality)
+
+    def refresh(self) -> dict[Modality, IndexEvent]:
+        """Reload every loaded index whose modality changed in the catalog since it was loaded
+        (a writer committed since). Returns what reloading took, per modality reloaded."""
+        states = self.catalog.modality_states()
+        reloaded: dict[Modality, IndexEvent] = {}
+        with self._lock:
+            for modality in self.store.loaded_modalities():
+                index = self.store.loaded(modality)
+                state = states.get(modality)
+                now = state.generation if state is not None and state.dim else None
+                if (index.generation if index is not None else None) == now:
+                    continue
+                self._install(modality, self._load(modality))
+                if modality in self.events:
+                    reloaded[modality] = self.events[modality]
+        return reloaded
+
+    # -------------------------------------------------------------------------- changes
+
+    def follow(self, deltas: Iterable[ModalityDelta]) -> None:
+        """Mirror committed catalog changes in the loaded indices (the writer's, in place)."""
+        for delta in deltas:
+            self._follow(delta)
+
+    def _follow(self, delta: ModalityDelta) -> None:
+        modality = delta.modality
+        if not self.store.is_loaded(modality):
+            self.index(modality)  # loaded after the commit: already includes the change
+            return
+        index = self.store.loaded(modality)
+        if delta.kind is DeltaKind.MODEL:  # every segment is gone, the dimension may differ
+            fresh = VectorIndex.new(IndexPlan(IndexKind.FLAT), delta.dim) if delta.dim else None
+            if fresh is not None:
+                fresh.generation = delta.generation
+            self.store.put(modality, fresh, changed=True)
+        elif index is None:
+            self._install(modality, self._load(modality))
+        elif index.generation == delta.generation_before:
+            index.remove(delta.removed_ids)
+            index.add(delta.added_ids, delta.added_vectors)
+            index.generation = delta.generation
+            self.store.dirty.add(modality)
+        elif index.generation < delta.generation:
+            self._repair(modality, index)
+            self.store.dirty.add(modality)
+
+    # --------------------------------------------------------------------------- saving
+
+    def save(self, modalities: Iterable[Modality] | None = None) -> list[Modality]:
+        """Write changed indices atomically; re-plan (rebuild) those whose size outgrew them."""
+        wanted = self.store.dirty if modalities is None else set(modalities) & self.store.dirty
+        saved = []
+        for modality in sorted(wanted):
+            index = self.store.loaded(modality)
+            config = self.store.config
+            if index is not None and not plan_still_fits(
+                index.plan, index.ntotal, index.dim, config
+            ):
+                index = self.rebuild(modality, "the collection size calls for another kind")
+            if index is not None:
+                self.store.write(modality, index, self._meta(modality, index))
+            else:
+                self.store.delete(modality)
+            saved.append(modality)
+        return saved
+
+    def _meta(self, modality: Modality, index: VectorIndex) -> IndexMeta:
+        state = self.catalog.modality_state(modality)
+        return IndexMeta(
+            library_id=self.catalog.library_id,
+            modality=modality.value,
+            generation=index.generation,
+            count=index.ntotal,
+            dim=index.dim,
+            kind=index.plan.kind.value,
+            nlist=index.plan.nlist,
+            pq_m=index.plan.pq_m,
+            model_id=state.model_id if state else "",
+            saved_at=time.time(),
+        )
+
+    def recover(self) -> dict[Modality, IndexEvent]:
+        """At a writer's open: bring every modality's file in line with the catalog.
+
+        Up-to-date files are only read for their trailer; the others are repaired or rebuilt
+        and saved. Returns what was done per modality that needed it.
+        """
+        done = {}
+        for info in self.info():
+            if not info.up_to_date:
+                with self._lock:
+                    self._install(info.modality, self._load(info.modality))
+                self.store.dirty.add(info.modality)
+                self.save([info.modality])
+                if info.modality in self.events:
+                    done[info.modality] = self.events[info.modality]
+        return done
+
+    # -------------------------------------------------------------------------- reading
+
+    def info(self) -> tuple[IndexInfo, ...]:
+        """Per registered modality: the index file and whether it matches the catalog."""
+        out = []
+        for modality, state in sorted(self.catalog.modality_states().items()):
+            path = self.store.path(modality)
+            meta = self.store.read_meta(modality)
+            up_to_date = meta is not None and (
+                meta.library_id,
+                meta.generation,
+                meta.count,
+                meta.dim,
+            ) == (self.catalog.library_id, state.generation, state.segment_count, state.dim)
+            if meta is None and not state.segment_count:
+                up_to_date = True  # nothing to index yet; no file needed
+            size = path.stat().st_size if path.exists() else 0
+            kind, count = (meta.kind, meta.count) if meta else (None, None)
+            out.append(IndexInfo(modality, path, path.exists(), size, kind, count, up_to_date))
+        return tuple(out)
+
+    def check(self, modality: Modality) -> IndexCheck:
+        """Compare every id of the loaded index with the catalog's (a full, slower check)."""
+        snapshot = self.catalog.segment_ids(modality)
+        index = self.index(modality)
+        have = index.ids() if index is not None else np.zeros(0, dtype=np.int64)
+        unique = np.unique(have)
+        return IndexCheck(
+            modality=modality,
+            catalog_count=len(snapshot.ids),
+            index_count=len(have),
+            missing=len(np.setdiff1d(snapshot.ids, unique, assume_unique=True)),
+            extra=len(np.setdiff1d(unique, snapshot.ids, assume_unique=True)),
+            duplicates=len(have) - len(unique),
+        )
+
+    def search(
+        self, modality: Modality, queries: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> SearchResult:
+        """Top-k segment ids and scores per query row; compressed indices re-ranked exactly."""
+        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        index = self.index(modality)
+        if index is None:
+            return SearchResult.empty(len(queries), max(k, 0))
+        if queries.ndim != 2 or queries.shape[1] != index.dim:
+            state = self.catalog.modality_state(modality)
+            raise VectorIndexError(
+                f"{self.store.path(modality)}: query vectors of shape {tuple(queries.shape)} do "
+                f"not fit the {modality} index ({index.dim} dimensions, model "
+                f"{state.model_id if state else '?'})",
+                "encode queries with the text tower of the model the library was indexed with "
+                "(`lbsearch status` lists the models)",
+            )
+        found = self.store.search(modality, index, queries, k, allowed=allowed)
+        if index.plan.kind is not IndexKind.IVF_PQ:
+            return found
+        stored = self.catalog.vectors_by_ids(modality, np.unique(found.ids[found.ids >= 0]))
+        return rerank(queries, found, stored.ids, stored.vectors, k)
