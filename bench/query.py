@@ -219,7 +219,7 @@ with Library.open(sys.argv[2], config=config) as lib:
     enc = open_embedder(config, models=models, backend=sys.argv[3])
     engine = SearchEngine(lib, config, enc)
     for m in engine.indexed_modalities():
-        lib.vectors.index(m)
+        lib.index_size(m)  # loads the index
     t2 = time.perf_counter()
     enc.embed_texts(engine.indexed_modalities()[0], ["warm"])
     t3 = time.perf_counter()
