@@ -27,7 +27,11 @@ os.environ.pop("HF_HUB_CACHE", None)
 
 from lbsearch.config import CONFIG_ENV  # noqa: E402 - after the environment above
 from lbsearch.library import LIBRARY_ENV  # noqa: E402
-from lbsearch.testing.checkpoints import VARIANTS, write_tiny_checkpoint  # noqa: E402
+from lbsearch.testing.checkpoints import (  # noqa: E402
+    VARIANTS,
+    write_tiny_checkpoint,
+    write_tiny_config,
+)
 
 SAFETENSORS_VARIANTS = {"image", "depth"}
 
@@ -56,16 +60,6 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_config(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A config.toml pointing every modality at its tiny checkpoint."""
+    """A config.toml pointing every modality at its tiny checkpoint, on the CPU in float32."""
     path = tmp_path_factory.mktemp("config") / "config.toml"
-    models = {
-        "image": "image",
-        "video": "video_ft",
-        "audio": "audio_ft",
-        "depth": "depth",
-        "thermal": "thermal",
-    }
-    lines = ["[models]"] + [f'{m} = "{tiny_dir / v}"' for m, v in models.items()]
-    lines += ["[runtime]", 'device = "cpu"', 'dtype = "float32"']
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return write_tiny_config(path, tiny_dir, runtime={"device": "cpu", "dtype": "float32"})

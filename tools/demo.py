@@ -11,17 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lbsearch.testing.checkpoints import VARIANTS, write_tiny_checkpoint
+from lbsearch.testing.checkpoints import write_tiny_config
 from lbsearch.testing.samples import write_sample_media
 
 DEMO = Path("demo")
-TINY_FOR = {
-    "image": "image",
-    "video": "video_ft",
-    "audio": "audio_ft",
-    "depth": "depth",
-    "thermal": "thermal",
-}
 
 
 def lbsearch(*args: str, check: bool = True) -> int:
@@ -34,16 +27,7 @@ def lbsearch(*args: str, check: bool = True) -> int:
 
 
 def tiny_config() -> Path:
-    models = DEMO / "tiny-models"
-    lines = ["[models]"]
-    for modality, variant in TINY_FOR.items():
-        target = models / variant
-        if not (target / "config.json").exists():
-            write_tiny_checkpoint(target, VARIANTS[variant])
-        lines.append(f'{modality} = "{target.resolve()}"')
-    path = DEMO / "tiny-config.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return write_tiny_config(DEMO / "tiny-config.toml", DEMO / "tiny-models")
 
 
 def main() -> None:

@@ -276,3 +276,33 @@ def _vision_layer(draw: _Draw, state: dict, var: Variant, dims: TinyDims, index:
             scale = (var.lora_alpha / var.lora_r) * var.lora_r**0.5
             state[f"{key}.lora_A.default.weight"] = draw.normal(var.lora_r, dim, std=dim**-0.5)
             state[f"{key}.lora_B.default.weight"] = draw.normal(dim, var.lora_r, std=0.5 / scale)
+
+
+# The tiny variant that stands in for each modality's default checkpoint.
+TINY_FOR_MODALITY = {
+    "image": "image",
+    "video": "video_ft",
+    "audio": "audio_ft",
+    "depth": "depth",
+    "thermal": "thermal",
+}
+
+
+def write_tiny_config(path: Path, models: Path, *, runtime: dict[str, str] | None = None) -> Path:
+    """Write `path`, a config.toml whose [models] point every modality at a tiny checkpoint in
+    `models/<variant>` (written there first where missing) and with the given [runtime] keys.
+
+    Tiny checkpoints have random weights: what they find means nothing, but every code path
+    (loading, preprocessing, encoding, indexing, search) runs as with the released models.
+    """
+    lines = ["[models]"]
+    for modality, variant in TINY_FOR_MODALITY.items():
+        target = models / variant
+        if not (target / "config.json").exists():
+            write_tiny_checkpoint(target, variant)
+        lines.append(f"{modality} = {json.dumps(str(target.resolve()))}")
+    if runtime:
+        lines += ["[runtime]", *(f"{key} = {json.dumps(value)}" for key, value in runtime.items())]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
