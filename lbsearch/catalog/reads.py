@@ -111,9 +111,11 @@ class CatalogReads(CatalogBase):
             ).scalar()
         return dataclasses.replace(state, segment_count=int(count or 0))
 
-    def modality_states(self) -> dict[Modality, ModalityState]:
+    def modality_states(self, *, counts: bool = True) -> dict[Modality, ModalityState]:
+        """Every registered modality; counts=False leaves segment_count at 0 and skips the
+        count (a scan of the segment ids), for callers that only need generations."""
         with self._read() as conn:
-            return load_states(conn, counts=True)
+            return load_states(conn, counts=counts)
 
     # --------------------------------------------------------------------------- vectors
 

@@ -124,7 +124,7 @@ class LibraryIndices:
     def refresh(self) -> dict[Modality, IndexEvent]:
         """Reload every loaded index whose modality changed in the catalog since it was loaded
         (a writer committed since). Returns what reloading took, per modality reloaded."""
-        states = self.catalog.modality_states()
+        states = self.catalog.modality_states(counts=False)  # cheap: once per request
         reloaded: dict[Modality, IndexEvent] = {}
         with self._lock:
             for modality in self.store.loaded_modalities():
