@@ -82,3 +82,21 @@ def test_the_walk_reaches_the_mapped_folders() -> None:
     """cli/ and indexers/ are found (the old check walked lbsearch/ alone and never saw them)."""
     loaded = loaded_after_importing(("lbsearch.indexers", "lbsearch.cli"))
     assert {"lbsearch.indexers.pipeline", "lbsearch.cli.main", "lbsearch.cli.tui"} <= loaded
+
+
+def test_search_and_front_ends_read_through_the_library() -> None:
+    """`Library` is the one place where the catalog and the indices meet: the engine and the
+    front ends ask it (file_by_path, segments_by_ids, search...), never `library.catalog`."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    sources = [*(root / "lbsearch" / "search").rglob("*.py"), *(root / "cli").rglob("*.py")]
+    offenders = []
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in ("catalog", "vectors"):
+                owner = node.value.id if isinstance(node.value, ast.Name) else ""
+                if owner != "stats":  # LibraryStats.catalog: the counts of `lbsearch status`
+                    offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert len(sources) > 10 and offenders == []
