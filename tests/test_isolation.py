@@ -38,6 +38,15 @@ def test_a_user_config_file_does_not_leak_into_tests(
     assert os.environ[LIBRARY_ENV] == str(locate_library().path)
 
 
+def test_the_model_cache_is_this_run_s_own() -> None:
+    """A checkpoint in the developer's Hugging Face cache must not change what tests see."""
+    from huggingface_hub import constants
+
+    home = Path(os.environ["HF_HOME"])
+    assert home.name.startswith("lbsearch-tests-hf-")
+    assert Path(constants.HF_HUB_CACHE).is_relative_to(home)
+
+
 def test_child_processes_are_isolated_too(bogus_user_config: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "lbsearch", "config"], capture_output=True, text=True, timeout=60
