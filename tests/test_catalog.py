@@ -22,6 +22,7 @@ from lbsearch.catalog import (
     SegmentFilter,
     hash_file,
 )
+from lbsearch.testing.library import unit_vectors
 from lbsearch.types import Modality
 
 DIM = 8
@@ -31,8 +32,7 @@ AUD = Modality.AUDIO
 
 
 def vec(seed: int) -> np.ndarray:
-    v = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
-    return v / np.linalg.norm(v)
+    return unit_vectors(1, DIM, seed)[0]
 
 
 def image(path: str, seed: int = 0, *, root: str = "/r", content: str | None = None) -> IndexedFile:
