@@ -16,6 +16,7 @@ from .errors import handles_errors
 from .index import index, status
 from .models import config_command, models_command, pull
 from .query import query
+from .serve import serve
 
 app = typer.Typer(
     name="lbsearch",
@@ -56,6 +57,7 @@ app.command("pull")(handles_errors(pull))
 app.command("models")(handles_errors(models_command))
 app.command("config")(handles_errors(config_command))
 app.command("browse")(handles_errors(browse))
+app.command("serve")(handles_errors(serve))
 
 
 def run() -> None:

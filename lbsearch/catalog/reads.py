@@ -44,6 +44,11 @@ class CatalogReads(CatalogBase):
             row = conn.execute(select(*FILE_COLUMNS).where(files.c.path == enc(path))).first()
         return file_record(row) if row else None
 
+    def file_by_id(self, file_id: int) -> FileRecord | None:
+        with self._read() as conn:
+            row = conn.execute(select(*FILE_COLUMNS).where(files.c.id == int(file_id))).first()
+        return file_record(row) if row else None
+
     def files_by_paths(self, paths: Sequence[str]) -> dict[str, FileRecord]:
         """The known files among `paths` (batched lookups for a directory walk)."""
         found: dict[str, FileRecord] = {}

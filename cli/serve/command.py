@@ -1,0 +1,141 @@
+"""`lbsearch serve`: start the warm search service and its web page."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ..context import settings
+from ..index import LibraryOption
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    import uvicorn
+
+    from lbsearch.config import Config
+    from lbsearch.library import Library
+    from lbsearch.search import QueryEncoders
+
+    from .service import EncodersFactory
+
+
+def serve(
+    ctx: typer.Context,
+    library: LibraryOption = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; anything but loopback needs --token.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8765,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LBSEARCH_TOKEN",
+            help="Require this secret: `Authorization: Bearer TOKEN`, or a browser cookie from "
+            "the one-time login URL printed at start ($LBSEARCH_TOKEN).",
+        ),
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    dtype: Annotated[str | None, typer.Option(help="auto, float32, bfloat16 or float16.")] = None,
+) -> None:
+    """Serve the library: a web page at / to search and play results, and a JSON API.
+
+    The encoders stay loaded between queries. The service follows a running `lbsearch index`:
+    new files show up after each committed batch. Binds 127.0.0.1 unless told otherwise; any
+    other address requires --token. Stop it with Ctrl-C.
+    """
+    from ..query import quiet_idle_threads
+    from .security import check_binding
+
+    quiet_idle_threads()
+    check_binding(host, token)
+    config = settings(ctx)
+    run_server(config, library, host, port, token, _encoders_factory(config, device, dtype))
+
+
+def _encoders_factory(config: Config, device: str | None, dtype: str | None) -> EncodersFactory:
+    def factory(lib: Library) -> QueryEncoders:
+        from .. import query
+
+        return query.make_encoders(lib, config, device, dtype)
+
+    return factory
+
+
+def run_server(
+    config: Config,
+    library: Path | None,
+    host: str,
+    port: int,
+    token: str | None,
+    factory: EncodersFactory,
+    *,
+    ready: Callable[[uvicorn.Server, str], None] | None = None,
+) -> None:
+    """Open the library, bind, print where to go, serve until Ctrl-C (or `ready.should_exit`)."""
+    import uvicorn
+
+    from lbsearch.library import locate_library
+
+    from .app import ServeSettings, build_app, configure_logging
+    from .security import Access, is_loopback
+    from .service import SearchService
+
+    configure_logging()
+    service = SearchService(locate_library(library, config.library), config, factory)
+    try:
+        access = Access(token=token, loopback_only=token is None and is_loopback(host))
+        app = build_app(service, access, ServeSettings())
+        sock = _bind(host, port)
+        shown = f"[{host}]" if ":" in host else host
+        base = f"http://{shown}:{sock.getsockname()[1]}"
+        _say(f"lbsearch serve: library {service.root}")
+        if token:
+            _say(f"open {base}/login?code={access.login_code} (one-time link; API: bearer token)")
+        else:
+            _say(f"open {base}/")
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                access_log=False,
+                timeout_keep_alive=5,
+                limit_concurrency=256,
+                timeout_graceful_shutdown=5,
+                server_header=False,
+            )
+        )
+        if ready is not None:  # tests: where it listens, and the server to stop
+            ready(server, base)
+        service.start()
+        server.run(sockets=[sock])
+    finally:
+        service.close()
+    _say("lbsearch serve: stopped")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        from lbsearch.errors import UsageError
+
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {error.strerror or error}",
+            "choose another --port (0 picks a free one) or stop what uses it",
+        ) from None
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,125 @@
+"""Serving a catalog file's bytes, with HTTP Range support (video seeking).
+
+Only files the catalog knows are served, chosen by id; the path comes from the catalog, never
+from the request. The file is opened non-blocking, must be a regular file, and must still have
+the size and mtime recorded at indexing: a file swapped for a link to something else, or changed,
+is refused (404) rather than served.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import re
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO
+
+from starlette.responses import Response, StreamingResponse
+
+if TYPE_CHECKING:
+    from lbsearch.catalog.records import FileRecord
+
+_CHUNK = 256 * 1024
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_EXTRA_TYPES = {".npy": "application/octet-stream", ".m4a": "audio/mp4", ".flac": "audio/flac"}
+
+
+class NotServable(Exception):
+    """The catalog's file cannot be served as it was indexed (gone, changed, not a file)."""
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    start: int
+    end: int  # inclusive
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+def open_recorded(record: FileRecord) -> tuple[BinaryIO, int]:
+    """The file as the catalog recorded it, opened, and its size; NotServable otherwise."""
+    try:
+        fd = os.open(record.path, _OPEN_FLAGS)
+    except OSError as error:
+        raise NotServable(f"{record.path}: {error.strerror or error}") from None
+    handle = os.fdopen(fd, "rb")
+    st = os.fstat(handle.fileno())
+    if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != (
+        record.size,
+        record.mtime_ns,
+    ):
+        handle.close()
+        raise NotServable(f"{record.path}: changed since it was indexed")
+    return handle, st.st_size
+
+
+def media_type(path: str) -> str:
+    suffix = os.path.splitext(path)[1].lower()  # noqa: PTH122 - a catalog string, not a Path
+    return _EXTRA_TYPES.get(suffix) or mimetypes.guess_type(path)[0] or "application/octet-stream"
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | str | None:
+    """None: no (usable) Range, serve everything; "unsatisfiable": answer 416.
+
+    One range is served; a multi-range request gets the whole file (allowed by RFC 9110)."""
+    if not header or "," in header:
+        return None
+    match = _RANGE.match(header.strip())
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # the last N bytes
+        count = int(last)
+        if count == 0 or size == 0:
+            return "unsatisfiable"
+        return ByteRange(max(0, size - count), size - 1)
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        return "unsatisfiable"
+    return ByteRange(start, end)
+
+
+def file_response(record: FileRecord, range_header: str | None) -> Response:
+    handle, size = open_recorded(record)
+    wanted = parse_range(range_header, size)
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, max-age=3600",
+        # a media file is never a page: no scripts, no framing, even if a browser were asked
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+    }
+    kind = media_type(record.path)
+    if wanted == "unsatisfiable":
+        handle.close()
+        headers["Content-Range"] = f"bytes */{size}"
+        return Response(status_code=416, headers=headers)
+    if wanted is None:
+        headers["Content-Length"] = str(size)
+        return StreamingResponse(_read(handle, 0, size), 200, headers, media_type=kind)
+    assert isinstance(wanted, ByteRange)
+    headers["Content-Range"] = f"bytes {wanted.start}-{wanted.end}/{size}"
+    headers["Content-Length"] = str(wanted.length)
+    return StreamingResponse(
+        _read(handle, wanted.start, wanted.length), 206, headers, media_type=kind
+    )
+
+
+def _read(handle: BinaryIO, start: int, length: int) -> Iterator[bytes]:
+    """Chunks of the opened file (Starlette runs this iterator in worker threads)."""
+    with handle:
+        handle.seek(start)
+        left = length
+        while left > 0:
+            chunk = handle.read(min(_CHUNK, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk

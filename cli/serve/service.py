@@ -1,0 +1,211 @@
+"""The warm state behind `lbsearch serve`: the library opened for reading, its search engine and
+encoders, and a background reloader that follows an indexer's commits.
+
+Reads never wait for an indexer: each request borrows the current `View` (library + engine) and
+gives it back. A watcher thread compares the catalog's per-modality generations with the view's
+every `poll_s`; when they moved (an indexer committed a batch), it opens a fresh reader -- whose
+indices are loaded from their atomically saved files and brought up to the committed catalog in
+memory -- warms it, and swaps it in. Requests in flight finish on the old view, which is closed
+when the last one gives it back. A half-written index is never seen: index files are replaced
+atomically and the catalog is read in transactions.
+
+(The library façade is getting a `refresh()`; when it lands, the reload below becomes a call to
+it. Until then this is the one place that decides when to reload.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lbsearch.config import Config
+from lbsearch.thumbnails import ThumbnailCache
+from lbsearch.types import Modality
+
+if TYPE_CHECKING:
+    from lbsearch.catalog.records import FileRecord, SegmentHit
+    from lbsearch.library import Library, LibraryLocation
+    from lbsearch.search import Hit, Query, QueryEncoders, SearchEngine
+
+log = logging.getLogger("lbsearch.serve")
+
+EncodersFactory = Callable[["Library"], "QueryEncoders"]
+Signature = tuple[tuple[str, int, str], ...]  # (modality, generation, model id) per modality
+
+
+@dataclass(frozen=True)
+class Found:
+    """A search hit with the catalog ids the page needs to fetch its thumbnail and media."""
+
+    hit: Hit
+    file_id: int
+
+
+@dataclass
+class View:
+    """One opened reader of the library and its engine; retired views close when unused."""
+
+    library: Library
+    engine: SearchEngine
+    signature: Signature
+    users: int = 0
+    retired: bool = False
+    closed: bool = field(default=False)
+
+
+class SearchService:
+    """Thread-safe: every method may be called from any request thread at once."""
+
+    def __init__(
+        self,
+        location: LibraryLocation,
+        config: Config,
+        encoders_factory: EncodersFactory,
+        *,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.location = location
+        self.config = config
+        self._factory = encoders_factory
+        self._encoders: QueryEncoders | None = None
+        self._models: dict[Modality, str] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poll_s = poll_s
+        self._view = self._open_view()
+        self.thumbnails = ThumbnailCache(self._view.library.root, config)
+        self._watcher: threading.Thread | None = None
+        self.reloads = 0
+
+    @property
+    def root(self) -> Path:
+        return self._view.library.root
+
+    # --------------------------------------------------------------------- lifetime
+
+    def start(self) -> None:
+        """Start following the catalog (call once the server is up)."""
+        self._watcher = threading.Thread(target=self._watch, name="lbsearch-reload", daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=10)
+        with self._lock:
+            view = self._view
+            view.retired = True
+            if view.users == 0:
+                self._close_view(view)
+
+    @contextlib.contextmanager
+    def view(self) -> Iterator[View]:
+        """Borrow the current view for one request."""
+        with self._lock:
+            view = self._view
+            view.users += 1
+        try:
+            yield view
+        finally:
+            with self._lock:
+                view.users -= 1
+                if view.retired and view.users == 0:
+                    self._close_view(view)
+
+    # ---------------------------------------------------------------------- reading
+
+    def search(self, query: Query) -> list[Found]:
+        with self.view() as view:
+            hits = view.engine.search(query)
+            segments = view.library.catalog.segments_by_ids([h.segment_id for h in hits])
+        return [Found(h, segments[h.segment_id].file.id) for h in hits if h.segment_id in segments]
+
+    def indexed_modalities(self) -> tuple[Modality, ...]:
+        with self.view() as view:
+            return view.engine.indexed_modalities()
+
+    def segment(self, segment_id: int) -> SegmentHit | None:
+        with self.view() as view:
+            return view.library.catalog.segments_by_ids([segment_id]).get(segment_id)
+
+    def file(self, file_id: int) -> FileRecord | None:
+        with self.view() as view:
+            return view.library.catalog.file_by_id(file_id)
+
+    def stats(self) -> Any:
+        with self.view() as view:
+            return view.library.stats()
+
+    @property
+    def encoders(self) -> QueryEncoders:
+        with self.view() as view:
+            return view.engine.encoders
+
+    # ---------------------------------------------------------------------- reloading
+
+    def reload_if_changed(self) -> bool:
+        """Swap in a fresh view if the catalog moved since the current one opened."""
+        current = self._view
+        if _signature(current.library) == current.signature:
+            return False
+        fresh = self._open_view()
+        with self._lock:
+            old, self._view = self._view, fresh
+            old.retired = True
+            if old.users == 0:
+                self._close_view(old)
+        self.reloads += 1
+        log.info("reloaded the library (%s)", _describe(fresh.signature))
+        return True
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._poll_s):
+            try:
+                self.reload_if_changed()
+            except Exception as error:  # keep serving the last good view; try again later
+                log.warning("could not reload the library: %s", error)
+
+    def _open_view(self) -> View:
+        from lbsearch.library import Library
+        from lbsearch.search import SearchEngine
+
+        library = Library.open(self.location, config=self.config)
+        try:
+            signature = _signature(library)
+            engine = SearchEngine(library, self.config, self._encoders_for(library))
+            for modality in engine.indexed_modalities():
+                library.vectors.index(modality)  # load (and repair) now, not in a request
+        except BaseException:
+            library.close()
+            raise
+        return View(library, engine, signature)
+
+    def _encoders_for(self, library: Library) -> QueryEncoders:
+        """The encoders stay loaded across reloads unless a modality's model changed."""
+        models = {m: s.model_id for m, s in library.catalog.modality_states().items()}
+        if self._encoders is None or models != self._models:
+            self._encoders = self._factory(library)
+            self._models = models
+        return self._encoders
+
+    @staticmethod
+    def _close_view(view: View) -> None:
+        if not view.closed:
+            view.closed = True
+            view.library.close()
+
+
+def _signature(library: Library) -> Signature:
+    states = library.catalog.modality_states()
+    return tuple(
+        sorted((m.value, s.generation, s.model_id) for m, s in states.items() if s is not None)
+    )
+
+
+def _describe(signature: Signature) -> str:
+    return ", ".join(f"{m} generation {g}" for m, g, _ in signature) or "empty"

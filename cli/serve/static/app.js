@@ -1,0 +1,238 @@
+// lbsearch serve: the search page. Plain DOM code, no build step. Text from the server is only
+// ever set with textContent, never parsed as HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const form = $("search");
+const filters = $("filters");
+const results = $("results");
+const message = $("message");
+const viewer = $("viewer");
+const chosen = new Set();
+let current = [];
+let shown = null;
+
+const FIELDS = ["not", "path", "after", "before", "min_duration", "max_duration", "limit"];
+
+function el(tag, props = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
+}
+
+function clock(seconds) {
+  const whole = Math.floor(seconds);
+  const h = Math.floor(whole / 3600), m = Math.floor((whole % 3600) / 60), s = whole % 60;
+  const mm = String(m).padStart(2, "0"), ss = String(s).padStart(2, "0");
+  return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+function say(text, isError = false) {
+  message.textContent = text;
+  message.classList.toggle("error", isError);
+}
+
+// ------------------------------------------------------------------------- the query
+
+function params() {
+  const p = new URLSearchParams();
+  const text = $("q").value.trim();
+  if (text) p.append("q", text);
+  for (const name of FIELDS) {
+    const value = filters.querySelector(`[name=${name}]`).value.trim();
+    if (!value) continue;
+    if (name === "not") value.split(",").map((v) => v.trim()).filter(Boolean).forEach((v) => p.append("not", v));
+    else p.append(name, value);
+  }
+  for (const m of chosen) p.append("m", m);
+  return p;
+}
+
+function restore(p) {
+  $("q").value = p.get("q") || "";
+  for (const name of FIELDS) {
+    const input = filters.querySelector(`[name=${name}]`);
+    const values = p.getAll(name);
+    if (values.length) input.value = values.join(", ");
+  }
+  p.getAll("m").forEach((m) => chosen.add(m));
+}
+
+async function run(request, label) {
+  say("Searching…");
+  const started = performance.now();
+  let body;
+  try {
+    const response = await request;
+    body = await response.json();
+    if (!response.ok) {
+      say(`${body.error || response.statusText}${body.hint ? " — " + body.hint : ""}`, true);
+      return;
+    }
+  } catch (error) {
+    say(`The service did not answer (${error.message}).`, true);
+    return;
+  }
+  current = body.results;
+  render();
+  const ms = Math.round(performance.now() - started);
+  say(current.length ? `${current.length} results for ${label} (${ms} ms)` : `No match for ${label}.`);
+}
+
+function searchText() {
+  const p = params();
+  if (!p.get("q")) { say("Type something to look for, or drop a file.", true); return; }
+  history.replaceState(null, "", "?" + p.toString());
+  run(fetch("/api/search?" + p.toString()), `“${p.get("q")}”`);
+}
+
+function searchSimilar(hit) {
+  const p = params();
+  p.delete("q");
+  p.append("like_id", String(hit.file_id));
+  run(fetch("/api/search?" + p.toString()), `files like ${baseName(hit.path)}`);
+}
+
+function searchExample(file) {
+  const data = new FormData();
+  for (const [key, value] of params()) if (key !== "q") data.append(key, value);
+  data.append("like", file, file.name);
+  run(fetch("/api/search", { method: "POST", body: data }), `files like ${file.name}`);
+}
+
+// --------------------------------------------------------------------------- results
+
+function baseName(path) {
+  return path.split("/").pop();
+}
+
+function render() {
+  results.replaceChildren(...current.map((hit, index) => card(hit, index)));
+}
+
+function card(hit, index) {
+  const img = el("img", { src: hit.thumbnail_url, alt: `${hit.modality}: ${baseName(hit.path)}`, loading: "lazy" });
+  const open = el("button", { className: "thumb", type: "button", title: hit.path }, img);
+  open.addEventListener("click", () => show(index));
+  const similar = el("button", { className: "similar", type: "button", textContent: "Similar" });
+  similar.addEventListener("click", () => searchSimilar(hit));
+  const span = hit.span ? el("span", { className: "span", textContent: hit.span }) : "";
+  const meta = el("div", { className: "meta" },
+    el("span", { className: "name", textContent: baseName(hit.path), title: hit.path }),
+    el("span", { className: "line" },
+      el("span", { className: "badge", textContent: hit.modality }),
+      el("span", { className: "score", textContent: hit.score.toFixed(3) }), span),
+    el("span", { className: "line" }, similar));
+  const item = el("li", { className: "card" }, open, meta);
+  item.dataset.index = index;
+  return item;
+}
+
+// ---------------------------------------------------------------------------- viewer
+
+function show(index) {
+  const hit = current[index];
+  shown = hit;
+  const body = $("viewer-body");
+  $("viewer-title").textContent = baseName(hit.path);
+  $("viewer-facts").textContent = [hit.path, hit.modality, `score ${hit.score.toFixed(3)}`,
+    hit.span ? `segment ${hit.span}` : ""].filter(Boolean).join(" · ");
+  let media;
+  if (hit.modality === "video" || hit.modality === "audio") {
+    media = el(hit.modality === "video" && !/\.(mp3|m4a|wav|flac|ogg|opus|aac)$/i.test(hit.path) ? "video" : "audio",
+      { controls: true, preload: "metadata", src: hit.content_url });
+    media.addEventListener("loadedmetadata", () => {
+      media.currentTime = hit.start_s;
+      media.play().catch(() => {}); // autoplay may be refused; the controls are there
+    }, { once: true });
+    if (media.tagName === "AUDIO") {
+      media = el("div", { className: "audio" }, el("img", { src: hit.thumbnail_url + "?size=900", alt: "spectrogram" }), media);
+    }
+  } else if (hit.modality === "depth") {
+    media = el("img", { src: hit.thumbnail_url + "?size=1024", alt: "depth map in false colour" });
+  } else {
+    media = el("img", { src: hit.content_url, alt: baseName(hit.path) });
+  }
+  body.replaceChildren(media);
+  viewer.showModal();
+}
+
+function closeViewer() {
+  $("viewer-body").querySelectorAll("video, audio").forEach((m) => m.pause());
+  $("viewer-body").replaceChildren();
+  if (viewer.open) viewer.close();
+}
+
+// ------------------------------------------------------------------------ modalities
+
+async function loadChips() {
+  try {
+    const status = await (await fetch("/api/status")).json();
+    const names = (status.catalog?.modalities || []).filter((m) => m.segments > 0).map((m) => m.modality);
+    $("chips").replaceChildren(...names.map(chip));
+  } catch (error) {
+    say("Could not read the library's status.", true);
+  }
+}
+
+function chip(name) {
+  const button = el("button", { type: "button", className: "chip", textContent: name });
+  button.setAttribute("aria-pressed", String(chosen.has(name)));
+  button.addEventListener("click", () => {
+    chosen.has(name) ? chosen.delete(name) : chosen.add(name);
+    button.setAttribute("aria-pressed", String(chosen.has(name)));
+    if ($("q").value.trim()) searchText();
+  });
+  return button;
+}
+
+// ------------------------------------------------------------------ keys, drag & drop
+
+function moveFocus(step) {
+  const cards = [...results.querySelectorAll(".thumb")];
+  if (!cards.length) return;
+  const at = cards.indexOf(document.activeElement);
+  const columns = getComputedStyle(results).gridTemplateColumns.split(" ").length;
+  const delta = { left: -1, right: 1, up: -columns, down: columns }[step];
+  const next = at < 0 ? 0 : Math.min(cards.length - 1, Math.max(0, at + delta));
+  cards[next].focus();
+}
+
+document.addEventListener("keydown", (event) => {
+  const typing = ["INPUT", "TEXTAREA"].includes(document.activeElement.tagName);
+  if (viewer.open) return; // the dialog handles Escape itself
+  if (event.key === "/" && !typing) { event.preventDefault(); $("q").focus(); $("q").select(); return; }
+  if (typing && event.key === "ArrowDown" && document.activeElement === $("q")) { event.preventDefault(); moveFocus("down"); return; }
+  if (typing) return;
+  const keys = { ArrowLeft: "left", ArrowRight: "right", ArrowUp: "up", ArrowDown: "down" };
+  if (keys[event.key]) { event.preventDefault(); moveFocus(keys[event.key]); }
+  if (event.key === "s" && document.activeElement.classList.contains("thumb")) {
+    searchSimilar(current[document.activeElement.closest(".card").dataset.index]);
+  }
+});
+
+let dragDepth = 0;
+document.addEventListener("dragenter", (e) => { e.preventDefault(); dragDepth++; $("drop").hidden = false; });
+document.addEventListener("dragover", (e) => e.preventDefault());
+document.addEventListener("dragleave", () => { if (--dragDepth <= 0) { dragDepth = 0; $("drop").hidden = true; } });
+document.addEventListener("drop", (event) => {
+  event.preventDefault();
+  dragDepth = 0;
+  $("drop").hidden = true;
+  const file = event.dataTransfer.files[0];
+  if (file) searchExample(file);
+});
+
+form.addEventListener("submit", (event) => { event.preventDefault(); searchText(); });
+$("example").addEventListener("change", (event) => {
+  const file = event.target.files[0];
+  if (file) searchExample(file);
+  event.target.value = "";
+});
+$("viewer-close").addEventListener("click", closeViewer);
+$("viewer-similar").addEventListener("click", () => { const hit = shown; closeViewer(); if (hit) searchSimilar(hit); });
+viewer.addEventListener("close", closeViewer);
+
+const initial = new URLSearchParams(location.search);
+restore(initial);
+loadChips().then(() => { if (initial.get("q")) searchText(); });

@@ -1,0 +1,271 @@
+"""Thumbnails of indexed segments, for the web page: one small JPEG per (content, segment, size).
+
+- pictures and thermal images: scaled, upright (EXIF), RGB;
+- depth maps: false colour, near = dark purple, far = pale yellow, stretched between the map's
+  nearest and farthest valid values;
+- video segments: the frame at the segment's middle;
+- audio segments (and a video's sound track): a log-magnitude spectrogram of the segment's span.
+
+Files are read through lbsearch.media's guarded open (regular files only, size and pixel limits)
+and must still be what the catalog recorded (size and mtime): a file changed or replaced since it
+was indexed gets `ThumbnailError`, never a picture of something else. Rendered thumbnails are
+cached on disk under `<library>/cache/thumbnails/`, named by content hash, modality, segment span
+and size, so they survive restarts and are shared by renamed or duplicated files.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import numpy as np
+
+from .config import Config
+from .errors import LbsearchError, MediaError
+from .types import Modality
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from .catalog.records import FileRecord, SegmentRecord
+
+THUMBNAIL_DIR = ("cache", "thumbnails")
+DEFAULT_SIDE = 320
+MAX_SIDE = 1024
+_JPEG_QUALITY = 85
+_SPECTROGRAM_RATE = 16000
+_FFT = 512
+_MAX_FRAMES_AFTER_SEEK = 600  # frames decoded after a seek to reach the wanted time, at most
+
+# Anchor colours of the false-colour scale (dark to light), interpolated linearly.
+_PALETTE = np.array(
+    [
+        [12, 7, 40],
+        [70, 16, 110],
+        [140, 40, 120],
+        [210, 70, 90],
+        [245, 135, 50],
+        [250, 210, 80],
+        [252, 250, 190],
+    ],
+    dtype=np.float64,
+)
+
+
+class ThumbnailError(LbsearchError):
+    """A thumbnail cannot be made (the file is gone, changed, or unreadable)."""
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    data: bytes
+    media_type: str = "image/jpeg"
+
+
+class ThumbnailCache:
+    """Renders thumbnails on demand and keeps them in `<library>/cache/thumbnails/`."""
+
+    def __init__(self, library_root: Path, config: Config) -> None:
+        self.folder = Path(library_root).joinpath(*THUMBNAIL_DIR)
+        self.config = config
+
+    def path_for(self, file: FileRecord, segment: SegmentRecord, side: int) -> Path:
+        digest = file.content_hash or f"id{file.id}-{file.size}-{file.mtime_ns}"
+        span = f"{round(segment.start_s * 1000)}-{round(segment.end_s * 1000)}"
+        return self.folder / digest[:2] / f"{digest}-{segment.modality.value}-{span}-{side}.jpg"
+
+    def get(self, file: FileRecord, segment: SegmentRecord, side: int = DEFAULT_SIDE) -> Thumbnail:
+        """The cached thumbnail, or a fresh one (then cached); ThumbnailError if impossible."""
+        side = max(16, min(int(side), MAX_SIDE))
+        cached = self.path_for(file, segment, side)
+        try:
+            return Thumbnail(cached.read_bytes())
+        except OSError:
+            pass
+        picture = render(file, segment, side, self.config)
+        data = _jpeg(picture)
+        _write_atomically(cached, data)
+        return Thumbnail(data)
+
+
+def render(file: FileRecord, segment: SegmentRecord, side: int, config: Config) -> Image:
+    """The thumbnail of `segment` of `file` as an RGB picture at most `side` pixels a side."""
+    from .media.fileio import open_media
+
+    path = Path(file.path)
+    try:
+        with open_media(path, config.media.max_file_bytes) as (handle, st):
+            if (st.st_size, st.st_mtime_ns) != (file.size, file.mtime_ns):
+                raise ThumbnailError(
+                    f"{path}: changed since it was indexed",
+                    "run `lbsearch index` on its folder again",
+                )
+            picture = _render_open(handle, path, segment, config)
+    except MediaError as error:
+        raise ThumbnailError(error.message, error.hint) from None
+    except ThumbnailError:
+        raise
+    except Exception as error:  # a decoder's exotic failure: a missing thumbnail, not a crash
+        raise ThumbnailError(f"{path}: cannot make a thumbnail ({error})") from None
+    picture.thumbnail((side, side))
+    return picture
+
+
+def _render_open(handle: BinaryIO, path: Path, segment: SegmentRecord, config: Config) -> Image:
+    modality = segment.modality
+    if modality in (Modality.IMAGE, Modality.THERMAL):
+        return _picture(handle, path, config)
+    if modality is Modality.DEPTH:
+        return false_colour(_depth_values(handle, path, config))
+    if modality is Modality.VIDEO:
+        return _key_frame(handle, path, (segment.start_s + segment.end_s) / 2)
+    return _spectrogram(handle, path, segment.start_s, segment.end_s)
+
+
+# ----------------------------------------------------------------------------- pictures
+
+
+def _picture(handle: BinaryIO, path: Path, config: Config) -> Image:
+    # lbsearch.media.preview (picture/key_frame) replaces these two readers once it lands.
+    from .media.image import _apply_exif, _open_image, _to_rgb
+
+    with _open_image(handle, path, config.media.max_image_pixels) as im:
+        return _to_rgb(_apply_exif(im, path)).copy()
+
+
+def _depth_values(handle: BinaryIO, path: Path, config: Config) -> np.ndarray:
+    from .media.image import _depth_image_metres, _is_npy, _open_image, _read_npy_depth
+
+    pixels = config.media.max_image_pixels
+    if _is_npy(handle):
+        return _read_npy_depth(handle, path, pixels)
+    with _open_image(handle, path, pixels) as im:
+        return _depth_image_metres(im, path)
+
+
+def false_colour(depth: np.ndarray) -> Image:
+    """A depth map (any units; 0, NaN and inf mean "no reading") in the false-colour scale,
+    stretched between its nearest and farthest readings; no reading is black."""
+    values = np.nan_to_num(np.asarray(depth, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    valid = values > 0
+    low, high = (values[valid].min(), values[valid].max()) if valid.any() else (0.0, 1.0)
+    scaled = np.clip((values - low) / ((high - low) or 1.0), 0.0, 1.0)
+    rgb = colour_scale(scaled)
+    rgb[~valid] = 0
+    return _from_rgb(rgb)
+
+
+def colour_scale(unit: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] -> (..., 3) uint8 colours of the palette."""
+    stops = np.linspace(0.0, 1.0, len(_PALETTE))
+    channels = [np.interp(unit, stops, _PALETTE[:, c]) for c in range(3)]
+    return np.stack(channels, axis=-1).round().astype(np.uint8)
+
+
+# ------------------------------------------------------------------------ video and audio
+
+
+def _key_frame(handle: BinaryIO, path: Path, at_s: float) -> Image:
+    """The video frame shown at `at_s` seconds of the segment timeline (0 = the video's start)."""
+    from .media.avio import first_video_stream, open_container, timeline_origin
+
+    with open_container(handle, path) as box:
+        stream = first_video_stream(box)
+        if stream is None:
+            raise ThumbnailError(f"{path}: no video stream")
+        target = timeline_origin(box) + at_s
+        if stream.time_base is not None:
+            box.seek(int(max(target, 0) / stream.time_base), stream=stream, backward=True)
+        frame = _frame_at(box, stream, target)
+    if frame is None:
+        raise ThumbnailError(f"{path}: no frame decodes near {at_s:.1f} s")
+    return frame.to_image().convert("RGB")
+
+
+def _frame_at(box: Any, stream: Any, target: float) -> Any:
+    from .media.avio import decoded_frames
+
+    chosen = None
+    for count, frame in enumerate(decoded_frames(box, stream)):
+        if chosen is not None and frame.time is not None and frame.time > target + 1e-6:
+            break
+        chosen = frame
+        if count >= _MAX_FRAMES_AFTER_SEEK:
+            break
+    return chosen
+
+
+def _spectrogram(handle: BinaryIO, path: Path, start_s: float, end_s: float) -> Image:
+    """Log-magnitude spectrogram of [start_s, end_s] of the first audio stream, low pitches at
+    the bottom; a span of zero length (a whole short file) shows up to 10 s from start_s."""
+    wave = _audio_span(handle, path, start_s, end_s if end_s > start_s else start_s + 10.0)
+    if len(wave) < _FFT:
+        wave = np.pad(wave, (0, _FFT - len(wave)))
+    hop = max(_FFT // 4, (len(wave) - _FFT) // 480 + 1)
+    frames = np.lib.stride_tricks.sliding_window_view(wave, _FFT)[::hop] * np.hanning(_FFT)
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    decibels = 10 * np.log10(power + 1e-10)
+    top = decibels.max()
+    unit = np.clip((decibels - (top - 80.0)) / 80.0, 0.0, 1.0)  # an 80 dB window under the peak
+    picture = _from_rgb(colour_scale(unit.T[::-1]))
+    return picture.resize((max(picture.width, 2 * 160), 160))
+
+
+def _audio_span(handle: BinaryIO, path: Path, start_s: float, end_s: float) -> np.ndarray:
+    """Mono float32 samples at 16 kHz of [start_s, end_s] on the file's segment timeline."""
+    from .media.audio import _first_channel
+    from .media.avio import decoded_frames, open_container, timeline_origin
+    from .media.resample import resample
+
+    with open_container(handle, path) as box:
+        if not box.streams.audio:
+            raise ThumbnailError(f"{path}: no audio stream")
+        stream = box.streams.audio[0]
+        origin = timeline_origin(box)
+        if start_s > 0 and stream.time_base is not None:
+            box.seek(int((origin + start_s) / stream.time_base), stream=stream, backward=True)
+        parts, rate = [], 0
+        for frame in decoded_frames(box, stream):
+            rate = rate or int(frame.sample_rate)
+            begins = (frame.time or 0.0) - origin
+            if begins >= end_s:
+                break
+            samples = _first_channel(frame)
+            skip = max(0, round((start_s - begins) * rate))
+            parts.append(samples[skip : max(0, round((end_s - begins) * rate))])
+    if not parts or not rate:
+        raise ThumbnailError(f"{path}: no sound decodes between {start_s:.1f} and {end_s:.1f} s")
+    wave = np.concatenate(parts).astype(np.float32)
+    return resample(wave, rate, _SPECTROGRAM_RATE) if rate != _SPECTROGRAM_RATE else wave
+
+
+# --------------------------------------------------------------------------------- output
+
+
+def _from_rgb(rgb: np.ndarray) -> Image:
+    from PIL import Image
+
+    return Image.fromarray(np.ascontiguousarray(rgb), mode="RGB")
+
+
+def _jpeg(picture: Image) -> bytes:
+    out = io.BytesIO()
+    picture.convert("RGB").save(out, format="JPEG", quality=_JPEG_QUALITY)
+    return out.getvalue()
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Temp file + rename: a reader sees a whole thumbnail or none. A cache that cannot be
+    written (read-only library) is not an error: the thumbnail is just made again next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".jpg")
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        Path(temp).replace(path)
+    except OSError:
+        return
