@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lbsearch.cli.serve.app import ServeSettings
 from lbsearch.cli.serve.command import run_server
 from lbsearch.config import Config, load_config
 from lbsearch.indexers.pipeline import IndexOptions, run_index
@@ -38,6 +39,7 @@ def serving(
     host: str = "127.0.0.1",
     factory: Callable[[Library], Any] | None = None,
     config: Config | None = None,
+    limits: ServeSettings | None = None,
 ) -> Iterator[Running]:
     """Start the server on a free port; stop it (as Ctrl-C would) when the block ends."""
     config = config or load_config()

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from lbsearch.library import Library
     from lbsearch.search import QueryEncoders
 
+    from .app import ServeSettings
     from .service import EncodersFactory
 
 
@@ -75,6 +76,7 @@ def run_server(
     factory: EncodersFactory,
     *,
     ready: Callable[[uvicorn.Server, str], None] | None = None,
+    limits: ServeSettings | None = None,
 ) -> None:
     """Open the library, bind, print where to go, serve until Ctrl-C (or `ready.should_exit`)."""
     import uvicorn
@@ -86,10 +88,12 @@ def run_server(
     from .service import SearchService
 
     configure_logging()
-    service = SearchService(locate_library(library, config.library), config, factory)
+    limits = limits or ServeSettings()
+    where = locate_library(library, config.library)
+    service = SearchService(where, config, factory, poll_s=limits.reload_poll_s)
     try:
         access = Access(token=token, loopback_only=token is None and is_loopback(host))
-        app = build_app(service, access, ServeSettings())
+        app = build_app(service, access, limits)
         sock = _bind(host, port)
         shown = f"[{host}]" if ":" in host else host
         base = f"http://{shown}:{sock.getsockname()[1]}"

@@ -75,7 +75,8 @@ def to_query(form: SearchForm) -> Query:
     """The core query for the form; UsageError (HTTP 400) for anything the CLI would refuse."""
     from ..query import build_query, parse_terms
 
-    limit = int(_number("limit", form.limit) or 20)
+    asked = _number("limit", form.limit)
+    limit = 20 if asked is None else int(asked)
     if limit > MAX_LIMIT:
         raise UsageError(f"limit {limit} is more than {MAX_LIMIT}", "ask for fewer results")
     return build_query(
