@@ -60,6 +60,7 @@ def serving(
                 token,
                 factory or (lambda lib: FakeEncoders()),
                 ready=ready,
+                limits=limits,
             )
         except BaseException as error:
             box["error"] = error

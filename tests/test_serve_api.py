@@ -152,7 +152,8 @@ def test_upload_with_filters_and_a_negative_example(
 def test_an_undecodable_upload_is_422(client: httpx.Client) -> None:
     response = client.post("/api/search", files={"like": ("x.jpg", b"not a picture at all")})
     assert response.status_code == 422, response.text
-    assert "error" in response.json()
+    assert response.json()["error"].startswith("x.jpg: ")
+    assert "upload" not in response.text, "the temporary path stays private"
 
 
 def test_post_search_needs_multipart(client: httpx.Client) -> None:

@@ -84,7 +84,11 @@ async def search_post(request: Request) -> Response:
         with UploadFolder() as folder:
             like = await _save_uploads(request, form, "like", folder)
             not_like = await _save_uploads(request, form, "not_like", folder)
-            return await _search(request, read_form(form, like, not_like), form)
+            try:
+                return await _search(request, read_form(form, like, not_like), form)
+            except MediaError as error:  # name the upload as sent, not its temporary path
+                shown = folder.shown_name(error.path)
+                raise HttpError(422, f"{shown}: {error.detail}", error.hint) from None
 
 
 async def _search(request: Request, form: SearchForm, fields: Any) -> Response:

@@ -69,6 +69,7 @@ def build_app(service: SearchService, access: Access, settings: ServeSettings) -
     app = Starlette(routes=routes, exception_handlers=handlers)
     app.state.service = service
     app.state.settings = settings
+    app.state.access = access
     app.add_middleware(AccessMiddleware, access=access)
     app.add_middleware(
         BodyLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s

@@ -139,13 +139,20 @@ class UploadFolder:
         self._folder = tempfile.TemporaryDirectory(prefix="lbsearch-upload-")
         self.path = Path(self._folder.name)
         self._count = 0
+        self._names: dict[str, str] = {}
 
     def new_file(self, filename: str | None) -> Path:
         """A fresh path named after the upload (classification reads its extension and globs
         such as `*_depth.png`), with only safe characters and no folders."""
         self._count += 1
         name = _UNSAFE.sub("_", Path(filename or "").name)[-80:].lstrip(".")
-        return self.path / f"upload-{self._count}-{name or 'file'}"
+        path = self.path / f"upload-{self._count}-{name or 'file'}"
+        self._names[str(path)] = filename or "an upload"
+        return path
+
+    def shown_name(self, path: str) -> str:
+        """The name the client gave the upload at `path` (its temporary path stays private)."""
+        return self._names.get(str(path), "an upload")
 
     def close(self) -> None:
         self._folder.cleanup()
