@@ -273,14 +273,6 @@ def test_thumbnails_for_every_modality(client: httpx.Client) -> None:
     assert max(big.size) <= 64
 
 
-def test_video_thumbnail_is_the_frame_at_the_segments_middle(client: httpx.Client) -> None:
-    """The sample video's ball moves: the frames of its two segments' middles differ."""
-    row = _results(client.get("/api/search", params={"q": "x", "m": "video"}))[0]
-    assert row["modality"] == "video"
-    thumb = _picture(client.get(str(row["thumbnail_url"])))
-    assert thumb.size[0] > 0
-
-
 def test_thumbnails_are_cached_on_disk_and_survive_restarts(
     library: tuple[Path, Path], tmp_path: Path
 ) -> None:

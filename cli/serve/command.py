@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 from typing import TYPE_CHECKING, Annotated
@@ -116,7 +117,8 @@ def run_server(
         if ready is not None:  # tests: where it listens, and the server to stop
             ready(server, base)
         service.start()
-        server.run(sockets=[sock])
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server is stopped
+            server.run(sockets=[sock])  # uvicorn finishes open requests, then re-raises SIGINT
     finally:
         service.close()
     _say("lbsearch serve: stopped")

@@ -1,0 +1,136 @@
+"""`lbsearch serve` while an index run writes the same library, and as a real process with the
+tiny LanguageBind checkpoints: answers equal to `lbsearch query --json`, one log line per
+request, Ctrl-C stops it cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from serve_helpers import index_folder, serving
+
+from lbsearch.cli.serve.app import ServeSettings
+from lbsearch.config import load_config
+from lbsearch.testing.fake_encoders import FakeEncoders
+from lbsearch.testing.samples import write_sample_media
+
+
+def _pictures(folder: Path, count: int) -> None:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    for i in range(count):
+        pixels = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"new_{i:03d}.png")
+
+
+def test_searches_are_answered_while_an_index_run_writes(tmp_path: Path) -> None:
+    media, library = tmp_path / "media", tmp_path / "library"
+    write_sample_media(media)
+    index_folder(media, library, FakeEncoders())
+    _pictures(tmp_path / "more", 40)
+    limits = ServeSettings(reload_poll_s=0.1)
+    with serving(library, limits=limits) as run, httpx.Client(base_url=run.base) as http:
+        indexer = threading.Thread(
+            target=index_folder,
+            args=(tmp_path / "more", library, FakeEncoders(delay_s=0.4)),
+            daemon=True,
+        )
+        indexer.start()
+        seen, slowest = [], 0.0
+        while indexer.is_alive():
+            started = time.perf_counter()
+            response = http.get("/api/search", params={"q": "noise", "limit": 100})
+            slowest = max(slowest, time.perf_counter() - started)
+            assert response.status_code == 200, response.text
+            seen.append(sum("/more/" in r["path"] for r in response.json()["results"]))
+            time.sleep(0.05)
+        indexer.join()
+        assert slowest < 2.0, "a search waited for the indexer"
+        assert any(0 < n < 40 for n in seen), f"no committed batch seen mid-run: {seen}"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            rows = http.get("/api/search", params={"q": "noise", "limit": 100}).json()["results"]
+            if sum("/more/" in r["path"] for r in rows) == 40:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the service never saw the whole index run")
+        service = run.server.config.app.state.service
+        assert service.reloads >= 2
+
+
+# --------------------------------------------------------- a real process, tiny models
+
+
+@pytest.fixture(scope="module")
+def tiny_library(tiny_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from lbsearch.indexers.encoders import LanguageBindEncoders
+
+    base = tmp_path_factory.mktemp("serve-tiny")
+    write_sample_media(base / "media")
+    config = load_config(tiny_config)
+    index_folder(base / "media", base / "library", LanguageBindEncoders(config), config)
+    return base / "library"
+
+
+def _lbsearch(config: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "lbsearch", "--config", str(config), *args]
+
+
+def test_serve_process_answers_like_query_and_stops_on_ctrl_c(
+    tiny_config: Path, tiny_library: Path
+) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        _lbsearch(tiny_config, "query", "a dog barking", "--limit", "50", "--json")
+        + ["--library", str(tiny_library)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    expected = [json.loads(line) for line in done.stdout.splitlines()]
+    server = subprocess.Popen(
+        _lbsearch(tiny_config, "serve", "--library", str(tiny_library), "--port", "0"),
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert server.stderr is not None
+        base = None
+        for line in server.stderr:
+            match = re.search(r"open (http://127\.0\.0\.1:\d+)/", line)
+            if match:
+                base = match.group(1)
+                break
+        assert base, "no URL printed"
+        with httpx.Client(base_url=base, timeout=120) as http:
+            got = http.get("/api/search", params={"q": "a dog barking", "limit": 50})
+            assert got.status_code == 200, got.text
+            rows = got.json()["results"]
+            extra = {"file_id", "thumbnail_url", "content_url"}
+            assert [{k: v for k, v in r.items() if k not in extra} for r in rows] == expected
+            assert http.get("/api/status").status_code == 200
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 0
+        rest = server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    log = [line for line in rest.splitlines() if " GET /api/" in line]
+    assert len(log) == 2 and " GET /api/search 200 " in log[0]
+    assert "Traceback" not in rest and "stopped" in rest

@@ -1,0 +1,111 @@
+"""lbsearch.thumbnails: what each modality's thumbnail shows, and refusing changed files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from lbsearch.catalog.records import FileRecord, FileStatus, SegmentRecord
+from lbsearch.config import load_config
+from lbsearch.testing.samples import write_audio, write_video
+from lbsearch.thumbnails import ThumbnailCache, ThumbnailError, colour_scale, false_colour, render
+from lbsearch.types import Modality
+
+
+def _record(path: Path, modality: Modality) -> FileRecord:
+    st = path.stat()
+    return FileRecord(
+        id=1,
+        path=str(path),
+        root=str(path.parent),
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        content_hash="ab" + "0" * 30,
+        modality=modality,
+        status=FileStatus.INDEXED,
+        reason=None,
+        detail=None,
+        duration_s=None,
+        width=None,
+        height=None,
+        model_id="fake",
+        indexed_at=0.0,
+    )
+
+
+def _segment(modality: Modality, start: float, end: float) -> SegmentRecord:
+    return SegmentRecord(1, 1, modality, start, end, "fake")
+
+
+def _frame_at(path: Path, seconds: float) -> np.ndarray:
+    with av.open(str(path)) as box:
+        last = None
+        for frame in box.decode(video=0):
+            if frame.time is not None and frame.time > seconds + 1e-6 and last is not None:
+                break
+            last = frame
+    assert last is not None
+    return np.asarray(last.to_image().convert("RGB"), dtype=np.float64)
+
+
+def test_video_thumbnail_is_the_frame_at_the_segments_middle(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "ball.mp4", seconds=12.0)
+    record, config = _record(video, Modality.VIDEO), load_config()
+    early = np.asarray(render(record, _segment(Modality.VIDEO, 0, 4), 640, config), np.float64)
+    late = np.asarray(render(record, _segment(Modality.VIDEO, 8, 12), 640, config), np.float64)
+    assert np.abs(early - _frame_at(video, 2.0)).mean() < 4  # JPEG-free, so near exact
+    assert np.abs(late - _frame_at(video, 10.0)).mean() < 4
+    assert np.abs(early - late).mean() > 2, "the ball moved between the two middles"
+
+
+def test_audio_thumbnail_is_a_spectrogram_with_the_tone(tmp_path: Path) -> None:
+    low = write_audio(tmp_path / "low.wav", seconds=4.0, tone_hz=220.0)
+    high = write_audio(tmp_path / "high.wav", seconds=4.0, tone_hz=3000.0)
+    config = load_config()
+    rows = []
+    for path in (low, high):
+        picture = render(_record(path, Modality.AUDIO), _segment(Modality.AUDIO, 0, 4), 320, config)
+        assert picture.width > picture.height
+        brightness = np.asarray(picture.convert("L"), dtype=np.float64).mean(axis=1)
+        rows.append(int(np.argmax(brightness)))  # the tone's row (low pitches at the bottom)
+    assert rows[1] < rows[0], "a higher tone shows higher up"
+
+
+def test_depth_is_false_colour_stretched_between_near_and_far() -> None:
+    depth = np.tile(np.linspace(500, 4000, 64), (16, 1))
+    depth[0, 0] = 0  # no reading
+    rgb = np.asarray(false_colour(depth))
+    assert tuple(rgb[0, 0]) == (0, 0, 0)
+    assert tuple(rgb[5, 0]) == tuple(colour_scale(np.array(0.0)))
+    assert tuple(rgb[5, -1]) == tuple(colour_scale(np.array(1.0)))
+    assert np.abs(rgb[..., 0].astype(int) - rgb[..., 2]).mean() > 20, "colour, not grey"
+
+
+def test_a_changed_file_gets_no_thumbnail(tmp_path: Path) -> None:
+    path = tmp_path / "p.png"
+    Image.new("RGB", (50, 40), (200, 10, 10)).save(path)
+    record = _record(path, Modality.IMAGE)
+    cache = ThumbnailCache(tmp_path / "library", load_config())
+    Image.new("RGB", (50, 40), (10, 10, 200)).save(path)
+    os.utime(path, ns=(record.mtime_ns + 10**9, record.mtime_ns + 10**9))
+    with pytest.raises(ThumbnailError, match="changed since it was indexed"):
+        cache.get(record, _segment(Modality.IMAGE, 0, 0))
+    assert not cache.folder.exists() or not any(cache.folder.rglob("*.jpg"))
+
+
+def test_picture_thumbnails_are_scaled_and_cached(tmp_path: Path) -> None:
+    path = tmp_path / "big.png"
+    Image.new("RGB", (1200, 600), (20, 200, 20)).save(path)
+    record = _record(path, Modality.IMAGE)
+    cache = ThumbnailCache(tmp_path / "library", load_config())
+    thumb = cache.get(record, _segment(Modality.IMAGE, 0, 0), 200)
+    cached = cache.path_for(record, _segment(Modality.IMAGE, 0, 0), 200)
+    assert cached.read_bytes() == thumb.data
+    assert cached.is_relative_to(tmp_path / "library" / "cache" / "thumbnails")
+    with Image.open(cached) as picture:
+        assert picture.size == (200, 100)
