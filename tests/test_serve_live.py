@@ -93,8 +93,7 @@ def test_serve_process_answers_like_query_and_stops_on_ctrl_c(
 ) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
-        _lbsearch(tiny_config, "query", "a dog barking", "--limit", "50", "--json")
-        + ["--library", str(tiny_library)],
+        _lbsearch(tiny_config, "query", "a dog barking", "--json", "--library", str(tiny_library)),
         capture_output=True,
         text=True,
         timeout=300,
@@ -118,7 +117,7 @@ def test_serve_process_answers_like_query_and_stops_on_ctrl_c(
                 break
         assert base, "no URL printed"
         with httpx.Client(base_url=base, timeout=120) as http:
-            got = http.get("/api/search", params={"q": "a dog barking", "limit": 50})
+            got = http.get("/api/search", params={"q": "a dog barking"})
             assert got.status_code == 200, got.text
             rows = got.json()["results"]
             extra = {"file_id", "thumbnail_url", "content_url"}
