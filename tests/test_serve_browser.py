@@ -1,0 +1,220 @@
+"""The web page of `lbsearch serve` in a real Chromium (the system's package, driven by
+Playwright): search, thumbnails, a video that plays from its segment's start, keyboard use,
+search by dropping a file, and a phone-width layout.
+
+Skipped where no Chromium is installed (`apt-get install chromium`; CI does it in .ci/run).
+Set LBSEARCH_SCREENSHOTS=DIR to keep the screenshots (docs/serve-*.png are made this way).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from serve_helpers import Running, index_folder, serving
+
+from lbsearch.testing.fake_encoders import FakeEncoders
+from lbsearch.testing.samples import write_sample_media, write_video
+
+CHROMIUM = os.environ.get("LBSEARCH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no Chromium installed"),
+]
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("serve-browser")
+    write_sample_media(base / "media")
+    write_video(base / "media" / "long_walk.mp4", seconds=32.0)  # segments 0-10, 10-20, 20-32
+    index_folder(base / "media", base / "library", FakeEncoders())
+    return base / "media", base / "library"
+
+
+@pytest.fixture(scope="module")
+def running(library: tuple[Path, Path]) -> Iterator[Running]:
+    with serving(library[1]) as run:
+        yield run
+
+
+@pytest.fixture(scope="module")
+def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=ARGS,
+            viewport={"width": 1280, "height": 800},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def page(browser_context: Any) -> Iterator[Any]:
+    page = browser_context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    page.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def _screenshot(page: Any, name: str, tmp_path: Path) -> None:
+    folder = Path(os.environ.get("LBSEARCH_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"serve-{name}.png"))
+    assert (folder / f"serve-{name}.png").stat().st_size > 5000
+
+
+def _search(page: Any, text: str) -> None:
+    page.fill("#q", text)
+    page.press("#q", "Enter")
+    page.wait_for_function("document.querySelector('#message').textContent.includes('results')")
+
+
+def _thumbnails_loaded(page: Any) -> bool:
+    page.wait_for_function(
+        "[...document.querySelectorAll('#results img')].every(i => i.complete)", timeout=30000
+    )
+    loaded: bool = page.evaluate(
+        "[...document.querySelectorAll('#results img')].every(i => i.naturalWidth > 0)"
+    )
+    return loaded
+
+
+def _word_with_a_late_video_segment(base: str) -> tuple[str, float]:
+    """A query whose best video segment starts after 0 s (the fake encoders are deterministic)."""
+    with httpx.Client(base_url=base) as http:
+        for word in ("walk", "ball", "bounce", "red", "motion", "sport", "play", "run", "game"):
+            rows = http.get("/api/search", params={"q": word, "m": "video"}).json()["results"]
+            late = [r for r in rows if r["path"].endswith("long_walk.mp4") and r["start_s"] > 0]
+            if late:
+                return word, float(late[0]["start_s"])
+    pytest.fail("no query puts a late segment of long_walk.mp4 first")
+
+
+def test_search_shows_thumbnails_and_plays_video_from_the_segment_start(
+    page: Any, running: Running, tmp_path: Path
+) -> None:
+    page.goto(running.base + "/")
+    page.wait_for_selector("#chips .chip")
+    chips = page.locator("#chips .chip").all_inner_texts()
+    assert set(chips) == {"image", "video", "audio", "depth", "thermal"}
+    _search(page, "a sunny beach")
+    assert page.locator(".card").count() == 8
+    assert _thumbnails_loaded(page)
+    _screenshot(page, "desktop", tmp_path)
+
+    word, start = _word_with_a_late_video_segment(running.base)
+    page.click("#chips .chip:text-is('video')")
+    _search(page, word)
+    first = page.locator(".card").first
+    assert first.locator(".badge").text_content() == "video"
+    assert first.locator(".span").inner_text().startswith(f"00:{int(start):02d}")
+    first.locator(".thumb").click()
+    page.wait_for_selector("dialog[open] video")
+    page.wait_for_function(
+        f"(() => {{ const v = document.querySelector('dialog video');"
+        f" return v.readyState >= 2 && v.currentTime >= {start} - 0.05; }})()",
+        timeout=30000,
+    )
+    at = page.evaluate("document.querySelector('dialog video').currentTime")
+    assert start - 0.05 <= at < start + 2.0, f"playback starts at {at}, not at {start}"
+    page.wait_for_function(
+        f"document.querySelector('dialog video').currentTime > {at} + 0.2", timeout=15000
+    )
+    _screenshot(page, "viewer", tmp_path)
+    page.keyboard.press("Escape")
+    page.wait_for_selector("dialog[open]", state="detached")
+    assert page.locator("dialog video").count() == 0
+
+
+def test_keyboard_navigation(page: Any, running: Running) -> None:
+    page.goto(running.base + "/?q=a+sunny+beach")
+    page.wait_for_selector(".card")
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "q"
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.classList.contains('thumb')")
+    page.keyboard.press("ArrowRight")
+    title = page.evaluate("document.activeElement.title")
+    assert title == page.locator(".thumb").nth(1).get_attribute("title")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("dialog[open]")
+    assert page.locator("#viewer-facts").inner_text().startswith(title)
+    page.keyboard.press("Escape")
+    page.wait_for_selector("dialog[open]", state="detached")
+
+
+def test_dropping_a_file_searches_by_example(
+    page: Any, running: Running, library: tuple[Path, Path]
+) -> None:
+    page.goto(running.base + "/")
+    page.wait_for_selector("#chips .chip")
+    data = base64.b64encode((library[0] / "green_field.png").read_bytes()).decode()
+    transfer = page.evaluate_handle(
+        """(data) => {
+            const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+            const t = new DataTransfer();
+            t.items.add(new File([bytes], "dropped.png", {type: "image/png"}));
+            return t;
+        }""",
+        data,
+    )
+    page.dispatch_event("body", "dragenter", {"dataTransfer": transfer})
+    assert page.locator("#drop").is_visible()
+    page.dispatch_event("body", "drop", {"dataTransfer": transfer})
+    page.wait_for_function("document.querySelector('#message').textContent.includes('dropped')")
+    first = page.locator(".card .name").first
+    assert first.inner_text() == "green_field.png"
+    assert not page.locator("#drop").is_visible()
+
+
+def test_similar_on_a_result(page: Any, running: Running) -> None:
+    page.goto(running.base + "/?q=a+sunny+beach")
+    page.wait_for_selector(".card")
+    name = page.locator(".card .name").first.inner_text()
+    page.locator(".card .similar").first.click()
+    page.wait_for_function("document.querySelector('#message').textContent.includes('like')")
+    assert name not in page.locator(".card .name").all_inner_texts()
+
+
+def test_phone_width_layout(browser_context: Any, running: Running, tmp_path: Path) -> None:
+    phone = browser_context.new_page()
+    try:
+        phone.set_viewport_size({"width": 390, "height": 844})
+        phone.goto(running.base + "/?q=a+sunny+beach")
+        phone.wait_for_selector(".card")
+        _thumbnails_loaded(phone)
+        wide = phone.evaluate("document.documentElement.scrollWidth")
+        assert wide <= 390, "nothing sticks out sideways"
+        boxes = [phone.locator(".card").nth(i).bounding_box() for i in range(2)]
+        assert boxes[0]["y"] == boxes[1]["y"] and boxes[0]["width"] > 150  # two columns
+        _screenshot(phone, "phone", tmp_path)
+    finally:
+        phone.close()
