@@ -1,0 +1,242 @@
+"""`lbsearch serve` latency: warm GET /api/search over HTTP, quiet and while an indexer writes.
+
+    python bench/serve.py [--sizes 10000 100000] [--queries 60] [--text-size tiny]
+
+For each size, a library of 768-d segments is built as bench/query.py builds it (clustered
+vectors; images, videos and audio; one random checkpoint with a tiny text tower, so every query
+runs the real path: text tower -> FAISS per modality -> roll-up -> merge -> JSON). Then
+`lbsearch serve` runs as its own process on 127.0.0.1 and is asked over HTTP, a new text each
+query (no text cache hits). Printed, in ms p50/p95:
+
+- quiet: GET /api/search, interleaved query by query with the same search on an in-process
+  engine (no HTTP) on the same library; the ratio is what the service adds;
+- indexing: GET /api/search while another process commits a batch of 64 new files (the way
+  `lbsearch index` writes) every 0.5 s, so the service keeps reloading; the ratio is against
+  quiet. (The writer spends no CPU on encoders: on 2 cores a real index run also competes for
+  the CPU with its decoders and towers.)
+
+A few minutes on 2 cores with the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+# Idle OpenMP threads sleep (as in `lbsearch query`): this process and the server share the cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, str(Path(__file__).parent))
+from query import DIM, build_library, texts, write_checkpoint, write_config
+
+from lbsearch.catalog import IndexedFile, NewSegment
+from lbsearch.config import load_config
+from lbsearch.library import Library
+from lbsearch.search import Query, SearchEngine, Term
+from lbsearch.types import Modality
+
+WRITER = """
+import sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[3])
+from serve import new_files
+from lbsearch.library import Library
+library, model, stop = sys.argv[1], sys.argv[2], sys.argv[4]
+with Library.open(library, write=True) as lib:
+    print("ready", flush=True)
+    batch = 0
+    while not __import__("os").path.exists(stop):
+        lib.write_batch(new_files(batch, model))
+        batch += 1
+        if batch % 4 == 0:
+            lib.save()
+        time.sleep(0.5)
+    print(batch, flush=True)
+"""
+
+
+def new_files(batch: int, model_id: str, count: int = 64) -> list[IndexedFile]:
+    """`count` new one-segment pictures for the writer's `batch`-th commit."""
+    rng = np.random.default_rng(1000 + batch)
+    vectors = rng.standard_normal((count, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return [
+        IndexedFile(
+            path=f"/media/new/{batch:05d}/file_{i:03d}.jpg",
+            root="/media",
+            size=100_000 + i,
+            mtime_ns=1_800_000_000_000_000_000 + batch * 1000 + i,
+            content_hash=f"new:{batch:05d}:{i:03d}",
+            modality=Modality.IMAGE,
+            segments=(NewSegment(Modality.IMAGE, 0.0, 0.0, model_id, vectors[i]),),
+        )
+        for i in range(count)
+    ]
+
+
+class Server:
+    """`lbsearch serve` in a child process; its stderr is collected in a thread."""
+
+    def __init__(self, library: Path, config_path: Path) -> None:
+        command = [sys.executable, "-m", "lbsearch", "--config", str(config_path), "serve"]
+        self.process = subprocess.Popen(
+            [*command, "--library", str(library), "--port", "0"],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
+        self.lines: list[str] = []
+        found = threading.Event()
+        self.base = ""
+
+        def read() -> None:
+            assert self.process.stderr is not None
+            for line in self.process.stderr:
+                self.lines.append(line)
+                match = re.search(r"open (http://\S+?)/\s", line)
+                if match:
+                    self.base = match.group(1)
+                    found.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not found.wait(300):
+            raise SystemExit("lbsearch serve did not start:\n" + "".join(self.lines))
+
+    def server_ms(self, first: int) -> list[float]:
+        """Milliseconds the server itself logged for each search after line `first`."""
+        found = [re.search(r"GET /api/search 200 \d+ B ([\d.]+) ms", x) for x in self.lines[first:]]
+        return [float(m.group(1)) / 1000 for m in found if m]
+
+    def reloads(self) -> int:
+        return sum("reloaded the library" in line for line in self.lines)
+
+    def stop(self) -> None:
+        self.process.send_signal(2)
+        self.process.wait(60)
+
+
+def _get(http: httpx.Client, text: str) -> float:
+    start = time.perf_counter()
+    response = http.get("/api/search", params={"q": text, "limit": 20})
+    elapsed = time.perf_counter() - start
+    if response.status_code != 200 or len(response.json()["results"]) != 20:
+        raise SystemExit(f"search failed: {response.status_code} {response.text[:300]}")
+    return elapsed
+
+
+def quiet(
+    http: httpx.Client, engine: SearchEngine, queries: int
+) -> tuple[list[float], list[float]]:
+    """HTTP and in-process searches, alternating query by query."""
+    over_http, in_process = [], []
+    for i, text in enumerate(texts(2 * queries, seed=11)):
+        if i % 2 == 0:
+            over_http.append(_get(http, text))
+        else:
+            start = time.perf_counter()
+            engine.search(Query((Term(text),), limit=20))
+            in_process.append(time.perf_counter() - start)
+    return over_http, in_process
+
+
+def while_indexing(
+    http: httpx.Client, library: Path, model_id: str, queries: int, folder: Path
+) -> tuple[list[float], int]:
+    stop = folder / "stop-writer"
+    stop.unlink(missing_ok=True)
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            WRITER,
+            str(library),
+            model_id,
+            str(Path(__file__).parent),
+            str(stop),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdout is not None
+    writer.stdout.readline()  # "ready": the library is open for writing
+    time.sleep(1.0)  # the first commits land
+    times = [_get(http, text) for text in texts(queries, seed=23)]
+    stop.touch()
+    out = writer.stdout.read()
+    writer.wait(120)
+    if writer.returncode != 0:
+        raise SystemExit(f"the writer failed ({writer.returncode})")
+    return times, int(out.strip())
+
+
+def _pct(values: list[float]) -> tuple[float, float]:
+    ms = np.asarray(values) * 1000
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
+
+
+def bench_size(size: int, folder: Path, config_path: Path, checkpoint: Path, queries: int) -> None:
+    from lbsearch.cli.query import make_encoders, quiet_idle_threads
+
+    quiet_idle_threads()
+    library = folder / f"lib-{size}"
+    build_s = build_library(library, size, str(checkpoint))
+    print(f"\n{size:,} segments (written in {build_s:.0f} s)")
+    server = Server(library, config_path)
+    config = load_config(config_path)
+    try:
+        with (
+            httpx.Client(base_url=server.base, timeout=60) as http,
+            Library.open(library, config=config) as lib,
+        ):
+            engine = SearchEngine(lib, config, make_encoders(lib, config, None, None))
+            engine.search(Query((Term("warm up"),)))
+            _get(http, "warm up")
+            mark = len(server.lines)
+            over_http, in_process = quiet(http, engine, queries)
+            served = server.server_ms(mark)
+            busy, batches = while_indexing(http, library, str(checkpoint), queries, folder)
+        rows = [
+            ("quiet, in-process engine", in_process),
+            ("quiet, GET /api/search", over_http),
+            ("  (as the server logs it)", served),
+            ("indexing, GET /api/search", busy),
+        ]
+        for name, values in rows:
+            p50, p95 = _pct(values)
+            print(f"  {name:<28}{p50:>9.1f}{p95:>9.1f}")
+        base = _pct(over_http)[0]
+        print(
+            f"  ratios (p50): HTTP / in-process {base / _pct(in_process)[0]:.2f}, "
+            f"indexing / quiet {_pct(busy)[0] / base:.2f}; "
+            f"{batches} batches of 64 files committed, {server.reloads()} reloads"
+        )
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=60)
+    parser.add_argument("--text-size", choices=["tiny", "real"], default="tiny")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="lbsearch-bench-serve-") as tmp:
+        folder = Path(tmp)
+        checkpoint = write_checkpoint(folder, args.text_size)
+        config_path = write_config(folder, checkpoint)
+        print(f"text tower: {args.text_size}; {DIM}-d vectors; {os.cpu_count()} CPUs; ms p50/p95")
+        for size in args.sizes:
+            bench_size(size, folder, config_path, checkpoint, args.queries)
+
+
+if __name__ == "__main__":
+    main()
