@@ -75,12 +75,12 @@ def test_searches_are_answered_while_an_index_run_writes(tmp_path: Path) -> None
 
 @pytest.fixture(scope="module")
 def tiny_library(tiny_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from lbsearch.indexers.encoders import LanguageBindEncoders
+    from lbsearch.embedder import open_embedder
 
     base = tmp_path_factory.mktemp("serve-tiny")
     write_sample_media(base / "media")
     config = load_config(tiny_config)
-    index_folder(base / "media", base / "library", LanguageBindEncoders(config), config)
+    index_folder(base / "media", base / "library", open_embedder(config), config)
     return base / "library"
 
 

@@ -30,7 +30,7 @@ from lbsearch.thumbnails import DEFAULT_SIDE, ThumbnailError
 
 from ..query import hit_json
 from .content import NotServable, file_response
-from .embedding import embed_texts, embed_upload
+from .embedding import embed_texts, embed_uploads
 from .forms import SearchForm, UploadFolder, file_ids, read_form, to_query
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ async def embed(request: Request) -> Response:
         except ValueError:
             raise HttpError(400, "the request body is not valid JSON") from None
         texts, modality = _text_request(body)
-        results = await run_in_threadpool(embed_texts, svc.encoders, texts, modality)
+        results = await run_in_threadpool(embed_texts, svc, texts, modality)
         return JSONResponse({"results": [r.to_json() for r in results]})
     async with _form(request) as form:
         asked = form.get("modality")
@@ -146,14 +146,11 @@ async def embed(request: Request) -> Response:
             uploads = [u for u in form.getlist("file") if isinstance(u, UploadFile)]
             if not uploads:
                 raise HttpError(400, "nothing to embed", "send files as `file` or JSON texts")
-            results = []
-            for upload in uploads:
-                path = await _save_upload(request, upload, folder)
-                results.append(
-                    await run_in_threadpool(
-                        embed_upload, svc, path, upload.filename or path.name, forced
-                    )
-                )
+            saved = [
+                (await _save_upload(request, upload, folder), upload.filename or "upload")
+                for upload in uploads
+            ]
+            results = await run_in_threadpool(embed_uploads, svc, saved, forced)
     return JSONResponse({"results": [r.to_json() for r in results]})
 
 

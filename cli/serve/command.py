@@ -11,6 +11,7 @@ import typer
 
 from ..context import settings
 from ..index import LibraryOption
+from ..runtime_options import BackendOption, DeviceOption, DtypeOption
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -19,8 +20,8 @@ if TYPE_CHECKING:
     import uvicorn
 
     from lbsearch.config import Config
+    from lbsearch.embedder import Embedder
     from lbsearch.library import Library
-    from lbsearch.search import QueryEncoders
 
     from .app import ServeSettings
     from .service import EncodersFactory
@@ -41,8 +42,9 @@ def serve(
             "the one-time login URL printed at start ($LBSEARCH_TOKEN).",
         ),
     ] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
-    dtype: Annotated[str | None, typer.Option(help="auto, float32, bfloat16 or float16.")] = None,
+    backend: BackendOption = None,
+    device: DeviceOption = None,
+    dtype: DtypeOption = None,
 ) -> None:
     """Serve the library: a web page at / to search and play results, and a JSON API.
 
@@ -56,14 +58,19 @@ def serve(
     quiet_idle_threads()
     check_binding(host, token)
     config = settings(ctx)
-    run_server(config, library, host, port, token, _encoders_factory(config, device, dtype))
+    factory = _embedder_factory(config, backend, device, dtype)
+    run_server(config, library, host, port, token, factory)
 
 
-def _encoders_factory(config: Config, device: str | None, dtype: str | None) -> EncodersFactory:
-    def factory(lib: Library) -> QueryEncoders:
+def _embedder_factory(
+    config: Config, backend: str | None, device: str | None, dtype: str | None
+) -> EncodersFactory:
+    """The embedder `lbsearch query` would use, on the checkpoints the library was indexed with."""
+
+    def factory(lib: Library) -> Embedder:
         from .. import query
 
-        return query.make_encoders(lib, config, device, dtype)
+        return query.make_encoders(lib, config, device, dtype, backend)
 
     return factory
 

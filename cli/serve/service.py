@@ -29,12 +29,13 @@ from lbsearch.types import Modality
 
 if TYPE_CHECKING:
     from lbsearch.catalog.records import FileRecord, SegmentHit
+    from lbsearch.embedder import Embedder
     from lbsearch.library import Library, LibraryLocation
-    from lbsearch.search import Hit, Query, QueryEncoders, SearchEngine
+    from lbsearch.search import Hit, Query, SearchEngine
 
 log = logging.getLogger("lbsearch.serve")
 
-EncodersFactory = Callable[["Library"], "QueryEncoders"]
+EncodersFactory = Callable[["Library"], "Embedder"]
 Signature = tuple[tuple[str, int, str], ...]  # (modality, generation, model id) per modality
 
 
@@ -72,7 +73,7 @@ class SearchService:
         self.location = location
         self.config = config
         self._factory = encoders_factory
-        self._encoders: QueryEncoders | None = None
+        self._encoders: Embedder | None = None
         self._models: dict[Modality, str] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -142,7 +143,7 @@ class SearchService:
             return view.library.stats()
 
     @property
-    def encoders(self) -> QueryEncoders:
+    def encoders(self) -> Embedder:
         with self.view() as view:
             return view.engine.encoders
 
@@ -185,7 +186,7 @@ class SearchService:
             raise
         return View(library, engine, signature)
 
-    def _encoders_for(self, library: Library) -> QueryEncoders:
+    def _encoders_for(self, library: Library) -> Embedder:
         """The encoders stay loaded across reloads unless a modality's model changed."""
         models = {m: s.model_id for m, s in library.catalog.modality_states().items()}
         if self._encoders is None or models != self._models:
