@@ -38,6 +38,8 @@ def test_wheel_carries_defaults_and_tokenizer_data(wheel_names: list[str]) -> No
     assert "lbsearch/defaults.toml" in wheel_names
     assert "lbsearch/testing/data/clip_bpe_merges.txt.gz" in wheel_names
     assert "lbsearch/py.typed" in wheel_names
+    for page in ("index.html", "app.js", "app.css"):  # the `lbsearch serve` web page
+        assert f"lbsearch/cli/serve/static/{page}" in wheel_names
 
 
 def test_packaged_defaults_are_the_top_level_config() -> None:
