@@ -70,6 +70,16 @@ def test_searches_are_answered_while_an_index_run_writes(tmp_path: Path) -> None
         assert service.reloads >= 2
 
 
+def test_a_missing_library_is_reported_before_listening(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from lbsearch.cli.main import app
+
+    done = CliRunner().invoke(app, ["serve", "--library", str(tmp_path / "nowhere"), "--port", "0"])
+    assert done.exit_code == 1
+    assert "lbsearch index" in done.stderr and "open http" not in done.stderr
+
+
 # --------------------------------------------------------- a real process, tiny models
 
 

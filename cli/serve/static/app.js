@@ -152,6 +152,8 @@ function show(index) {
     media = el("img", { src: hit.thumbnail_url + "?size=1024", alt: "depth map in false colour" });
   } else {
     media = el("img", { src: hit.content_url, alt: baseName(hit.path) });
+    // formats a browser cannot show (TIFF, HEIC, ...): the large thumbnail instead
+    media.addEventListener("error", () => { media.src = hit.thumbnail_url + "?size=1024"; }, { once: true });
   }
   body.replaceChildren(media);
   viewer.showModal();
