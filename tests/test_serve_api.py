@@ -79,6 +79,33 @@ def test_search_equals_lbsearch_query_json(
         assert all(set(row) >= EXTRA for row in got)
 
 
+def test_the_box_takes_the_command_lines_language(
+    client: httpx.Client, library: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(query_module, "make_encoders", lambda *a: FakeEncoders())
+    args = ["red car", "dog:2", "--not", "cat", "-m", "image", "-m", "audio", "--limit", "5"]
+    done = CliRunner().invoke(app, ["query", *args, "--json", "--library", str(library[1])])
+    expected = [json.loads(line) for line in done.stdout.splitlines()]
+    boxed = {"box": '"red car" dog:2 -cat m:image', "m": "audio", "limit": "5"}
+    got = _results(client.get("/api/search", params=boxed))
+    assert [{k: v for k, v in row.items() if k not in EXTRA} for row in got] == expected
+
+
+@pytest.mark.parametrize(
+    ("box", "words"),
+    [
+        ("like:/etc/passwd", "cannot name files"),
+        ("/etc/hostname", "cannot name files"),
+        ("dog after:2024-01-01", "given twice"),
+        ("dog m:smell", "smell"),
+    ],
+)
+def test_the_box_cannot_name_server_files(client: httpx.Client, box: str, words: str) -> None:
+    response = client.get("/api/search", params={"box": box, "after": "2023-01-01"})
+    assert response.status_code == 400, response.text
+    assert words in response.json()["error"]
+
+
 def test_search_results_link_to_their_file_and_thumbnail(client: httpx.Client) -> None:
     for row in _results(client.get("/api/search", params={"q": "sun", "limit": 50})):
         assert row["content_url"] == f"/api/files/{row['file_id']}/content"

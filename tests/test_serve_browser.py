@@ -150,11 +150,11 @@ def test_search_shows_thumbnails_and_plays_video_from_the_segment_start(
     _screenshot(page, "viewer", tmp_path)
     page.keyboard.press("Escape")
     page.wait_for_selector("dialog[open]", state="detached")
-    assert page.locator("dialog video").count() == 0
+    page.wait_for_selector("dialog video", state="detached")  # closing stops and drops it
 
 
 def test_keyboard_navigation(page: Any, running: Running) -> None:
-    page.goto(running.base + "/?q=a+sunny+beach")
+    page.goto(running.base + "/?box=a+sunny+beach")
     page.wait_for_selector(".card")
     page.evaluate("document.activeElement.blur()")
     page.keyboard.press("/")
@@ -196,7 +196,7 @@ def test_dropping_a_file_searches_by_example(
 
 
 def test_similar_on_a_result(page: Any, running: Running) -> None:
-    page.goto(running.base + "/?q=a+sunny+beach")
+    page.goto(running.base + "/?box=a+sunny+beach")
     page.wait_for_selector(".card")
     name = page.locator(".card .name").first.inner_text()
     page.locator(".card .similar").first.click()
@@ -208,7 +208,7 @@ def test_phone_width_layout(browser_context: Any, running: Running, tmp_path: Pa
     phone = browser_context.new_page()
     try:
         phone.set_viewport_size({"width": 390, "height": 844})
-        phone.goto(running.base + "/?q=a+sunny+beach")
+        phone.goto(running.base + "/?box=a+sunny+beach")
         phone.wait_for_selector(".card")
         _thumbnails_loaded(phone)
         wide = phone.evaluate("document.documentElement.scrollWidth")

@@ -26,12 +26,13 @@ from lbsearch.errors import (
     ModelNotAvailableError,
     UsageError,
 )
+from lbsearch.search import QueryRequest
 from lbsearch.thumbnails import DEFAULT_SIDE, ThumbnailError
 
 from ..query import hit_json
 from .content import NotServable, file_response
 from .embedding import embed_texts, embed_uploads
-from .forms import SearchForm, UploadFolder, file_ids, read_form, to_query
+from .forms import UploadFolder, file_ids, read_request, to_query
 
 if TYPE_CHECKING:
     from .app import ServeSettings
@@ -75,8 +76,7 @@ def settings(request: Request) -> ServeSettings:
 
 
 async def search_get(request: Request) -> Response:
-    form = read_form(request.query_params)
-    return await _search(request, form, request.query_params)
+    return await _search(request, read_request(request.query_params), request.query_params)
 
 
 async def search_post(request: Request) -> Response:
@@ -85,19 +85,21 @@ async def search_post(request: Request) -> Response:
             like = await _save_uploads(request, form, "like", folder)
             not_like = await _save_uploads(request, form, "not_like", folder)
             try:
-                return await _search(request, read_form(form, like, not_like), form)
+                return await _search(request, read_request(form, like, not_like), form)
             except MediaError as error:  # name the upload as sent, not its temporary path
                 shown = folder.shown_name(error.path)
                 raise HttpError(422, f"{shown}: {error.detail}", error.hint) from None
 
 
-async def _search(request: Request, form: SearchForm, fields: Any) -> Response:
+async def _search(request: Request, asked: QueryRequest, fields: Any) -> Response:
     svc = service(request)
     chosen = await run_in_threadpool(_catalog_examples, svc, fields)
-    form = dataclasses.replace(
-        form, like=form.like + chosen["like_id"], not_like=form.not_like + chosen["not_like_id"]
+    asked = dataclasses.replace(
+        asked,
+        like=asked.like + tuple(str(p) for p in chosen["like_id"]),
+        not_like=asked.not_like + tuple(str(p) for p in chosen["not_like_id"]),
     )
-    query = to_query(form)
+    query = to_query(asked)
     found = await run_in_threadpool(svc.search, query)
     return JSONResponse({"results": [result_json(rank, f) for rank, f in enumerate(found, 1)]})
 

@@ -1,96 +1,70 @@
-"""Request fields -> the core's `Query`, and uploads -> private temporary files.
+"""Request fields -> the core's `Query` (through `QueryRequest` and `parse_query`, the one
+query language), and uploads -> private temporary files.
 
-The fields are those of `lbsearch query`, one name each (q, not, m, path, after, before,
-min_duration, max_duration, limit, min_score) and are parsed by the CLI's own functions, so the
-page and the API take exactly the CLI's syntax (TEXT:WEIGHT, ISO dates, modality names).
-
-ADAPTER, to be replaced: when `lbsearch.search.QueryRequest` / `parse_query` land, `to_query`
-becomes `parse_query(QueryRequest(...))` and `box` goes through `parse_box`; nothing else here
-parses a query.
+Fields: `box` (the page's query box, read by `parse_box`: the CLI's syntax in one line) and the
+fields of `lbsearch query`, one name each (q, not, m, path, after, before, min_duration,
+max_duration, limit, min_score). Lists add up; a single value given twice (in the box and as a
+field) must agree. Example files come only from uploads or catalog ids: a path typed in the box
+(`like:/x`, `~/x.jpg`) is refused, so a client can never make the service read a file it names.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.datastructures import ImmutableMultiDict
 
 from lbsearch.errors import UsageError
+from lbsearch.search import QueryRequest, parse_box, parse_query
 
 if TYPE_CHECKING:
     from lbsearch.search import Query
 
 MAX_LIMIT = 500
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
-
+_NUMBERS = ("min_duration", "max_duration", "min_score")
+_LISTS = ("texts", "nots", "modalities", "paths")
 
 Fields = ImmutableMultiDict[str, Any]  # Starlette's QueryParams and FormData
 
 
-@dataclass(frozen=True)
-class SearchForm:
-    """What a search request asked for; `like`/`not_like` are server-side files (uploads written
-    to a private folder, or catalog files chosen by id), never paths from the request."""
-
-    texts: tuple[str, ...] = ()
-    nots: tuple[str, ...] = ()
-    like: tuple[Path, ...] = ()
-    not_like: tuple[Path, ...] = ()
-    modalities: tuple[str, ...] = ()
-    paths: tuple[str, ...] = ()
-    after: str | None = None
-    before: str | None = None
-    min_duration: str | None = None
-    max_duration: str | None = None
-    limit: str | None = None
-    min_score: str | None = None
-
-
-def read_form(
+def read_request(
     fields: Fields, like: Sequence[Path] = (), not_like: Sequence[Path] = ()
-) -> SearchForm:
-    return SearchForm(
+) -> QueryRequest:
+    """The request the fields (and the server-side example files) make; UsageError if bad."""
+    boxed = _box(fields)
+    request = QueryRequest(
         texts=_texts(fields, "q"),
         nots=_texts(fields, "not"),
-        like=tuple(like),
-        not_like=tuple(not_like),
         modalities=tuple(m for value in _texts(fields, "m") for m in value.split(",") if m),
         paths=_texts(fields, "path"),
         after=_one(fields, "after"),
         before=_one(fields, "before"),
-        min_duration=_one(fields, "min_duration"),
-        max_duration=_one(fields, "max_duration"),
-        limit=_one(fields, "limit"),
-        min_score=_one(fields, "min_score"),
+        limit=_limit(fields),
+        min_duration=_number("min_duration", _one(fields, "min_duration")),
+        max_duration=_number("max_duration", _one(fields, "max_duration")),
+        min_score=_number("min_score", _one(fields, "min_score")),
+    )
+    merged = {name: getattr(boxed, name) + getattr(request, name) for name in _LISTS}
+    for name in ("after", "before", *_NUMBERS):
+        merged[name] = _agree(name, getattr(boxed, name), getattr(request, name))
+    return dataclasses.replace(
+        request,
+        **merged,
+        like=tuple(str(p) for p in like),
+        not_like=tuple(str(p) for p in not_like),
     )
 
 
-def to_query(form: SearchForm) -> Query:
-    """The core query for the form; UsageError (HTTP 400) for anything the CLI would refuse."""
-    from ..query import build_query, parse_terms
-
-    asked = _number("limit", form.limit)
-    limit = 20 if asked is None else int(asked)
-    if limit > MAX_LIMIT:
-        raise UsageError(f"limit {limit} is more than {MAX_LIMIT}", "ask for fewer results")
-    return build_query(
-        terms=parse_terms(list(form.texts), list(form.like), list(form.nots), list(form.not_like)),
-        modality=list(form.modalities),
-        path=list(form.paths),
-        dates=(form.after, form.before),
-        durations=(
-            _number("min_duration", form.min_duration),
-            _number("max_duration", form.max_duration),
-        ),
-        limit=limit,
-        min_score=_number("min_score", form.min_score),
-    )
+def to_query(request: QueryRequest) -> Query:
+    """The core query; UsageError (HTTP 400) for anything the CLI would refuse."""
+    return parse_query(request)
 
 
 def file_ids(fields: Fields, name: str) -> list[int]:
@@ -101,6 +75,25 @@ def file_ids(fields: Fields, name: str) -> list[int]:
             raise UsageError(f"{name}={value!r} is not a file id", "use the file_id of a result")
         ids.append(int(value))
     return ids
+
+
+def _box(fields: Fields) -> QueryRequest:
+    text = _one(fields, "box")
+    if text is None:
+        return QueryRequest()
+    boxed = parse_box(text)
+    if boxed.like or boxed.not_like:
+        raise UsageError(
+            "the query box cannot name files on the server",
+            "drop the file on the page (or upload it as `like`), or use Similar on a result",
+        )
+    return boxed
+
+
+def _agree(name: str, first: Any, second: Any) -> Any:
+    if first is not None and second is not None and first != second:
+        raise UsageError(f"{name} is given twice ({first} and {second})", f"give {name} once")
+    return second if second is not None else first
 
 
 def _texts(fields: Fields, name: str) -> tuple[str, ...]:
@@ -115,6 +108,17 @@ def _one(fields: Fields, name: str) -> str | None:
     return values[0] if values else None
 
 
+def _limit(fields: Fields) -> int:
+    asked = _number("limit", _one(fields, "limit"))
+    if asked is None:
+        return 20
+    if asked != int(asked):
+        raise UsageError(f"limit={asked:g} is not a whole number", "give a count like 20")
+    if asked > MAX_LIMIT:
+        raise UsageError(f"limit {asked:g} is more than {MAX_LIMIT}", "ask for fewer results")
+    return int(asked)
+
+
 def _number(name: str, text: str | None) -> float | None:
     if text is None:
         return None
@@ -124,8 +128,6 @@ def _number(name: str, text: str | None) -> float | None:
         raise UsageError(f"{name}={text!r} is not a number", f"give {name} as a number") from None
     if not math.isfinite(value):
         raise UsageError(f"{name}={text!r} is not a finite number", f"give {name} as a number")
-    if name == "limit" and value != int(value):
-        raise UsageError(f"limit={text!r} is not a whole number", "give a count like 20")
     return value
 
 

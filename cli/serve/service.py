@@ -123,7 +123,7 @@ class SearchService:
     def search(self, query: Query) -> list[Found]:
         with self.view() as view:
             hits = view.engine.search(query)
-            segments = view.library.catalog.segments_by_ids([h.segment_id for h in hits])
+            segments = view.library.segments_by_ids([h.segment_id for h in hits])
         return [Found(h, segments[h.segment_id].file.id) for h in hits if h.segment_id in segments]
 
     def indexed_modalities(self) -> tuple[Modality, ...]:
@@ -132,11 +132,11 @@ class SearchService:
 
     def segment(self, segment_id: int) -> SegmentHit | None:
         with self.view() as view:
-            return view.library.catalog.segments_by_ids([segment_id]).get(segment_id)
+            return view.library.segments_by_ids([segment_id]).get(segment_id)
 
     def file(self, file_id: int) -> FileRecord | None:
         with self.view() as view:
-            return view.library.catalog.file_by_id(file_id)
+            return view.library.file_by_id(file_id)
 
     def stats(self) -> Any:
         with self.view() as view:
@@ -145,7 +145,7 @@ class SearchService:
     @property
     def encoders(self) -> Embedder:
         with self.view() as view:
-            return view.engine.encoders
+            return view.engine.embedder
 
     # ---------------------------------------------------------------------- reloading
 
@@ -188,7 +188,7 @@ class SearchService:
 
     def _encoders_for(self, library: Library) -> Embedder:
         """The encoders stay loaded across reloads unless a modality's model changed."""
-        models = {m: s.model_id for m, s in library.catalog.modality_states().items()}
+        models = {m: s.model_id for m, s in library.modality_states().items()}
         if self._encoders is None or models != self._models:
             self._encoders = self._factory(library)
             self._models = models
@@ -202,7 +202,7 @@ class SearchService:
 
 
 def _signature(library: Library) -> Signature:
-    states = library.catalog.modality_states()
+    states = library.modality_states()
     return tuple(
         sorted((m.value, s.generation, s.model_id) for m, s in states.items() if s is not None)
     )

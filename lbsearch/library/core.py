@@ -224,6 +224,9 @@ class Library:
         """Per registered modality: its model, vector dimension and segment count."""
         return self.catalog.modality_states()
 
+    def file_by_id(self, file_id: int) -> FileRecord | None:
+        return self.catalog.file_by_id(file_id)
+
     def stored_vectors(self, record: FileRecord) -> np.ndarray | None:
         """(n, d) vectors held for `record`'s content under its modality's current model."""
         import numpy as np

@@ -37,7 +37,7 @@ function say(text, isError = false) {
 function params() {
   const p = new URLSearchParams();
   const text = $("q").value.trim();
-  if (text) p.append("q", text);
+  if (text) p.append("box", text); // the CLI's language in one line, read by the core's parse_box
   for (const name of FIELDS) {
     const value = filters.querySelector(`[name=${name}]`).value.trim();
     if (!value) continue;
@@ -49,7 +49,7 @@ function params() {
 }
 
 function restore(p) {
-  $("q").value = p.get("q") || "";
+  $("q").value = p.get("box") || "";
   for (const name of FIELDS) {
     const input = filters.querySelector(`[name=${name}]`);
     const values = p.getAll(name);
@@ -81,21 +81,21 @@ async function run(request, label) {
 
 function searchText() {
   const p = params();
-  if (!p.get("q")) { say("Type something to look for, or drop a file.", true); return; }
+  if (!p.get("box")) { say("Type something to look for, or drop a file.", true); return; }
   history.replaceState(null, "", "?" + p.toString());
-  run(fetch("/api/search?" + p.toString()), `“${p.get("q")}”`);
+  run(fetch("/api/search?" + p.toString()), `“${p.get("box")}”`);
 }
 
 function searchSimilar(hit) {
   const p = params();
-  p.delete("q");
+  p.delete("box");
   p.append("like_id", String(hit.file_id));
   run(fetch("/api/search?" + p.toString()), `files like ${baseName(hit.path)}`);
 }
 
 function searchExample(file) {
   const data = new FormData();
-  for (const [key, value] of params()) if (key !== "q") data.append(key, value);
+  for (const [key, value] of params()) if (key !== "box") data.append(key, value);
   data.append("like", file, file.name);
   run(fetch("/api/search", { method: "POST", body: data }), `files like ${file.name}`);
 }
@@ -237,4 +237,4 @@ viewer.addEventListener("close", closeViewer);
 
 const initial = new URLSearchParams(location.search);
 restore(initial);
-loadChips().then(() => { if (initial.get("q")) searchText(); });
+loadChips().then(() => { if (initial.get("box")) searchText(); });
