@@ -6,9 +6,10 @@
 - video segments: the frame at the segment's middle;
 - audio segments (and a video's sound track): a log-magnitude spectrogram of the segment's span.
 
-Files are read through lbsearch.media's guarded open (regular files only, size and pixel limits)
-and must still be what the catalog recorded (size and mtime): a file changed or replaced since it
-was indexed gets `ThumbnailError`, never a picture of something else. Rendered thumbnails are
+Files are read through lbsearch.media (`preview` for pictures and key frames, the guarded open
+for depth readings and sound: regular files only, size and pixel limits) and must still be what
+the catalog recorded (size and mtime, before and after reading): a file changed or replaced
+since it was indexed gets `ThumbnailError`, never a picture of something else. Rendered thumbnails are
 cached on disk under `<library>/cache/thumbnails/`, named by content hash, modality, segment span
 and size, so they survive restarts and are shared by renamed or duplicated files.
 """
@@ -20,7 +21,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -39,7 +40,6 @@ MAX_SIDE = 1024
 _JPEG_QUALITY = 85
 _SPECTROGRAM_RATE = 16000
 _FFT = 512
-_MAX_FRAMES_AFTER_SEEK = 600  # frames decoded after a seek to reach the wanted time, at most
 
 # Anchor colours of the false-colour scale (dark to light), interpolated linearly.
 _PALETTE = np.array(
@@ -94,17 +94,11 @@ class ThumbnailCache:
 
 def render(file: FileRecord, segment: SegmentRecord, side: int, config: Config) -> Image:
     """The thumbnail of `segment` of `file` as an RGB picture at most `side` pixels a side."""
-    from .media.fileio import open_media
-
     path = Path(file.path)
     try:
-        with open_media(path, config.media.max_file_bytes) as (handle, st):
-            if (st.st_size, st.st_mtime_ns) != (file.size, file.mtime_ns):
-                raise ThumbnailError(
-                    f"{path}: changed since it was indexed",
-                    "run `lbsearch index` on its folder again",
-                )
-            picture = _render_open(handle, path, segment, config)
+        _check_recorded(path, file)
+        picture = _draw(path, segment, side, config)
+        _check_recorded(path, file)  # not swapped while it was read
     except MediaError as error:
         raise ThumbnailError(error.message, error.hint) from None
     except ThumbnailError:
@@ -112,32 +106,39 @@ def render(file: FileRecord, segment: SegmentRecord, side: int, config: Config) 
     except Exception as error:  # a decoder's exotic failure: a missing thumbnail, not a crash
         raise ThumbnailError(f"{path}: cannot make a thumbnail ({error})") from None
     picture.thumbnail((side, side))
-    return picture
+    return picture.convert("RGB")
 
 
-def _render_open(handle: BinaryIO, path: Path, segment: SegmentRecord, config: Config) -> Image:
+def _check_recorded(path: Path, file: FileRecord) -> None:
+    from .media.fileio import stat_regular
+
+    st = stat_regular(path)
+    if (st.st_size, st.st_mtime_ns) != (file.size, file.mtime_ns):
+        raise ThumbnailError(
+            f"{path}: changed since it was indexed", "run `lbsearch index` on its folder again"
+        )
+
+
+def _draw(path: Path, segment: SegmentRecord, side: int, config: Config) -> Image:
+    from .media import preview
+    from .media.fileio import open_media
+
     modality = segment.modality
     if modality in (Modality.IMAGE, Modality.THERMAL):
-        return _picture(handle, path, config)
-    if modality is Modality.DEPTH:
-        return false_colour(_depth_values(handle, path, config))
+        return preview.picture(path, modality, side, config)
     if modality is Modality.VIDEO:
-        return _key_frame(handle, path, (segment.start_s + segment.end_s) / 2)
-    return _spectrogram(handle, path, segment.start_s, segment.end_s)
+        return preview.key_frame(path, (segment.start_s + segment.end_s) / 2, side, config)
+    with open_media(path, config.media.max_file_bytes) as (handle, _):
+        if modality is Modality.DEPTH:
+            return false_colour(_depth_values(handle, path, config))
+        return _spectrogram(handle, path, segment.start_s, segment.end_s)
 
 
 # ----------------------------------------------------------------------------- pictures
 
 
-def _picture(handle: BinaryIO, path: Path, config: Config) -> Image:
-    # lbsearch.media.preview (picture/key_frame) replaces these two readers once it lands.
-    from .media.image import _apply_exif, _open_image, _to_rgb
-
-    with _open_image(handle, path, config.media.max_image_pixels) as im:
-        return _to_rgb(_apply_exif(im, path)).copy()
-
-
 def _depth_values(handle: BinaryIO, path: Path, config: Config) -> np.ndarray:
+    """Raw depth readings (preview's depth picture is grey; the web page shows false colour)."""
     from .media.image import _depth_image_metres, _is_npy, _open_image, _read_npy_depth
 
     pixels = config.media.max_image_pixels
@@ -166,37 +167,7 @@ def colour_scale(unit: np.ndarray) -> np.ndarray:
     return np.stack(channels, axis=-1).round().astype(np.uint8)
 
 
-# ------------------------------------------------------------------------ video and audio
-
-
-def _key_frame(handle: BinaryIO, path: Path, at_s: float) -> Image:
-    """The video frame shown at `at_s` seconds of the segment timeline (0 = the video's start)."""
-    from .media.avio import first_video_stream, open_container, timeline_origin
-
-    with open_container(handle, path) as box:
-        stream = first_video_stream(box)
-        if stream is None:
-            raise ThumbnailError(f"{path}: no video stream")
-        target = timeline_origin(box) + at_s
-        if stream.time_base is not None:
-            box.seek(int(max(target, 0) / stream.time_base), stream=stream, backward=True)
-        frame = _frame_at(box, stream, target)
-    if frame is None:
-        raise ThumbnailError(f"{path}: no frame decodes near {at_s:.1f} s")
-    return frame.to_image().convert("RGB")
-
-
-def _frame_at(box: Any, stream: Any, target: float) -> Any:
-    from .media.avio import decoded_frames
-
-    chosen = None
-    for count, frame in enumerate(decoded_frames(box, stream)):
-        if chosen is not None and frame.time is not None and frame.time > target + 1e-6:
-            break
-        chosen = frame
-        if count >= _MAX_FRAMES_AFTER_SEEK:
-            break
-    return chosen
+# ---------------------------------------------------------------------------------- audio
 
 
 def _spectrogram(handle: BinaryIO, path: Path, start_s: float, end_s: float) -> Image:
