@@ -39,7 +39,8 @@ DEFAULT_SIDE = 320
 MAX_SIDE = 1024
 _JPEG_QUALITY = 85
 _SPECTROGRAM_RATE = 16000
-_FFT = 512
+_FFT = 2048  # 7.8 Hz bins at 16 kHz: low pitches get rows of their own on the log axis
+_SPECTROGRAM_HEIGHT = 160
 
 # Anchor colours of the false-colour scale (dark to light), interpolated linearly.
 _PALETTE = np.array(
@@ -171,19 +172,27 @@ def colour_scale(unit: np.ndarray) -> np.ndarray:
 
 
 def _spectrogram(handle: BinaryIO, path: Path, start_s: float, end_s: float) -> Image:
-    """Log-magnitude spectrogram of [start_s, end_s] of the first audio stream, low pitches at
-    the bottom; a span of zero length (a whole short file) shows up to 10 s from start_s."""
+    """Log-magnitude spectrogram of [start_s, end_s] of the first audio stream on a logarithmic
+    pitch axis (50 Hz at the bottom to 8 kHz at the top), 60 dB under the loudest part; a span
+    of zero length (a whole short file) shows up to 10 s from start_s."""
     wave = _audio_span(handle, path, start_s, end_s if end_s > start_s else start_s + 10.0)
     if len(wave) < _FFT:
         wave = np.pad(wave, (0, _FFT - len(wave)))
     hop = max(_FFT // 4, (len(wave) - _FFT) // 480 + 1)
     frames = np.lib.stride_tricks.sliding_window_view(wave, _FFT)[::hop] * np.hanning(_FFT)
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    decibels = 10 * np.log10(power + 1e-10)
-    top = decibels.max()
-    unit = np.clip((decibels - (top - 80.0)) / 80.0, 0.0, 1.0)  # an 80 dB window under the peak
+    decibels = 10 * np.log10(np.abs(np.fft.rfft(frames, axis=1)) ** 2 + 1e-10)
+    rows = _log_pitch_rows(decibels, _SPECTROGRAM_HEIGHT)
+    unit = np.clip((rows - (rows.max() - 60.0)) / 60.0, 0.0, 1.0)
     picture = _from_rgb(colour_scale(unit.T[::-1]))
-    return picture.resize((max(picture.width, 2 * 160), 160))
+    return picture.resize((max(picture.width, 2 * _SPECTROGRAM_HEIGHT), _SPECTROGRAM_HEIGHT))
+
+
+def _log_pitch_rows(decibels: np.ndarray, count: int) -> np.ndarray:
+    """(frames, bins) on a linear frequency axis -> (frames, count) on a logarithmic one; each
+    row keeps the loudest bin of its band (a tone is never lost between two rows)."""
+    edges = np.geomspace(50.0, _SPECTROGRAM_RATE / 2, count + 1) / (_SPECTROGRAM_RATE / _FFT)
+    starts = np.clip(np.floor(edges[:-1]).astype(int), 0, decibels.shape[1] - 1)
+    return np.maximum.reduceat(decibels, starts, axis=1)
 
 
 def _audio_span(handle: BinaryIO, path: Path, start_s: float, end_s: float) -> np.ndarray:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,11 +166,18 @@ class SearchService:
         return True
 
     def _watch(self) -> None:
-        while not self._stop.wait(self._poll_s):
+        pause = self._poll_s
+        while not self._stop.wait(pause):
+            started = time.monotonic()
             try:
-                self.reload_if_changed()
+                reloaded = self.reload_if_changed()
             except Exception as error:  # keep serving the last good view; try again later
                 log.warning("could not reload the library: %s", error)
+                reloaded = False
+            # a big library takes seconds to reload: while an indexer keeps committing, rest
+            # twice as long as the last reload took, so reloading uses at most a third of a core
+            took = time.monotonic() - started if reloaded else 0.0
+            pause = max(self._poll_s, 2 * took)
 
     def _open_view(self) -> View:
         from lbsearch.library import Library
