@@ -1,6 +1,7 @@
 """`lbsearch serve` latency: warm GET /api/search over HTTP, quiet and while an indexer writes.
 
     python bench/serve.py [--sizes 10000 100000] [--queries 60] [--text-size tiny]
+                          [--backend torch]
 
 For each size, a library of 768-d segments is built as bench/query.py builds it (clustered
 vectors; images, videos and audio; one random checkpoint with a tiny text tower, so every query
@@ -86,8 +87,9 @@ def new_files(batch: int, model_id: str, count: int = 64) -> list[IndexedFile]:
 class Server:
     """`lbsearch serve` in a child process; its stderr is collected in a thread."""
 
-    def __init__(self, library: Path, config_path: Path) -> None:
+    def __init__(self, library: Path, config_path: Path, backend: str) -> None:
         command = [sys.executable, "-m", "lbsearch", "--config", str(config_path), "serve"]
+        command += ["--backend", backend]
         self.process = subprocess.Popen(
             [*command, "--library", str(library), "--port", "0"],
             stderr=subprocess.PIPE,
@@ -183,21 +185,23 @@ def _pct(values: list[float]) -> tuple[float, float]:
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
 
 
-def bench_size(size: int, folder: Path, config_path: Path, checkpoint: Path, queries: int) -> None:
+def bench_size(
+    size: int, folder: Path, config_path: Path, checkpoint: Path, queries: int, backend: str
+) -> None:
     from lbsearch.cli.query import make_encoders, quiet_idle_threads
 
     quiet_idle_threads()
     library = folder / f"lib-{size}"
     build_s = build_library(library, size, str(checkpoint))
     print(f"\n{size:,} segments (written in {build_s:.0f} s)")
-    server = Server(library, config_path)
+    server = Server(library, config_path, backend)
     config = load_config(config_path)
     try:
         with (
             httpx.Client(base_url=server.base, timeout=60) as http,
             Library.open(library, config=config) as lib,
         ):
-            engine = SearchEngine(lib, config, make_encoders(lib, config, None, None))
+            engine = SearchEngine(lib, config, make_encoders(lib, config, None, None, backend))
             engine.search(Query((Term("warm up"),)))
             _get(http, "warm up")
             mark = len(server.lines)
@@ -228,14 +232,18 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=60)
     parser.add_argument("--text-size", choices=["tiny", "real"], default="tiny")
+    parser.add_argument("--backend", choices=["torch", "onnxruntime", "auto"], default="torch")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lbsearch-bench-serve-") as tmp:
         folder = Path(tmp)
         checkpoint = write_checkpoint(folder, args.text_size)
         config_path = write_config(folder, checkpoint)
-        print(f"text tower: {args.text_size}; {DIM}-d vectors; {os.cpu_count()} CPUs; ms p50/p95")
+        print(
+            f"text tower: {args.text_size} on {args.backend}; {DIM}-d vectors; "
+            f"{os.cpu_count()} CPUs; ms p50/p95"
+        )
         for size in args.sizes:
-            bench_size(size, folder, config_path, checkpoint, args.queries)
+            bench_size(size, folder, config_path, checkpoint, args.queries, args.backend)
 
 
 if __name__ == "__main__":
