@@ -146,3 +146,40 @@ def test_serve_process_answers_like_query_and_stops_on_ctrl_c(
     log = [line for line in rest.splitlines() if " GET /api/" in line]
     assert len(log) == 2 and " GET /api/search 200 " in log[0]
     assert "Traceback" not in rest and "stopped" in rest
+
+
+def test_embed_and_upload_search_with_tiny_checkpoints(
+    tiny_config: Path, tiny_library: Path
+) -> None:
+    """/api/embed gives what `lbsearch embed --json` prints for the same file and text, and an
+    uploaded copy of an indexed picture finds it first (the real towers, not the fake)."""
+    from typer.testing import CliRunner
+
+    from lbsearch.cli.main import app
+    from lbsearch.embedder import open_embedder
+
+    config = load_config(tiny_config)
+    media = tiny_library.parent / "media"
+    picture = media / "sunset_beach.jpg"
+    cli = ["--config", str(tiny_config), "embed", "--backend", "torch", "--json"]
+    done = CliRunner().invoke(app, [*cli, str(picture), "--text", "a dog"])
+    assert done.exit_code == 0, done.output
+    text_row, file_row = (json.loads(line) for line in done.stdout.splitlines())
+
+    def factory(lib: object) -> object:
+        models = {m: s.model_id for m, s in lib.modality_states().items()}  # type: ignore[attr-defined]
+        return open_embedder(config, models=models, backend="torch")
+
+    with (
+        serving(tiny_library, factory=factory, config=config) as run,
+        httpx.Client(base_url=run.base, timeout=300) as http,
+    ):
+        texts = http.post("/api/embed", json={"texts": ["a dog"], "modality": "image"})
+        assert texts.status_code == 200, texts.text
+        assert texts.json()["results"] == [text_row]
+        files = http.post("/api/embed", files={"file": (picture.name, picture.read_bytes())})
+        (got,) = files.json()["results"]
+        assert {**got, "path": file_row["path"]} == file_row and got["path"] == picture.name
+        upload = {"like": ("copy.jpg", picture.read_bytes())}
+        found = http.post("/api/search", files=upload, data={"limit": "3"}).json()["results"]
+        assert found[0]["path"] == str(picture) and found[0]["score"] > 0.999
