@@ -195,6 +195,19 @@ def test_dropping_a_file_searches_by_example(
     assert not page.locator("#drop").is_visible()
 
 
+def test_the_example_button_searches_by_an_uploaded_file(
+    page: Any, running: Running, library: tuple[Path, Path]
+) -> None:
+    page.goto(running.base + "/")
+    page.wait_for_selector("#chips .chip")
+    with page.expect_file_chooser() as chooser:
+        page.focus("#example-button")
+        page.keyboard.press("Enter")  # reachable without a mouse
+    chooser.value.set_files(str(library[0] / "whistle.wav"))
+    page.wait_for_function("document.querySelector('#message').textContent.includes('whistle')")
+    assert page.locator(".card .name").first.inner_text() == "whistle.wav"
+
+
 def test_similar_on_a_result(page: Any, running: Running) -> None:
     page.goto(running.base + "/?box=a+sunny+beach")
     page.wait_for_selector(".card")

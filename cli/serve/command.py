@@ -18,12 +18,14 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import uvicorn
+    from starlette.applications import Starlette
 
     from lbsearch.config import Config
     from lbsearch.embedder import Embedder
     from lbsearch.library import Library
 
     from .app import ServeSettings
+    from .security import Access
     from .service import EncodersFactory
 
 
@@ -87,7 +89,6 @@ def run_server(
     limits: ServeSettings | None = None,
 ) -> None:
     """Open the library, bind, print where to go, serve until Ctrl-C (or `ready.should_exit`)."""
-    import uvicorn
 
     from lbsearch.library import locate_library
 
@@ -101,26 +102,9 @@ def run_server(
     service = SearchService(where, config, factory, poll_s=limits.reload_poll_s)
     try:
         access = Access(token=token, loopback_only=token is None and is_loopback(host))
-        app = build_app(service, access, limits)
         sock = _bind(host, port)
-        shown = f"[{host}]" if ":" in host else host
-        base = f"http://{shown}:{sock.getsockname()[1]}"
-        _say(f"lbsearch serve: library {service.root}")
-        if token:
-            _say(f"open {base}/login?code={access.login_code} (one-time link; API: bearer token)")
-        else:
-            _say(f"open {base}/")
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                log_level="warning",
-                access_log=False,
-                timeout_keep_alive=5,
-                limit_concurrency=256,
-                timeout_graceful_shutdown=5,
-                server_header=False,
-            )
-        )
+        base = _announce(sock, host, service.root, access)
+        server = _uvicorn(build_app(service, access, limits))
         if ready is not None:  # tests: where it listens, and the server to stop
             ready(server, base)
         service.start()
@@ -129,6 +113,33 @@ def run_server(
     finally:
         service.close()
     _say("lbsearch serve: stopped")
+
+
+def _announce(sock: socket.socket, host: str, root: Path, access: Access) -> str:
+    """Say where the library is and where to point a browser; returns the base URL."""
+    shown = f"[{host}]" if ":" in host else host
+    base = f"http://{shown}:{sock.getsockname()[1]}"
+    _say(f"lbsearch serve: library {root}")
+    if access.token:
+        _say(f"open {base}/login?code={access.login_code} (one-time link; API: bearer token)")
+    else:
+        _say(f"open {base}/")
+    return base
+
+
+def _uvicorn(app: Starlette) -> uvicorn.Server:
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,  # app.AccessLog writes one line per request
+        timeout_keep_alive=5,
+        limit_concurrency=256,  # past this many connections, new ones get 503 at once
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+    return uvicorn.Server(config)
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -226,6 +226,7 @@ document.addEventListener("drop", (event) => {
 });
 
 form.addEventListener("submit", (event) => { event.preventDefault(); searchText(); });
+$("example-button").addEventListener("click", () => $("example").click());
 $("example").addEventListener("change", (event) => {
   const file = event.target.files[0];
   if (file) searchExample(file);
