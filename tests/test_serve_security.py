@@ -33,7 +33,9 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def open_server(library: Path) -> Iterator[Running]:
-    limits = ServeSettings(max_upload_bytes=50_000, max_body_bytes=400_000, body_timeout_s=2)
+    limits = ServeSettings(
+        max_upload_bytes=50_000, max_body_bytes=400_000, body_timeout_s=2, head_timeout_s=2
+    )
     with serving(library, limits=limits) as run:
         yield run
 
@@ -140,6 +142,8 @@ def test_slow_and_broken_clients_do_not_stall_others(open_server: Running) -> No
         stalled_body.settimeout(10)
         answer = stalled_body.recv(4096)  # the body time limit (2 s here) ends the stalled upload
         assert b" 408 " in answer.split(b"\r\n", 1)[0]
+        stalled_headers.settimeout(10)
+        assert stalled_headers.recv(4096) == b"", "the head deadline (2 s) closed the connection"
     finally:
         stalled_headers.close()
         stalled_body.close()

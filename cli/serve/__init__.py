@@ -5,6 +5,7 @@ service.py  the library opened for reading, its engine and encoders, reloads aft
 app.py      the Starlette app: routes, static page, body limits, one log line per request
 api.py      the JSON handlers; forms.py request fields -> the core's Query; content.py ranges
 security.py host, origin and token checks; embedding.py /api/embed
+protocol.py uvicorn's HTTP protocol with a deadline on each request's head
 static/     the page (plain HTML, CSS and JavaScript; no build step)
 """
 

@@ -45,6 +45,7 @@ class ServeSettings:
     max_upload_files: int = 16
     max_body_bytes: int = 1024 * 1024 * 1024  # a whole request
     body_timeout_s: float = 60.0  # a request body must keep arriving
+    head_timeout_s: float = 15.0  # a request's head (method, path, headers) must be in by then
     reload_poll_s: float = 1.0  # how often the catalog is checked for an indexer's commits
 
 

@@ -104,7 +104,7 @@ def run_server(
         access = Access(token=token, loopback_only=token is None and is_loopback(host))
         sock = _bind(host, port)
         base = _announce(sock, host, service.root, access)
-        server = _uvicorn(build_app(service, access, limits))
+        server = _uvicorn(build_app(service, access, limits), limits)
         if ready is not None:  # tests: where it listens, and the server to stop
             ready(server, base)
         service.start()
@@ -127,11 +127,14 @@ def _announce(sock: socket.socket, host: str, root: Path, access: Access) -> str
     return base
 
 
-def _uvicorn(app: Starlette) -> uvicorn.Server:
+def _uvicorn(app: Starlette, limits: ServeSettings) -> uvicorn.Server:
     import uvicorn
+
+    from .protocol import protocol_with_head_deadline
 
     config = uvicorn.Config(
         app,
+        http=protocol_with_head_deadline(limits.head_timeout_s),
         log_level="warning",
         access_log=False,  # app.AccessLog writes one line per request
         timeout_keep_alive=5,
