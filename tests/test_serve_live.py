@@ -56,7 +56,7 @@ def test_searches_are_answered_while_an_index_run_writes(tmp_path: Path) -> None
             seen.append(sum("/more/" in r["path"] for r in response.json()["results"]))
             time.sleep(0.05)
         indexer.join()
-        assert slowest < 2.0, "a search waited for the indexer"
+        assert slowest < 5.0, "a search waited for the indexer"
         assert any(0 < n < 40 for n in seen), f"no committed batch seen mid-run: {seen}"
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
