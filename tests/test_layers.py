@@ -25,7 +25,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ("lbsearch.models", "lbsearch.media", "lbsearch.catalog", "lbsearch.vectors"),
     ),
     ("embedder and library", ("lbsearch.embedder", "lbsearch.library")),
-    ("pipeline and search", ("lbsearch.indexers", "lbsearch.search", "lbsearch.embedding")),
+    (
+        "pipeline and search",
+        ("lbsearch.indexers", "lbsearch.search", "lbsearch.embedding", "lbsearch.thumbnails"),
+    ),
     ("front ends", ("lbsearch.cli",)),
 ]
 

@@ -3,14 +3,11 @@ encoders, and a background reloader that follows an indexer's commits.
 
 Reads never wait for an indexer: each request borrows the current `View` (library + engine) and
 gives it back. A watcher thread compares the catalog's per-modality generations with the view's
-every `poll_s`; when they moved (an indexer committed a batch), it opens a fresh reader -- whose
-indices are loaded from their atomically saved files and brought up to the committed catalog in
-memory -- warms it, and swaps it in. Requests in flight finish on the old view, which is closed
-when the last one gives it back. A half-written index is never seen: index files are replaced
-atomically and the catalog is read in transactions.
-
-(The library façade is getting a `refresh()`; when it lands, the reload below becomes a call to
-it. Until then this is the one place that decides when to reload.)
+every `poll_s`; when they moved (an indexer committed a batch), `Library.refresh()` reloads the
+changed indices aside -- from their atomically saved files, brought up to the committed catalog
+in memory -- and swaps each in whole. When a model changed, a whole fresh view is opened and
+swapped in; requests in flight finish on the old one, closed when the last gives it back. A
+half-written index is never seen.
 """
 
 from __future__ import annotations
@@ -151,18 +148,28 @@ class SearchService:
     # ---------------------------------------------------------------------- reloading
 
     def reload_if_changed(self) -> bool:
-        """Swap in a fresh view if the catalog moved since the current one opened."""
+        """Bring the service up to what writers committed since the last look.
+
+        Usually `Library.refresh()`: the indices of the modalities an indexer changed are
+        reloaded aside and swapped in whole while searches go on. A modality that is new, or
+        indexed with another model since, needs a fresh view (a new embedder, a new engine),
+        swapped in the same way."""
         current = self._view
-        if _signature(current.library) == current.signature:
+        signature = _signature(current.library)
+        if signature == current.signature:
             return False
-        fresh = self._open_view()
-        with self._lock:
-            old, self._view = self._view, fresh
-            old.retired = True
-            if old.users == 0:
-                self._close_view(old)
+        if _models(signature) == _models(current.signature):
+            current.library.refresh()
+            current.signature = signature
+        else:
+            fresh = self._open_view()
+            with self._lock:
+                old, self._view = self._view, fresh
+                old.retired = True
+                if old.users == 0:
+                    self._close_view(old)
         self.reloads += 1
-        log.info("reloaded the library (%s)", _describe(fresh.signature))
+        log.info("reloaded the library (%s)", _describe(signature))
         return True
 
     def _watch(self) -> None:
@@ -188,7 +195,7 @@ class SearchService:
             signature = _signature(library)
             engine = SearchEngine(library, self.config, self._encoders_for(library))
             for modality in engine.indexed_modalities():
-                library.vectors.index(modality)  # load (and repair) now, not in a request
+                library.index_size(modality)  # load (and repair) it now, not in a request
         except BaseException:
             library.close()
             raise
@@ -214,6 +221,10 @@ def _signature(library: Library) -> Signature:
     return tuple(
         sorted((m.value, s.generation, s.model_id) for m, s in states.items() if s is not None)
     )
+
+
+def _models(signature: Signature) -> dict[str, str]:
+    return {modality: model for modality, _, model in signature}
 
 
 def _describe(signature: Signature) -> str:
