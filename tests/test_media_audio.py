@@ -50,14 +50,14 @@ def test_short_audio_is_tiled_into_all_three_channels(tmp_path: Path) -> None:
     px = seg.pixels
     assert torch.equal(px[0], px[1]) and torch.equal(px[0], px[2])
     assert torch.equal(px[:, :, 98:196], px[:, :, :98])  # repeated along time
-    assert seg.end_s == pytest.approx(0.98)
+    assert seg.end_s == pytest.approx(1.0)  # the media's end, not its last frame's
 
 
 def test_long_audio_windows(tmp_path: Path) -> None:
     path = mf.audio(tmp_path / "long.wav", 25.0)  # 2498 frames
     segs = decode(path, AUDIO, CFG)
     assert [round(s.start_s, 2) for s in segs] == [0.0, 10.36, 14.62]  # last one ends at the end
-    assert [round(s.end_s, 2) for s in segs] == [10.36, 20.72, 24.98]
+    assert [round(s.end_s, 2) for s in segs] == [10.36, 20.72, 25.0]
     overlapping = decode(path, AUDIO, with_audio(CFG, hop_frames=518))
     assert [round(s.start_s, 2) for s in overlapping] == [0.0, 5.18, 10.36, 14.62]
     assert torch.equal(overlapping[2].pixels, segs[1].pixels)
@@ -87,7 +87,7 @@ def test_mel_bins_and_target_length_follow_the_spec(tmp_path: Path) -> None:
 
 def test_max_seconds(tmp_path: Path) -> None:
     segs = decode(mf.audio(tmp_path / "a.wav", 30.0), AUDIO, with_audio(CFG, max_seconds=12.0))
-    assert segs[-1].end_s == pytest.approx(11.98)
+    assert segs[-1].end_s == pytest.approx(12.0)
 
 
 def test_too_short_and_silent(tmp_path: Path) -> None:

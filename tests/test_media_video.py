@@ -134,7 +134,7 @@ def test_display_rotation_is_applied(clips: dict[str, Path]) -> None:
 
 def test_sound_track_has_the_video_timeline(clips: dict[str, Path]) -> None:
     segs = decode(clips["sound"], AUDIO, CFG)
-    assert [s.modality for s in segs] == [Modality.AUDIO] * 2
+    assert [s.modality for s in segs] == [Modality.AUDIO]  # one 12 s video window
     assert segs[0].start_s == pytest.approx(0.0)
     assert segs[-1].end_s == pytest.approx(12.0, abs=0.1)
     assert segs[0].pixels.shape == (3, 112, 1036)
@@ -149,3 +149,30 @@ def test_video_without_sound_track(clips: dict[str, Path]) -> None:
 def test_deterministic(clips: dict[str, Path]) -> None:
     a, b = decode(clips["long"], VIDEO, CFG), decode(clips["long"], VIDEO, CFG)
     assert all(torch.equal(x.pixels, y.pixels) for x, y in zip(a, b, strict=True))
+
+
+def test_sound_track_windows_share_the_picture_s_spans(tmp_path: Path) -> None:
+    path = mf.video(tmp_path / "talk.mp4", 35.0, fps=4, with_audio=True)
+    pictures, sounds = decode(path, VIDEO, CFG), decode(path, AUDIO, CFG)
+    assert spans(sounds) == pytest.approx(spans(pictures))  # 0-10, 10-20, 20-35
+    assert len(sounds) == 3
+    assert all(s.pixels.shape == (3, 112, 1036) for s in sounds)
+    # each window hears the 10.36 s centred on its picture's span, moved inside the track
+    # at its ends: the middle window starts 0.18 s before its picture
+    from lbsearch.media.audio import FRAME_SHIFT_S, sound_window_frames
+
+    assert FRAME_SHIFT_S == 0.01
+    windows = [(s.start_s, s.end_s) for s in pictures]
+    firsts = [sound_window_frames(a, b, 0.0, 3498, 1036) for a, b in windows]
+    assert firsts == [(0, 1036), (982, 2018), (2232, 3268)]  # the last one: its central 10.36 s
+    assert sound_window_frames(20.0, 35.0, 0.0, 3000, 1036) == (1964, 3000)  # track ends early
+    assert sound_window_frames(20.0, 35.0, 0.0, 1900, 1036) is None  # the track ends at 19 s
+    assert sound_window_frames(0.0, 10.0, 0.0, 800, 1036) == (0, 800)  # short track: tiled
+
+
+def test_short_window_config_still_hears_the_window(tmp_path: Path) -> None:
+    path = mf.video(tmp_path / "clip.mp4", 12.0, fps=4, with_audio=True)
+    cfg = with_video(CFG, segment_seconds=4.0)
+    pictures, sounds = decode(path, VIDEO, cfg), decode(path, AUDIO, cfg)
+    assert spans(sounds) == pytest.approx(spans(pictures))
+    assert not torch.equal(sounds[0].pixels, sounds[1].pixels)

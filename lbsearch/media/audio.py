@@ -6,10 +6,23 @@ bins), (x - mean) / (2 std), input (3, M, L) with L = target_length frames.
 Deliberate difference: a long file is cut into fixed windows of L frames every `audio.hop_frames`
 (the last window ends at the last frame), each filling all 3 channels, instead of the reference's
 3 random windows per file; only a file shorter than one window is tiled, as in the reference.
+
+A video's sound track follows the video's windows instead (`sound_window_frames`): one audio
+segment per video window, with the window's own start and end, so a moment has a picture and a
+sound with the same timestamps. The audio tower hears L frames (10.36 s at L = 1036), centred on
+the window's middle: a 10 s window hears 0.18 s of each neighbour, a longer one (the last window,
+which absorbs a short remainder) its central 10.36 s. At the ends of the track the L frames move
+inwards instead of being padded; a track shorter than L is tiled, as above; a window that the
+track does not reach has no sound segment.
+
+Windows are computed one at a time from the decoded wave (each fbank frame depends only on its own
+25 ms of samples), and yielded as they are made, so a long file never holds all its windows.
+The last window of an audio file ends at the decoded audio's end (not at its last fbank frame).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -31,31 +44,55 @@ FRAME_SHIFT_S = 0.01  # 10 ms between fbank frames
 _INT_SCALE = {"s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
 
 
-def decode_audio(handle: BinaryIO, path: Path, spec: MediaSpec, cfg: Config) -> list[Segment]:
+def decode_audio(handle: BinaryIO, path: Path, spec: MediaSpec, cfg: Config) -> Iterator[Segment]:
     """The windows of an audio file (or a video's sound track) as (3, M, L) segments."""
+    from .video import window_spans
+
+    spans = window_spans(handle, path, cfg)  # None: no video stream, a plain audio file
     with open_container(handle, path) as box:
         if not box.streams.audio:
             raise media_error(path, "no_audio", "the file has no audio stream")
         stream = box.streams.audio[0]
         offset = _stream_start(stream) - timeline_origin(box)
-        wave = _read_resampled(box, stream, spec.sample_rate, cfg.audio.max_seconds)
+        wave, seconds = _read_resampled(box, stream, spec.sample_rate, cfg.audio.max_seconds)
     if wave.size == 0:
         raise media_error(path, "no_audio", "no audio sample could be decoded")
-    if wave.size < FRAME_LENGTH:
-        detail = f"{wave.size} samples at {spec.sample_rate} Hz < one fbank frame ({FRAME_LENGTH})"
+    frame_length, shift = _frame_geometry(spec)
+    if wave.size < frame_length:
+        detail = f"{wave.size} samples at {spec.sample_rate} Hz < one fbank frame ({frame_length})"
         raise media_error(path, "audio_too_short", detail)
     wave -= wave.mean()  # the reference's global mean removal (fbank also removes per-frame DC)
-    feats = normalised_fbank(wave, spec)
-    segments = []
-    for start, end in plan_audio_windows(len(feats), spec.target_length, cfg.audio.hop_frames):
-        pixels = _window_pixels(feats[start:end], spec.target_length)
-        t0, t1 = offset + start * FRAME_SHIFT_S, offset + end * FRAME_SHIFT_S
-        segments.append(
-            Segment(
-                str(path), Modality.AUDIO, round(max(0.0, t0), 6), round(max(0.0, t1), 6), pixels
-            )
-        )
-    return segments
+    frames = 1 + (wave.size - frame_length) // shift
+    length = spec.target_length
+    if spans is None:
+        planned = plan_audio_windows(frames, length, cfg.audio.hop_frames)
+        times = [(offset + a * FRAME_SHIFT_S, offset + b * FRAME_SHIFT_S) for a, b in planned]
+        times[-1] = (times[-1][0], offset + seconds)  # the media's end, not the last frame's
+    else:
+        chosen = [(sound_window_frames(s, e, offset, frames, length), (s, e)) for s, e in spans]
+        planned = [frames_ for frames_, _ in chosen if frames_ is not None]
+        times = [span for frames_, span in chosen if frames_ is not None]
+    for (first, end), (t0, t1) in zip(planned, times, strict=True):
+        feats = normalised_fbank(wave[first * shift : (end - 1) * shift + frame_length], spec)
+        pixels = _window_pixels(feats, length)
+        start_s, end_s = round(max(0.0, t0), 6), round(max(0.0, t1), 6)
+        yield Segment(str(path), Modality.AUDIO, start_s, end_s, pixels)
+
+
+def sound_window_frames(
+    start_s: float, end_s: float, offset_s: float, frames: int, length: int
+) -> tuple[int, int] | None:
+    """[first, end) fbank frames heard for the video window [start_s, end_s): `length` frames
+    centred on the window, moved inside the track at its ends; the whole track if shorter than
+    `length`; None if the track (starting `offset_s` into the video) does not reach the window."""
+    track_start, track_end = offset_s, offset_s + frames * FRAME_SHIFT_S
+    if end_s <= track_start or start_s >= track_end:
+        return None
+    if frames <= length:
+        return 0, frames
+    centre = ((start_s + end_s) / 2 - offset_s) / FRAME_SHIFT_S
+    first = min(max(round(centre - length / 2), 0), frames - length)
+    return first, first + length
 
 
 def plan_audio_windows(frames: int, length: int, hop: int) -> list[tuple[int, int]]:
@@ -109,8 +146,16 @@ def _stream_start(stream: Any) -> float:
     return float(stream.start_time * stream.time_base)
 
 
-def _read_resampled(box: InputContainer, stream: Any, rate: int, max_seconds: float) -> np.ndarray:
-    """First channel as float32, resampled to `rate` while decoding (bounded memory)."""
+def _frame_geometry(spec: MediaSpec) -> tuple[int, int]:
+    """Samples per fbank frame (25 ms) and between frames (10 ms) at the spec's rate."""
+    return spec.sample_rate * 25 // 1000, round(spec.sample_rate * FRAME_SHIFT_S)
+
+
+def _read_resampled(
+    box: InputContainer, stream: Any, rate: int, max_seconds: float
+) -> tuple[np.ndarray, float]:
+    """First channel as float32, resampled to `rate` while decoding, and the seconds decoded
+    (counted in source samples, so resampling cannot shorten it)."""
     resampler: SincResampler | None = None
     source_rate = 0
     taken, limit = 0, 0
@@ -131,7 +176,8 @@ def _read_resampled(box: InputContainer, stream: Any, rate: int, max_seconds: fl
             break
     if resampler is not None:
         out.append(resampler.flush())
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
+    seconds = taken / source_rate if source_rate else 0.0
+    return (np.concatenate(out) if out else np.zeros(0, np.float32)), seconds
 
 
 def _first_channel(frame: Any) -> np.ndarray:

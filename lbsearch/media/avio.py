@@ -36,7 +36,7 @@ def open_container(handle: BinaryIO, path: Path) -> Iterator[InputContainer]:
     except MediaError:
         raise
     except av.FFmpegError as exc:
-        raise media_error(path, "corrupt", f"FFmpeg: {exc}") from None
+        raise media_error(path, "corrupt", ffmpeg_detail(exc)) from None
     except (ValueError, IndexError, TypeError, OverflowError, ZeroDivisionError) as exc:
         # PyAV surfaces odd header values this way (e.g. a zero time base)
         raise media_error(path, "corrupt", f"{type(exc).__name__}: {exc}") from None
@@ -93,10 +93,22 @@ def timeline_origin(box: InputContainer) -> float:
     return float(stream.start_time * stream.time_base)
 
 
+def ffmpeg_detail(exc: BaseException) -> str:
+    """FFmpeg's complaint without the name PyAV attaches: we open files through a Python file
+    object, so that name is a descriptor number ('6'), which tells the user nothing; the
+    MediaError already names the file."""
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return f"FFmpeg cannot read it ({reason[:1].lower()}{reason[1:]})"
+
+
 def as_media_error(path: Path, exc: BaseException) -> MediaError:
     """Map an unexpected exception escaping a decoder to a reason (MediaErrors pass through)."""
+    import av
+
     if isinstance(exc, MediaError):
         return exc
+    if isinstance(exc, av.FFmpegError):
+        return media_error(path, "corrupt", ffmpeg_detail(exc))
     if isinstance(exc, MemoryError):
         return media_error(path, "corrupt", "the decoder ran out of memory (implausible sizes)")
     return media_error(path, "decode_error", f"{type(exc).__name__}: {exc}")

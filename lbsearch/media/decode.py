@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -14,27 +15,34 @@ from .reasons import media_error
 
 
 def decode(path: Path, spec: MediaSpec, cfg: Config) -> list[Segment]:
-    """The segments of `path` for the encoder described by `spec`.
+    """All the segments of `path` for the encoder described by `spec` (see `decode_stream`)."""
+    return list(decode_stream(path, spec, cfg))
+
+
+def decode_stream(path: Path, spec: MediaSpec, cfg: Config) -> Iterator[Segment]:
+    """The segments of `path` for the encoder described by `spec`, yielded as they are made.
 
     Images, thermal pictures and depth maps give one segment (start = end = 0); videos one per
     window of `video.segment_seconds`; audio one per window of `spec.target_length` fbank frames.
-    A video decoded with an AUDIO spec gives its sound track, with the video's timestamps.
+    A video decoded with an AUDIO spec gives its sound track, one segment per video window with
+    that window's start and end.
     Deterministic: the same file always gives the same tensors. Every failure is a MediaError
     whose `reason` is one of `REASONS`; nothing else escapes.
     """
     path = Path(path)
     try:
         if spec.modality is Modality.VIDEO and cfg.video.backend == "decord":
-            return _decode_decord(path, spec, cfg)
+            yield from _decode_decord(path, spec, cfg)
+            return
         with open_media(path, cfg.media.max_file_bytes) as (handle, _):
-            return _dispatch(handle, path, spec, cfg)
+            yield from _dispatch(handle, path, spec, cfg)
     except MediaError:
         raise
     except Exception as exc:  # a decoder bug or an exotic failure: still a typed skip
         raise as_media_error(path, exc) from exc
 
 
-def _dispatch(handle: BinaryIO, path: Path, spec: MediaSpec, cfg: Config) -> list[Segment]:
+def _dispatch(handle: BinaryIO, path: Path, spec: MediaSpec, cfg: Config) -> Iterable[Segment]:
     from . import audio, image, video
 
     pixels = cfg.media.max_image_pixels
@@ -52,6 +60,7 @@ def _dispatch(handle: BinaryIO, path: Path, spec: MediaSpec, cfg: Config) -> lis
 
 
 def _decode_decord(path: Path, spec: MediaSpec, cfg: Config) -> list[Segment]:
+    # decord decodes in its own threads and returns whole batches: kept as a list
     from .fileio import check_unchanged, stat_regular
     from .video_decord import decode_video_decord
 

@@ -12,7 +12,7 @@ The container's display rotation (phone videos) is applied to the frames, as dec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -106,10 +106,24 @@ def _plan(
     return index, windows
 
 
-def decode_video(handle: BinaryIO, path: Path, spec: MediaSpec, cfg: Config) -> list[Segment]:
-    """The windows of one video file as (3, num_frames, S, S) segments."""
+def window_spans(handle: BinaryIO, path: Path, cfg: Config) -> list[tuple[float, float]] | None:
+    """(start, end) of each window `decode_video` gives for this file (the frame choice does not
+    move them), or None if the file has no video stream; a demux pass, nothing is decoded."""
+    with open_container(handle, path) as box:
+        stream = first_video_stream(box)
+        if stream is None:
+            return None
+        index = build_index(box, stream, path)
+    video = cfg.video
+    windows = plan_windows(index.times, index.duration, video.segment_seconds, video.max_segments, 8)
+    return [(w.start_s, w.end_s) for w in windows]
+
+
+def decode_video(handle: BinaryIO, path: Path, spec: MediaSpec, cfg: Config) -> Iterator[Segment]:
+    """The windows of one video file as (3, num_frames, S, S) segments, yielded one by one (a
+    long video never holds all its windows)."""
     index, windows = _plan(handle, path, spec, cfg)  # pass 1: number the frames
-    segments = []
+    count = 0
     with open_container(handle, path) as box:  # pass 2: decode the chosen frames
         stream = _video_stream(box, path)
         stream.thread_type = "AUTO"  # frame + slice threads
@@ -123,10 +137,10 @@ def decode_video(handle: BinaryIO, path: Path, spec: MediaSpec, cfg: Config) -> 
             if len({f.shape for f in frames}) > 1:
                 raise media_error(path, "corrupt", "the frame size changes inside a window")
             pixels = frames_to_input(np.stack(frames), spec.image_size)
-            segments.append(Segment(str(path), Modality.VIDEO, w.start_s, w.end_s, pixels))
-    if not segments:
+            count += 1
+            yield Segment(str(path), Modality.VIDEO, w.start_s, w.end_s, pixels)
+    if not count:
         raise media_error(path, "no_video_frames", "no video frame could be decoded")
-    return segments
 
 
 def _video_stream(box: InputContainer, path: Path) -> Any:
