@@ -37,7 +37,7 @@ def test_ffmpeg_errors_name_the_file_not_a_descriptor(
 def test_audio_duration_is_the_decoded_media_s(
     tmp_path: Path, seconds: float, expected: float
 ) -> None:
-    samples = int(round(seconds * 16000))
+    samples = round(seconds * 16000)
     wave = (0.3 * np.sin(np.arange(samples) / 7.0)).astype(np.float32).reshape(1, -1)
     path = mf.audio_samples(tmp_path / "clip.wav", wave, 16000)
     segments = decode(path, MediaSpec(Modality.AUDIO), CFG)

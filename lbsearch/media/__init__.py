@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .classify import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, classify
 from .decode import decode
-from .pool import DecodeJob, DecodePool, DecodeResult, PoolBrokenError
+from .pool import DecodeJob, DecodePool, DecodeResult, DecodeStream, JobQueue, PoolBrokenError
 from .reasons import REASONS
 from .throughput import Throughput, measure_throughput
 
@@ -26,6 +26,8 @@ __all__ = [
     "DecodeJob",
     "DecodePool",
     "DecodeResult",
+    "DecodeStream",
+    "JobQueue",
     "PoolBrokenError",
     "Throughput",
     "classify",

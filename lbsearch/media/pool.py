@@ -4,9 +4,15 @@ Why processes: FFmpeg and Pillow can hang or crash on hostile files, and a threa
 killed nor isolated. Each worker owns a pipe; the pool's dispatcher thread (not the caller's)
 hands out jobs, reads results as soon as they are ready, kills a worker whose file overruns
 `media.decode_timeout_s` (the file becomes a `decode_timeout` result) and starts a fresh one.
-A worker that dies (segfault, OOM kill) gives `decoder_crashed` for its file. Results come back in
-completion order; at most `workers + prefetch` files are decoded or waiting at any time, so a
-slow consumer (the encoder) holds decoding back instead of filling memory.
+A worker that dies (segfault, OOM kill) gives `decoder_crashed` for its file.
+
+Streaming: a worker sends a file's segments in parts of about 32 MB as it decodes them
+(worker.py), and `stream` yields each part as soon as it arrives (`imap` joins them into whole
+files). At most `workers + prefetch` files are being decoded, and at most as many parts wait for
+the consumer: past that the dispatcher stops reading the pipes and the workers block, so a slow
+consumer (the encoder) holds decoding back and memory stays bounded whatever a file's length.
+The time limit counts the time a worker takes to deliver its next part (or its first), not the
+time it waits for the consumer. Jobs can also arrive while decoding runs (`JobQueue`).
 
 Transfer is cheap: tensors travel as raw bytes (`send_bytes`) and are received straight into
 freshly allocated tensors (`recv_bytes_into`), with no pickling of pixel data.
@@ -18,56 +24,62 @@ entry point with `if __name__ == "__main__":`, as for any multiprocessing code.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
-import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Generator, Iterable
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..config import Config
 from ..errors import MediaError
 from ..types import MediaSpec, Segment
+from .jobs import LATER, DecodeJob, DecodeResult, IterSource, JobQueue
+from .processes import default_workers, release_multiprocessing_files, start_context
 from .reasons import media_error
+from .worker import DecodeFn, receive_segments, worker_main
 
-if TYPE_CHECKING:
-    import torch
-
-_POLL_S = 0.05  # dispatcher wake-up when it waits for the consumer to make room
+_POLL_S = 0.05  # dispatcher wake-up when it waits for the consumer or for new jobs
 _MAX_START_FAILURES = 3  # workers dying before they are ready: the pool itself is broken
 _JOIN_S = 2.0
 
-
-@dataclass(frozen=True)
-class DecodeJob:
-    """One file to decode for one encoder; `tag` is the caller's, returned untouched."""
-
-    path: Path
-    spec: MediaSpec
-    tag: Any = field(default=None, compare=False)
-
-
-@dataclass(frozen=True)
-class DecodeResult:
-    job: DecodeJob
-    segments: list[Segment]
-    error: MediaError | None
-    seconds: float  # wall time of the decode (in the worker; up to the kill for a timeout)
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
+__all__ = ["DecodeFn", "DecodeJob", "DecodePool", "DecodeResult", "DecodeStream", "JobQueue"]
 
 
 class PoolBrokenError(RuntimeError):
     """Workers cannot even start (e.g. the environment lacks a dependency)."""
 
 
-DecodeFn = Callable[[Path, MediaSpec, Config], list[Segment]]
+class DecodeStream:
+    """The results of one `DecodePool.start`, read with `get`; `close` abandons the rest."""
+
+    def __init__(self, pool: DecodePool, out: queue.Queue[Any]) -> None:
+        self._pool, self._out = pool, out
+        self.finished = False
+
+    def get(self, timeout: float | None = None) -> DecodeResult | None:
+        """The next result (a part or the end of a file), or None after `timeout` seconds or
+        once every job is done (then `finished` is True)."""
+        if self.finished:
+            return None
+        try:
+            item = self._out.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if item is _END:
+            self.finished = True
+            self._pool._stop_active()
+            return None
+        if isinstance(item, BaseException):
+            self.finished = True
+            self._pool._stop_active()
+            raise item
+        return item
+
+    def close(self) -> None:
+        self.finished = True
+        self._pool._stop_active()
 
 
 class _Worker:
@@ -75,7 +87,7 @@ class _Worker:
         parent, child = ctx.Pipe(duplex=True)
         self.conn: Connection = parent
         self.proc = ctx.Process(
-            target=_worker_main,
+            target=worker_main,
             args=(child, cfg, threads, decode_fn),
             daemon=True,
             name="lbsearch-decode",
@@ -84,7 +96,8 @@ class _Worker:
         child.close()
         self.ready = False
         self.job: tuple[int, DecodeJob] | None = None
-        self.started = 0.0
+        self.started = 0.0  # when the job was sent
+        self.clock = 0.0  # when the time limit started counting (job sent, or last part read)
 
     def kill(self) -> None:
         if self.proc.is_alive():
@@ -108,14 +121,15 @@ class DecodePool:
         """`workers` 0: media.decode_workers (0 there: half the CPUs). `timeout_s` None:
         media.decode_timeout_s (0 disables). `prefetch`: finished results allowed to wait for
         the consumer (default: one per worker). `decode_fn`: a picklable top-level function
-        replacing `decode` in the workers (tests, custom decoders)."""
+        replacing `decode_stream` in the workers (tests, custom decoders). No process starts
+        before the first job."""
         self.cfg = cfg
         self.workers = workers or cfg.media.decode_workers or default_workers()
         self.timeout_s = cfg.media.decode_timeout_s if timeout_s is None else timeout_s
         self.capacity = self.workers + (self.workers if prefetch is None else max(0, prefetch))
         self._threads = torch_threads
         self._decode_fn = decode_fn
-        self._ctx = _context()
+        self._ctx = start_context()
         self._pool: list[_Worker] = []
         self._next_id = 0
         self._active: tuple[threading.Thread, threading.Event] | None = None
@@ -127,38 +141,55 @@ class DecodePool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def imap(self, jobs: Iterable[DecodeJob]) -> Generator[DecodeResult, None, None]:
-        """Decode `jobs`, yielding results in completion order as files finish.
+    def start(self, jobs: Iterable[DecodeJob] | JobQueue) -> DecodeStream:
+        """Start decoding `jobs`; read the results (parts, in completion order) from the stream.
 
-        `jobs` is read lazily on the pool's dispatcher thread, one job per free slot, so it
-        should be cheap to advance (a slow walk delays time-limit checks). Leaving the loop early
-        (break, exception) abandons the files still being decoded. One imap at a time per pool.
+        An iterable is read lazily on the pool's dispatcher thread, one job per free slot, so it
+        should be cheap to advance; a JobQueue can grow while decoding runs. One stream at a time.
         """
         if self._closed:
             raise RuntimeError("DecodePool is closed")
         if self._active is not None:
-            raise RuntimeError("DecodePool runs one imap at a time")
+            raise RuntimeError("DecodePool runs one stream at a time")
+        source = jobs if isinstance(jobs, JobQueue) else IterSource(iter(jobs))
         out: queue.Queue[Any] = queue.Queue()
         stop = threading.Event()
-        thread = threading.Thread(target=self._dispatch, args=(iter(jobs), out, stop), daemon=True)
+        thread = threading.Thread(target=self._dispatch, args=(source, out, stop), daemon=True)
         self._active = (thread, stop)
         thread.start()
+        return DecodeStream(self, out)
+
+    def stream(self, jobs: Iterable[DecodeJob] | JobQueue) -> Generator[DecodeResult, None, None]:
+        """Results part by part, as `start` gives them. Leaving the loop early abandons the
+        files still being decoded."""
+        results = self.start(jobs)
         try:
-            while True:
-                item = out.get()
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
+            while (result := results.get()) is not None:
+                yield result
         finally:
-            self._stop_active()
+            results.close()
+
+    def imap(self, jobs: Iterable[DecodeJob] | JobQueue) -> Generator[DecodeResult, None, None]:
+        """Whole files, in completion order: each file's parts joined into one result (memory:
+        all of a file's segments at once; use `stream` for long media)."""
+        parts: dict[int, list[Segment]] = {}
+        for result in self.stream(jobs):
+            gathered = parts.setdefault(result.serial, [])
+            if not result.done:
+                gathered += result.segments
+                continue
+            del parts[result.serial]
+            segments = [] if result.error else gathered + result.segments
+            yield DecodeResult(
+                result.job, segments, result.error, result.seconds, True, result.serial
+            )
 
     def _stop_active(self) -> None:
         if self._active is not None:
             thread, stop = self._active
             stop.set()
-            thread.join()
+            if thread is not threading.current_thread():
+                thread.join()
             self._active = None
 
     def decode(self, path: Path, spec: MediaSpec) -> list[Segment]:
@@ -170,7 +201,9 @@ class DecodePool:
         return result.segments
 
     def close(self) -> None:
-        """Stop every worker: idle ones are asked to exit, the rest are killed."""
+        """Stop every worker: idle ones are asked to exit, the rest are killed. Then the
+        forkserver stops and multiprocessing's temporary folder (pymp-*) is removed, so that
+        nothing is left behind even if this process is killed later."""
         if self._closed:
             return
         self._stop_active()
@@ -186,15 +219,16 @@ class DecodePool:
             w.proc.join(max(0.0, deadline - time.monotonic()))
         for w in self._pool:
             w.kill()
+        started_any = bool(self._pool)
         self._pool.clear()
+        if started_any:
+            release_multiprocessing_files()
 
     # ---- dispatcher thread -------------------------------------------------------------------
 
-    def _dispatch(
-        self, jobs: Iterator[DecodeJob], out: queue.Queue[Any], stop: threading.Event
-    ) -> None:
+    def _dispatch(self, source: Any, out: queue.Queue[Any], stop: threading.Event) -> None:
         try:
-            self._run(jobs, out, stop)
+            self._run(source, out, stop)
         except BaseException as exc:  # hand it to the consumer rather than dying silently
             out.put(exc)
         finally:
@@ -202,16 +236,19 @@ class DecodePool:
                 self._kill_busy()
             out.put(_END)
 
-    def _run(self, jobs: Iterator[DecodeJob], out: queue.Queue[Any], stop: threading.Event) -> None:
-        while len(self._pool) < self.workers:
-            self._pool.append(self._new_worker())
+    def _run(self, source: Any, out: queue.Queue[Any], stop: threading.Event) -> None:
         exhausted, start_failures = False, 0
         while not stop.is_set():
-            exhausted = self._feed(jobs, out) if not exhausted else True
+            exhausted = exhausted or self._feed(source, out)
             busy = [w for w in self._pool if w.job is not None]
             if exhausted and not busy:
                 return
-            waitables = [w.conn for w in self._pool] + [w.proc.sentinel for w in self._pool]
+            backlog = out.qsize() >= self.capacity
+            if backlog:  # the consumer is behind: leave the pipes unread, the workers wait
+                for w in busy:
+                    w.clock = time.monotonic()  # and waiting does not count against the limit
+            waitables = [w.proc.sentinel for w in self._pool]
+            waitables += [] if backlog else [w.conn for w in self._pool]
             for ready in wait(waitables, timeout=self._wait_timeout()):
                 worker = self._owner(ready)
                 if worker is not None and not self._service(worker, ready, out):
@@ -221,25 +258,31 @@ class DecodePool:
                     self._replace(worker)
             self._expire(out)
 
-    def _feed(self, jobs: Iterator[DecodeJob], out: queue.Queue[Any]) -> bool:
-        """Give idle, ready workers a job while there is room; True once `jobs` is exhausted."""
-        for w in self._pool:
+    def _feed(self, source: Any, out: queue.Queue[Any]) -> bool:
+        """Give idle, ready workers a job while there is room; True once `source` is exhausted.
+        Workers start with the first job, so a pool that gets none starts no process."""
+        while True:
             in_flight = sum(1 for x in self._pool if x.job is not None)
             if in_flight + out.qsize() >= self.capacity:
                 return False
-            if w.ready and w.job is None:
-                job = next(jobs, None)
-                if job is None:
-                    return True
-                self._next_id += 1
-                w.job, w.started = (self._next_id, job), time.monotonic()
-                # if the worker just died, its sentinel reports it and the job fails
-                with contextlib.suppress(OSError):
-                    w.conn.send((self._next_id, job.path, job.spec))
-        return False
+            upcoming = source._peek()
+            if upcoming is None or upcoming is LATER:
+                return upcoming is None
+            idle = next((w for w in self._pool if w.ready and w.job is None), None)
+            if idle is None:
+                if not self._pool:
+                    self._pool.extend(self._new_worker() for _ in range(self.workers))
+                return False
+            job = source._take()
+            self._next_id += 1
+            now = time.monotonic()
+            idle.job, idle.started, idle.clock = (self._next_id, job), now, now
+            # if the worker just died, its sentinel reports it and the job fails
+            with contextlib.suppress(OSError):
+                idle.conn.send((self._next_id, job.path, job.spec))
 
     def _wait_timeout(self) -> float:
-        deadlines = [w.started + self.timeout_s for w in self._pool if w.job is not None]
+        deadlines = [w.clock + self.timeout_s for w in self._pool if w.job is not None]
         if not deadlines or self.timeout_s <= 0:
             return _POLL_S
         return max(0.0, min(_POLL_S, min(deadlines) - time.monotonic()))
@@ -256,9 +299,7 @@ class DecodePool:
             if message[0] == "ready":
                 w.ready = True
             elif w.job is not None and message[1] == w.job[0]:
-                result = _receive(w, message)  # reads the tensors that follow
-                w.job = None
-                out.put(result)
+                out.put(self._receive(w, message))  # reads the tensors that follow
         except (EOFError, OSError):  # died before or while sending
             if w.job is not None:
                 code = w.proc.exitcode if not w.proc.is_alive() else "?"
@@ -268,13 +309,30 @@ class DecodePool:
             return False
         return True
 
+    def _receive(self, w: _Worker, message: tuple[Any, ...]) -> DecodeResult:
+        """The result `message` announces; a part keeps the job, an end or an error frees it."""
+        assert w.job is not None
+        serial, job = w.job
+        kind = message[0]
+        if kind == "err":
+            _, _, reason, detail, hint, seconds = message
+            w.job = None
+            error = MediaError(str(job.path), reason, detail, hint)
+            return DecodeResult(job, [], error, seconds, True, serial)
+        segments = receive_segments(w.conn, message[2])
+        if kind == "part":
+            w.clock = time.monotonic()
+            return DecodeResult(job, segments, None, w.clock - w.started, False, serial)
+        w.job = None
+        return DecodeResult(job, segments, None, message[3], True, serial)
+
     def _expire(self, out: queue.Queue[Any]) -> None:
         if self.timeout_s <= 0:
             return
         now = time.monotonic()
         for w in list(self._pool):
-            if w.job is not None and now - w.started > self.timeout_s:
-                detail = f"still decoding after {self.timeout_s:g} s; the decoder was stopped"
+            if w.job is not None and now - w.clock > self.timeout_s:
+                detail = f"no progress for {self.timeout_s:g} s; the decoder was stopped"
                 out.put(_failure(w, "decode_timeout", detail))
                 w.job = None
                 self._replace(w)
@@ -298,82 +356,6 @@ _END = object()
 
 def _failure(w: _Worker, reason: str, detail: str) -> DecodeResult:
     assert w.job is not None
-    job = w.job[1]
-    return DecodeResult(
-        job, [], media_error(job.path, reason, detail), time.monotonic() - w.started
-    )
-
-
-def _receive(w: _Worker, message: tuple[Any, ...]) -> DecodeResult:
-    """Build the result of a finished job; segment tensors are read straight off the pipe."""
-    import torch
-
-    assert w.job is not None
-    job = w.job[1]
-    if message[0] == "err":
-        _, _, reason, detail, hint, seconds = message
-        return DecodeResult(job, [], MediaError(str(job.path), reason, detail, hint), seconds)
-    _, _, metas, seconds = message
-    segments = []
-    for path, modality, start, end, shape in metas:
-        pixels = torch.empty(shape, dtype=torch.float32)
-        w.conn.recv_bytes_into(_bytes_view(pixels))
-        segments.append(Segment(path, modality, start, end, pixels))
-    return DecodeResult(job, segments, None, seconds)
-
-
-def _bytes_view(tensor: torch.Tensor) -> memoryview:
-    """The tensor's memory as bytes (no copy): what the pipe sends and receives into."""
-    array: Any = tensor.numpy()
-    return memoryview(array).cast("B")
-
-
-def default_workers() -> int:
-    """Half the CPUs (the encoder wants the rest), at least 1, at most 8."""
-    return max(1, min(8, (os.cpu_count() or 2) // 2))
-
-
-def _context() -> Any:
-    """forkserver where available: workers fork from a clean process that has already imported
-    torch and PyAV (fast restarts after a timeout, no inherited threads); spawn elsewhere."""
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["lbsearch.media.pool", "lbsearch.media.decode", "torch", "av"])
-        return ctx
-    return mp.get_context("spawn")
-
-
-def _worker_main(conn: Connection, cfg: Config, threads: int, decode_fn: DecodeFn | None) -> None:
-    """Worker loop: decode each (id, path, spec) received; send the segments or the error."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    import torch
-
-    from .decode import decode
-
-    run = decode_fn or decode
-    torch.set_num_threads(max(1, threads))
-    conn.send(("ready", os.getpid()))
-    while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
-        if message is None:
-            return
-        job_id, path, spec = message
-        started = time.monotonic()
-        try:
-            segments = run(path, spec, cfg)
-        except MediaError as exc:
-            conn.send(("err", job_id, exc.reason, exc.detail, exc.hint, time.monotonic() - started))
-            continue
-        except Exception as exc:  # decode maps everything; this is a last line of defence
-            detail = f"{type(exc).__name__}: {exc}"
-            conn.send(("err", job_id, "decode_error", detail, "", time.monotonic() - started))
-            continue
-        metas = [(s.path, s.modality, s.start_s, s.end_s, tuple(s.pixels.shape)) for s in segments]
-        conn.send(("ok", job_id, metas, time.monotonic() - started))
-        for s in segments:
-            conn.send_bytes(_bytes_view(s.pixels.contiguous()))
+    serial, job = w.job
+    error = media_error(job.path, reason, detail)
+    return DecodeResult(job, [], error, time.monotonic() - w.started, True, serial)

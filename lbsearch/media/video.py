@@ -115,7 +115,9 @@ def window_spans(handle: BinaryIO, path: Path, cfg: Config) -> list[tuple[float,
             return None
         index = build_index(box, stream, path)
     video = cfg.video
-    windows = plan_windows(index.times, index.duration, video.segment_seconds, video.max_segments, 8)
+    windows = plan_windows(
+        index.times, index.duration, video.segment_seconds, video.max_segments, 8
+    )
     return [(w.start_s, w.end_s) for w in windows]
 
 
