@@ -1,11 +1,21 @@
 """From decoded segments to catalog rows: per-modality encoder batches, then whole files.
 
 A file is written once every modality it feeds is settled: embedded, reused, or (for a video's
-sound track) found empty. Files are written in small transactions as they complete.
+sound track) found empty. Decoded segments arrive in parts (a long video a few windows at a
+time) and are embedded as batches fill, so memory holds a batch, not a file. Files are written in
+small transactions as they complete.
+
+Within one run, a file with the same content (and target modality) as one already being decoded
+follows it: it gets a copy of the first one's vectors instead of being decoded and embedded again,
+as across runs. If the first one fails for that modality, the followers are decoded on their own
+(`take_requeued`), since a failure can belong to the path (vanished, unreadable) and not to the
+content.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +30,15 @@ from .plan import Unit
 from .progress import Event, FileDone, FileFailed, Progress, SegmentsEmbedded, Warning_
 
 
+@dataclass(frozen=True)
+class Completed:
+    """A file ready to be written, with what the run totals need to know about it."""
+
+    row: IndexedFile | FailedFile
+    known: bool = False  # the catalog had the path (an update)
+    reused: bool = False  # every vector came from another file
+
+
 @dataclass
 class _Pending:
     unit_index: int
@@ -27,43 +46,70 @@ class _Pending:
 
 
 @dataclass
-class _Progressing:
+class _FileState:
     unit: Unit
-    waiting: set[Modality]
+    open: set[Modality]  # targets still being decoded (or waiting for the file they follow)
+    unencoded: Counter[Modality] = field(default_factory=Counter)
     segments: list[NewSegment] = field(default_factory=list)
+    failed_targets: set[Modality] = field(default_factory=set)
     failure: FailedFile | None = None
+    warnings: list[str] = field(default_factory=list)  # told only if the file does not fail
+    decoded: bool = False
     done: bool = False
 
 
 class Assembler:
-    def __init__(
-        self, units: list[Unit], encoders: Embedder, batch_size: int, progress: Progress
-    ) -> None:
+    def __init__(self, encoders: Embedder, batch_size: int, progress: Progress) -> None:
         self.encoders = encoders
         self.batch_size = max(1, batch_size)
         self.progress = progress
-        self.ready: list[IndexedFile | FailedFile] = []
         self.embedded = 0
-        self._units = [_Progressing(u, set(u.to_decode)) for u in units]
+        self._ready: list[Completed] = []
+        self._units: list[_FileState] = []
         self._pending: dict[Modality, list[_Pending]] = {}
-        for index, state in enumerate(self._units):
-            for modality, stored in state.unit.reused.items():
-                state.segments += _reused(stored, modality, encoders.model_id(modality))
-            self._complete_if_done(index)
+        self._leaders: dict[tuple[str, Modality], int] = {}  # (content hash, target) -> unit
+        self._followers: dict[tuple[int, Modality], list[int]] = {}
+        self._requeued: list[tuple[int, Modality]] = []
 
-    def add_decoded(
-        self, index: int, modality: Modality, segments: list[Segment], error: MediaError | None
-    ) -> None:
-        state = self._units[index]
+    def add_unit(self, unit: Unit) -> tuple[int, list[Modality]]:
+        """Register a probed file (its `reused` already filled from the catalog); returns its
+        index and the targets it must decode itself."""
+        index = len(self._units)
+        state = _FileState(unit, set(unit.to_decode))
+        self._units.append(state)
+        for modality, stored in unit.reused.items():
+            state.segments += _reused(stored, modality, self.encoders.model_id(modality))
+        decode = []
+        for target in unit.to_decode:
+            leader = self._leaders.get((unit.content_hash, target))
+            if leader is None:
+                self._leaders[(unit.content_hash, target)] = index
+                decode.append(target)
+            elif target in self._units[leader].failed_targets:
+                decode.append(target)  # the path may be at fault, not the content: try this one
+            elif self._settled(leader, target):
+                self._copy_from(leader, index, target)
+            else:
+                self._followers.setdefault((leader, target), []).append(index)
+        state.decoded = bool(decode)
+        self._complete_if_done(index)
+        return index, decode
+
+    def add_part(self, index: int, modality: Modality, segments: list[Segment]) -> None:
+        """Decoded segments of one target of a file (more may follow)."""
+        if not segments or modality in self._units[index].failed_targets:
+            return
+        self._units[index].unencoded[modality] += len(segments)
+        self._pending.setdefault(modality, []).append(_Pending(index, segments))
+        if sum(len(p.segments) for p in self._pending[modality]) >= self.batch_size:
+            self.encode(modality)
+
+    def end_target(self, index: int, modality: Modality, error: MediaError | None) -> None:
+        """The decoder is done with one target of a file: all its parts came, or it failed."""
         if error is not None:
             self._failed_target(index, modality, error)
-        elif segments:
-            self._pending.setdefault(modality, []).append(_Pending(index, segments))
-            if sum(len(p.segments) for p in self._pending[modality]) >= self.batch_size:
-                self.encode(modality)
-        else:
-            state.waiting.discard(modality)
-        self._complete_if_done(index)
+        self._units[index].open.discard(modality)
+        self._target_changed(index, modality)
 
     def encode(self, modality: Modality) -> None:
         """Embed every pending segment of `modality` (in encoder batches)."""
@@ -82,25 +128,66 @@ class Assembler:
         for item in pending:
             state = self._units[item.unit_index]
             for segment in item.segments:
-                new = NewSegment(
-                    modality, segment.start_s, segment.end_s, model_id, vectors[offset]
+                vector = vectors[offset]
+                state.segments.append(
+                    NewSegment(modality, segment.start_s, segment.end_s, model_id, vector)
                 )
-                state.segments.append(new)
                 offset += 1
-            state.waiting.discard(modality)
-            self._complete_if_done(item.unit_index)
+            state.unencoded[modality] -= len(item.segments)
+            self._target_changed(item.unit_index, modality)
 
     def encode_all(self) -> None:
         for modality in list(self._pending):
             self.encode(modality)
 
-    def take_ready(self) -> list[IndexedFile | FailedFile]:
-        ready, self.ready = self.ready, []
+    def take_ready(self) -> list[Completed]:
+        ready, self._ready = self._ready, []
         return ready
+
+    def take_requeued(self) -> list[tuple[int, Modality]]:
+        """(file index, target) of followers whose file failed: they must be decoded."""
+        requeued, self._requeued = self._requeued, []
+        return requeued
+
+    def unit(self, index: int) -> Unit:
+        return self._units[index].unit
+
+    # ---- internals ---------------------------------------------------------------------------
+
+    def _settled(self, index: int, modality: Modality) -> bool:
+        state = self._units[index]
+        return modality not in state.open and not state.unencoded[modality]
+
+    def _target_changed(self, index: int, modality: Modality) -> None:
+        if self._settled(index, modality):
+            for follower in self._followers.pop((index, modality), []):
+                self._copy_from(index, follower, modality)
+        self._complete_if_done(index)
+
+    def _copy_from(self, leader: int, follower: int, modality: Modality) -> None:
+        source, state = self._units[leader], self._units[follower]
+        if modality in source.failed_targets:
+            state.decoded = True
+            self._leaders[(state.unit.content_hash, modality)] = follower
+            self._requeued.append((follower, modality))
+            return
+        state.segments += [s for s in source.segments if s.modality is modality]
+        state.open.discard(modality)
+        self._complete_if_done(follower)
 
     def _failed_target(self, index: int, modality: Modality, error: MediaError) -> None:
         state = self._units[index]
-        state.waiting.discard(modality)
+        silent = modality is not state.unit.modality and error.reason == "no_audio"
+        if not silent:  # a silent video's sound track is settled empty, not failed
+            state.failed_targets.add(modality)
+        state.segments = [s for s in state.segments if s.modality is not modality]
+        kept = []
+        for item in self._pending.get(modality, []):
+            if item.unit_index == index:
+                state.unencoded[modality] -= len(item.segments)
+            else:
+                kept.append(item)
+        self._pending[modality] = kept
         if modality is state.unit.modality:
             found = state.unit.found
             state.failure = FailedFile(
@@ -113,30 +200,32 @@ class Assembler:
                 state.unit.modality,
                 state.unit.content_hash,
             )
-        elif (
-            error.reason != "no_audio"
-        ):  # a silent video is normal; other sound-track errors are told
-            self.progress(Warning_(str(state.unit.found.path), f"sound track: {error.detail}"))
+        elif error.reason != "no_audio":  # a silent video is normal; other errors are told
+            state.warnings.append(f"sound track: {error.detail}")
 
     def _complete_if_done(self, index: int) -> None:
         state = self._units[index]
-        if state.waiting or state.done:
+        if state.open or state.done or any(state.unencoded.values()):
             return
-        self.ready.append(_row(state))
+        state.done = True
+        unit = state.unit
+        for target in unit.to_decode:  # later files with this content find it in the catalog
+            if self._leaders.get((unit.content_hash, target)) == index:
+                del self._leaders[(unit.content_hash, target)]
+        reused = not state.decoded
+        self._ready.append(Completed(_row(state), unit.known, reused))
         event: Event
         if state.failure is not None:
             event = FileFailed(state.failure.path, state.failure.reason, state.failure.detail)
         else:
-            reused = not state.unit.to_decode
-            event = FileDone(
-                str(state.unit.found.path), state.unit.modality.value, len(state.segments), reused
-            )
+            for warning in state.warnings:  # a failed file's own error says it all
+                self.progress(Warning_(str(unit.found.path), warning))
+            event = FileDone(str(unit.found.path), unit.modality.value, len(state.segments), reused)
         self.progress(event)
-        state.done = True
         state.segments = []  # written: the vectors are the catalog's now
 
 
-def _row(state: _Progressing) -> IndexedFile | FailedFile:
+def _row(state: _FileState) -> IndexedFile | FailedFile:
     if state.failure is not None:
         return state.failure
     unit, found = state.unit, state.unit.found
@@ -155,7 +244,5 @@ def _row(state: _Progressing) -> IndexedFile | FailedFile:
     )
 
 
-def _reused(
-    stored: tuple[StoredSegment, ...], modality: Modality, model_id: str
-) -> list[NewSegment]:
+def _reused(stored: Sequence[StoredSegment], modality: Modality, model_id: str) -> list[NewSegment]:
     return [NewSegment(modality, s.start_s, s.end_s, model_id, s.vector) for s in stored]

@@ -1,19 +1,22 @@
-"""Probe and dedupe: decide, for every file found, what the run must do with it.
+"""Survey and probe: decide, for every file found, what the run must do with it.
 
-Unchanged files (same size and mtime as recorded) are settled without reading them. Other files
-are classified (a 512-byte read) and hashed; content already embedded under another path, with
-the same model, reuses its stored vectors instead of being decoded again.
+`survey` (main thread, no file is opened) settles unchanged files (same size and mtime as
+recorded) from the catalog and lists the others as candidates. A `Prober` then reads the
+candidates on a background thread, in walk order: classification (a 512-byte read) and the content
+hash, so hashing overlaps decoding instead of delaying it. Which stored vectors a probed file can
+reuse is decided on the main thread (`Unit.reused`), where the catalog is written.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lbsearch.catalog import FailedFile, FileRecord, FileStatus, StoredSegment, hash_file
 from lbsearch.config import Config
-from lbsearch.embedder import Embedder
 from lbsearch.errors import MediaError
 from lbsearch.library import Library
 from lbsearch.media import classify
@@ -40,12 +43,23 @@ class Unit:
         return tuple(t for t in self.targets if t not in self.reused)
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A file the catalog cannot settle without reading it (new, changed, or to retry)."""
+
+    found: FoundFile
+    record: FileRecord | None
+
+
 @dataclass
-class Plan:
-    units: list[Unit] = field(default_factory=list)
-    failures: list[FailedFile] = field(default_factory=list)
+class Survey:
+    candidates: list[Candidate] = field(default_factory=list)
     unchanged: int = 0
     seen: set[str] = field(default_factory=set)
+
+    @property
+    def candidate_bytes(self) -> int:
+        return sum(c.found.size for c in self.candidates)
 
 
 @dataclass(frozen=True)
@@ -54,52 +68,100 @@ class PlanOptions:
     retry_failed: bool = False
 
 
-def make_plan(
-    found: Iterable[FoundFile],
-    library: Library,
-    encoders: Embedder,
-    config: Config,
-    options: PlanOptions,
-) -> Plan:
-    plan = Plan()
+@dataclass(frozen=True)
+class Probed:
+    """What reading a candidate found: a unit to index, a failure to record, or neither (a name
+    without extension that is not media, skipped silently)."""
+
+    candidate: Candidate
+    outcome: Unit | FailedFile | None
+    bytes_read: int
+
+
+def survey(found: Iterable[FoundFile], library: Library, options: PlanOptions) -> Survey:
+    """Split the walk into unchanged files (counted) and candidates, from the catalog alone."""
+    result = Survey()
     for chunk in _chunks(found, _LOOKUP_CHUNK):
         records = library.catalog.files_by_paths([str(f.path) for f in chunk])
         for item in chunk:
-            plan.seen.add(str(item.path))
-            _plan_one(item, records.get(str(item.path)), library, encoders, config, options, plan)
-    return plan
+            result.seen.add(str(item.path))
+            record = records.get(str(item.path))
+            if _same(item, record) and record is not None and _settled(record, options):
+                result.unchanged += 1
+            else:
+                result.candidates.append(Candidate(item, record))
+    return result
 
 
-def _plan_one(
-    item: FoundFile,
-    record: FileRecord | None,
-    library: Library,
-    encoders: Embedder,
-    config: Config,
-    options: PlanOptions,
-    plan: Plan,
-) -> None:
-    same = record is not None and (record.size, record.mtime_ns) == (item.size, item.mtime_ns)
-    if same and record is not None and _settled(record, options):
-        plan.unchanged += 1
-        return
+def probe(candidate: Candidate, config: Config, options: PlanOptions) -> Probed:
+    """Classify and hash one candidate (a stale file whose bytes are unchanged is not read)."""
+    item, record = candidate.found, candidate.record
+    read = 0
     try:
-        if same and record is not None and record.status is FileStatus.STALE:
+        if _same(item, record) and record is not None and record.status is FileStatus.STALE:
             assert record.modality is not None and record.content_hash is not None
             modality, content_hash = record.modality, record.content_hash
         else:
             modality = classify(item.path, config.classify, root=item.root, forced=options.forced)
-            content_hash = _hash(item.path)
+            content_hash, read = _hash(item.path), item.size
     except MediaError as error:
-        if not (error.reason == "unsupported_type" and "." not in item.path.name):
-            plan.failures.append(_failed(item, error.reason, error.detail))
-        return
-    unit = Unit(item, modality, content_hash, _targets(modality, config), known=record is not None)
-    for target in unit.targets:
-        stored = library.catalog.segments_for_hash(content_hash, target, encoders.model_id(target))
-        if stored is not None:
-            unit.reused[target] = stored
-    plan.units.append(unit)
+        if error.reason == "unsupported_type" and "." not in item.path.name:
+            return Probed(candidate, None, read)
+        return Probed(candidate, _failed(item, error.reason, error.detail), read)
+    targets = _targets(modality, config)
+    unit = Unit(item, modality, content_hash, targets, known=record is not None)
+    return Probed(candidate, unit, read)
+
+
+class Prober:
+    """Probes candidates in order on a daemon thread; the main thread takes the results."""
+
+    def __init__(self, candidates: list[Candidate], config: Config, options: PlanOptions) -> None:
+        self.remaining = len(candidates)
+        self._results: queue.Queue[Probed | BaseException] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(candidates, config, options), daemon=True, name="lbsearch-hash"
+        )
+        self._thread.start()
+
+    @property
+    def finished(self) -> bool:
+        """Every candidate's result has been taken."""
+        return self.remaining == 0
+
+    def take(self, timeout: float) -> list[Probed]:
+        """The results ready now, waiting up to `timeout` seconds for the first one."""
+        taken: list[Probed] = []
+        block = not self.finished
+        while self.remaining:
+            try:
+                item = self._results.get(block=block, timeout=timeout if block else None)
+            except queue.Empty:
+                break
+            block = False
+            if isinstance(item, BaseException):
+                raise item
+            taken.append(item)
+            self.remaining -= 1
+        return taken
+
+    def stop(self) -> None:
+        """Stop after the file being read (the thread is a daemon: nothing waits for it)."""
+        self._stop.set()
+
+    def _run(self, candidates: list[Candidate], config: Config, options: PlanOptions) -> None:
+        try:
+            for candidate in candidates:
+                if self._stop.is_set():
+                    return
+                self._results.put(probe(candidate, config, options))
+        except BaseException as exc:  # a bug: hand it to the main thread rather than hang it
+            self._results.put(exc)
+
+
+def _same(item: FoundFile, record: FileRecord | None) -> bool:
+    return record is not None and (record.size, record.mtime_ns) == (item.size, item.mtime_ns)
 
 
 def _settled(record: FileRecord, options: PlanOptions) -> bool:

@@ -13,13 +13,30 @@ from lbsearch.catalog import RunCounts
 
 @dataclass(frozen=True)
 class Planned:
-    """The walk and probe are done: what the run will do."""
+    """The walk is done and the catalog consulted (no file read yet): what the run will look at.
+
+    Each file to check is then read (`Hashed`), while decoding already runs, and ends as a
+    `FileDone`, a `FileFailed` or (a name without extension that is not media) a `Skipped`."""
 
     found: int
     unchanged: int
-    to_embed: int
-    to_reuse: int
-    failed: int  # refused while probing (unreadable, not media, a FIFO...)
+    to_check: int  # new, changed or retried files: classified and hashed, then indexed
+    check_bytes: int  # their total size: what hashing reads
+
+
+@dataclass(frozen=True)
+class Hashed:
+    """A file to check was read (classified and hashed); `bytes` 0 when its hash was known."""
+
+    path: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file to check turned out not to be media (a name without extension): nothing recorded."""
+
+    path: str
 
 
 @dataclass(frozen=True)
@@ -65,7 +82,17 @@ class Finished:
     failures_by_reason: dict[str, int] = field(default_factory=dict)
 
 
-Event = Planned | FileDone | FileFailed | Warning_ | SegmentsEmbedded | Swept | Finished
+Event = (
+    Planned
+    | Hashed
+    | Skipped
+    | FileDone
+    | FileFailed
+    | Warning_
+    | SegmentsEmbedded
+    | Swept
+    | Finished
+)
 
 
 class Progress(Protocol):

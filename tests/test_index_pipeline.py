@@ -55,7 +55,8 @@ def test_first_run_indexes_every_modality_and_records_failures(media: Path, tmp_
         and counts[Modality.THERMAL] == 1
     )
     assert counts[Modality.VIDEO] == 1
-    assert counts[Modality.AUDIO] == 1 + 2 + 2  # whistle, hum (14 s) and the video's sound track
+    # whistle, hum (14 s) and the video's sound track (one 12 s window, as its picture)
+    assert counts[Modality.AUDIO] == 1 + 2 + 1
 
 
 def test_second_run_reads_and_embeds_nothing(
@@ -89,7 +90,7 @@ def test_renamed_and_duplicated_files_reuse_vectors(media: Path, tmp_path: Path)
         assert (renamed.width, renamed.height) == (320, 240)
         assert renamed.duration_s == pytest.approx(12.0, abs=0.1)
     counts = _consistent(tmp_path / "lib")
-    assert counts[Modality.IMAGE] == 3 and counts[Modality.AUDIO] == 5
+    assert counts[Modality.IMAGE] == 3 and counts[Modality.AUDIO] == 4
 
 
 def test_changed_file_is_embedded_again_and_deleted_file_swept(media: Path, tmp_path: Path) -> None:
@@ -103,7 +104,7 @@ def test_changed_file_is_embedded_again_and_deleted_file_swept(media: Path, tmp_
     assert done.counts.updated == 1 and done.counts.removed == 1
     assert dict(encoders.calls) == {Modality.AUDIO: 1}
     counts = _consistent(tmp_path / "lib")
-    assert counts[Modality.AUDIO] == 3 + 2 + 2 and counts[Modality.IMAGE] == 1
+    assert counts[Modality.AUDIO] == 3 + 2 + 1 and counts[Modality.IMAGE] == 1
 
 
 def test_model_change_re_embeds_only_that_modality(media: Path, tmp_path: Path) -> None:
@@ -111,7 +112,7 @@ def test_model_change_re_embeds_only_that_modality(media: Path, tmp_path: Path) 
     encoders = FakeEncoders(models={Modality.AUDIO: "fake/audio-v2"})
     _index(tmp_path / "lib", [media], encoders)
     assert set(encoders.calls) == {Modality.AUDIO}
-    assert encoders.segments[Modality.AUDIO] == 5
+    assert encoders.segments[Modality.AUDIO] == 4
     with Library.open(tmp_path / "lib", config=CONFIG) as lib:
         assert lib.catalog.modality_state(Modality.AUDIO).model_id == "fake/audio-v2"  # type: ignore[union-attr]
     assert _consistent(tmp_path / "lib")[Modality.VIDEO] == 1
