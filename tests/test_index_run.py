@@ -19,8 +19,6 @@ from lbsearch.indexers.progress import (
     FileDone,
     FileFailed,
     Finished,
-    Hashed,
-    Planned,
     Warning_,
 )
 from lbsearch.library import Library
@@ -94,6 +92,8 @@ def test_hashing_overlaps_decoding_with_progress(
     for i in range(3):
         write_audio(media / f"a{i}.wav", seconds=1.0, tone_hz=300.0 + 100 * i)
     write_audio(media / "z_big.wav", seconds=1.0, tone_hz=900.0)
+    from lbsearch.indexers.progress import Hashed, Planned
+
     real_hash = plan_module.hash_file
     indexed_one = threading.Event()
     overlapped: list[bool] = []

@@ -16,7 +16,6 @@ import torch
 
 from lbsearch.config import Config, load_config
 from lbsearch.media import DecodeJob, DecodePool
-from lbsearch.media.pool import JobQueue
 from lbsearch.types import MediaSpec, Modality, Segment
 
 CFG = load_config()
@@ -61,6 +60,8 @@ def test_imap_still_gives_whole_files(tmp_path: Path) -> None:
 
 
 def test_jobs_can_be_added_while_decoding_runs(tmp_path: Path) -> None:
+    from lbsearch.media.pool import JobQueue
+
     images = [mf.image(tmp_path / f"{i}.png", 20, 20, seed=i) for i in range(3)]
     jobs = JobQueue()
     with DecodePool(CFG, workers=1) as pool:
