@@ -95,12 +95,24 @@ class _FirstCtrlCStops:
             signal.signal(signal.SIGINT, self.previous)  # type: ignore[arg-type]
 
 
-def status(ctx: typer.Context, library: LibraryOption = None) -> None:
+def status(
+    ctx: typer.Context,
+    library: LibraryOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Everything as one JSON object.")] = False,
+    all_failed: Annotated[
+        bool,
+        typer.Option("--all-failed", help="List every failed file (by default the latest 100)."),
+    ] = False,
+) -> None:
     """Counts per modality, library size, models, last run, and failed files with reasons."""
     from lbsearch.library import Library
 
-    from .progress import print_status
+    from .status import ALL, FAILED_SHOWN, print_status, print_status_json
 
     config = settings(ctx)
     with Library.open(library, config=config) as lib:
-        print_status(lib.stats())
+        stats = lib.stats(ALL if all_failed else FAILED_SHOWN)
+    if as_json:
+        print_status_json(stats)
+    else:
+        print_status(stats)

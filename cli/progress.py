@@ -1,16 +1,16 @@
-"""Rich rendering of indexing progress, the end-of-run summary and `lbsearch status`."""
+"""Rich rendering of indexing progress and the end-of-run summary."""
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -18,14 +18,16 @@ from rich.progress import (
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from lbsearch.indexers.progress import Event, Finished
-    from lbsearch.library import LibraryStats
+    from lbsearch.indexers.progress import Event, Finished, Planned
 
 err = Console(stderr=True, highlight=False)
 
 
 class RichProgress:
-    """Bars for files and segments on a terminal; silent (but for warnings) in pipes and logs."""
+    """Bars for hashing, files and segments on a terminal; silent (but for warnings) in pipes.
+
+    Hashing (reading new and changed files) runs while the first files are already decoded and
+    embedded, so the bars move together; the hashing bar counts bytes, the others items."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
@@ -33,7 +35,7 @@ class RichProgress:
         self.bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("{task.fields[count]}"),
             TextColumn("{task.fields[rate]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
@@ -41,9 +43,13 @@ class RichProgress:
             transient=False,
             disable=not enabled,
         )
-        self.files = self.bar.add_task("files", total=None, rate="", visible=False)
-        self.segments = self.bar.add_task("segments", total=None, rate="", visible=False)
+        self.hashing = self._task("hashing")
+        self.files = self._task("files")
+        self.segments = self._task("segments")
         self.failures = 0
+
+    def _task(self, name: str) -> TaskID:
+        return self.bar.add_task(name, total=None, count="", rate="", visible=False)
 
     def __enter__(self) -> RichProgress:
         self.bar.__enter__()
@@ -56,26 +62,61 @@ class RichProgress:
         from lbsearch.indexers import progress as p
 
         if isinstance(event, p.Planned):
-            total = event.to_embed + event.to_reuse + event.failed
-            self.bar.update(
-                self.files,
-                total=total,
-                visible=True,
-                description=f"files ({event.unchanged} unchanged)",
-            )
-            self.bar.update(self.segments, visible=True)
+            self._planned(event)
+        elif isinstance(event, p.Hashed):
+            self._advance(self.hashing, event.bytes, _bytes_count)
+        elif isinstance(event, p.Skipped):
+            task = self.bar.tasks[self.files]
+            self.bar.update(self.files, total=max(0, (task.total or 1) - 1))
+            self._advance(self.files, 0)
         elif isinstance(event, p.FileDone | p.FileFailed):
             self.failures += isinstance(event, p.FileFailed)
             label = f"[red]{self.failures} failed[/]" if self.failures else ""
-            self.bar.update(self.files, advance=1, rate=label)
+            self.bar.update(self.files, rate=label)
+            self._advance(self.files, 1)
         elif isinstance(event, p.SegmentsEmbedded):
-            self.bar.update(self.segments, advance=event.count)
+            self._advance(self.segments, event.count)
             task = self.bar.tasks[self.segments]
             self.bar.update(self.segments, rate=f"{task.speed or 0:.2f}/s")
         elif isinstance(event, p.Warning_):
             err.print(
                 f"[yellow]warning:[/] {event.path}: {event.detail}", markup=True, highlight=False
             )
+
+    def _planned(self, event: Planned) -> None:
+        description = f"files ({event.unchanged} unchanged)"
+        self.bar.update(self.files, total=event.to_check, visible=True, description=description)
+        self._advance(self.files, 0)
+        self.bar.update(self.segments, visible=True)
+        if event.check_bytes:
+            self.bar.update(self.hashing, total=event.check_bytes, visible=True)
+            self._advance(self.hashing, 0, _bytes_count)
+
+    def _advance(
+        self,
+        task_id: TaskID,
+        amount: float,
+        count: Callable[[float, float | None], str] | None = None,
+    ) -> None:
+        self.bar.update(task_id, advance=amount)
+        task = self.bar.tasks[task_id]
+        self.bar.update(task_id, count=(count or _items_count)(task.completed, task.total))
+
+
+def _items_count(done: float, total: float | None) -> str:
+    return f"{int(done)}/{int(total)}" if total is not None else str(int(done))
+
+
+def _bytes_count(done: float, total: float | None) -> str:
+    return f"{_size(done)}/{_size(total or 0)}"
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024:
+            return f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"
 
 
 def summary_table(finished: Finished, library: str) -> None:
@@ -97,56 +138,3 @@ def summary_table(finished: Finished, library: str) -> None:
     if finished.interrupted:
         table.add_row("[yellow]interrupted[/]", "work done so far is kept; run again to finish")
     Console(file=sys.stderr if not sys.stdout.isatty() else sys.stdout).print(table)
-
-
-def print_status(stats: LibraryStats) -> None:
-    console = Console()
-    catalog = stats.catalog
-    console.print(
-        f"library [bold]{stats.root}[/]: {catalog.files} files, {catalog.segments} segments, {_size(stats.total_bytes)}"
-    )
-    table = Table("modality", "indexed", "failed", "stale", "segments", "model", "index")
-    infos = {info.modality: info for info in stats.indices}
-    for m in catalog.modalities:
-        info = infos.get(m.modality)
-        index = (
-            f"{info.kind or '-'} {'' if info.up_to_date else '[yellow](rebuilt at next index)[/]'}"
-            if info
-            else "-"
-        )
-        files = {status.value: n for status, n in m.files.items()}
-        table.add_row(
-            m.modality.value,
-            str(files.get("indexed", 0)),
-            str(files.get("failed", 0)),
-            str(files.get("stale", 0)),
-            str(m.segments),
-            m.state.model_id if m.state else "-",
-            index,
-        )
-    console.print(table)
-    for root in catalog.roots:
-        console.print(
-            f"root {root.root}: {root.files} files, last indexed {_when(root.last_indexed_at)}"
-        )
-    if catalog.last_run:
-        run = catalog.last_run
-        console.print(f"last run: {run.status}, started {_when(run.started_at)}, {run.counts}")
-    if catalog.failed_files:
-        failed = Table("failed file", "reason", "detail", title="failed files")
-        for record in catalog.failed_files:
-            failed.add_row(record.path, record.reason or "", record.detail or "")
-        console.print(failed)
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
-
-
-def _when(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,161 @@
+"""`lbsearch status` output: Rich tables for people (paths wrapped, never cut) and --json."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from lbsearch.catalog import RunCounts, RunRecord
+    from lbsearch.library import LibraryStats
+
+FAILED_SHOWN = 100  # failed files listed unless --all-failed
+ALL = 1 << 62  # "no limit" for the catalog's failed-file query
+
+
+def failed_total(stats: LibraryStats) -> int:
+    return sum(stats.catalog.failures_by_reason.values())
+
+
+def print_status(stats: LibraryStats) -> None:
+    console = Console(highlight=False)
+    catalog = stats.catalog
+    console.print(
+        f"library [bold]{_escape(str(stats.root))}[/]: {catalog.files} files, "
+        f"{catalog.segments} segments, {_size(stats.total_bytes)}",
+        soft_wrap=True,
+    )
+    console.print(_modality_table(stats))
+    for root in catalog.roots:
+        line = f"root {root.root}: {root.files} files, last indexed {_when(root.last_indexed_at)}"
+        console.print(Text(line), soft_wrap=True)
+    if catalog.last_run:
+        console.print(Text(f"last run: {_run_line(catalog.last_run)}"), soft_wrap=True)
+    if catalog.failed_files:
+        failed = Table("failed file", "reason", "detail", title="failed files")
+        failed.columns[0].overflow = "fold"  # a path is worth more than a tidy row
+        failed.columns[1].no_wrap = True
+        failed.columns[2].overflow = "fold"
+        for record in catalog.failed_files:
+            failed.add_row(Text(record.path), record.reason or "", Text(record.detail or ""))
+        console.print(failed)
+    hidden = failed_total(stats) - len(catalog.failed_files)
+    if hidden > 0:
+        console.print(
+            f"... and {hidden} more failed files: `lbsearch status --all-failed` lists them all",
+            soft_wrap=True,
+            markup=False,
+        )
+
+
+def print_status_json(stats: LibraryStats) -> None:
+    # ASCII escapes: paths with undecodable bytes (surrogates) still make valid JSON
+    sys.stdout.write(json.dumps(status_json(stats), indent=2) + "\n")
+
+
+def status_json(stats: LibraryStats) -> dict[str, Any]:
+    catalog = stats.catalog
+    infos = {info.modality: info for info in stats.indices}
+    modalities = []
+    for m in catalog.modalities:
+        info = infos.get(m.modality)
+        files = {status.value: n for status, n in m.files.items()}
+        modalities.append(
+            {
+                "modality": m.modality.value,
+                "files": files,
+                "segments": m.segments,
+                "model": m.state.model_id if m.state else None,
+                "index": {"kind": info.kind, "up_to_date": info.up_to_date} if info else None,
+            }
+        )
+    run = catalog.last_run
+    return {
+        "library": str(stats.root),
+        "files": catalog.files,
+        "segments": catalog.segments,
+        "bytes": {"catalog": stats.catalog_bytes, "vectors": stats.vectors_bytes},
+        "modalities": modalities,
+        "roots": [
+            {"root": r.root, "files": r.files, "last_indexed_at": _iso(r.last_indexed_at)}
+            for r in catalog.roots
+        ],
+        "last_run": _run_json(run) if run else None,
+        "failures_by_reason": catalog.failures_by_reason,
+        "failed_total": failed_total(stats),
+        "failed_files": [
+            {"path": f.path, "reason": f.reason, "detail": f.detail} for f in catalog.failed_files
+        ],
+    }
+
+
+def _modality_table(stats: LibraryStats) -> Table:
+    table = Table("modality", "indexed", "failed", "stale", "segments", "model", "index")
+    table.columns[5].overflow = "fold"  # model ids are paths too
+    infos = {info.modality: info for info in stats.indices}
+    for m in stats.catalog.modalities:
+        info = infos.get(m.modality)
+        index = "-"
+        if info:
+            stale = "" if info.up_to_date else " [yellow](rebuilt at next index)[/]"
+            index = f"{info.kind or '-'}{stale}"
+        files = {status.value: n for status, n in m.files.items()}
+        table.add_row(
+            m.modality.value,
+            str(files.get("indexed", 0)),
+            str(files.get("failed", 0)),
+            str(files.get("stale", 0)),
+            str(m.segments),
+            Text(m.state.model_id if m.state else "-"),
+            index,
+        )
+    return table
+
+
+def run_totals(counts: RunCounts) -> str:
+    """`7 added, 0 updated, ...`: a run's totals in words."""
+    return ", ".join(f"{value} {name}" for name, value in counts.__dict__.items())
+
+
+def _run_line(run: RunRecord) -> str:
+    ended = f", ended {_when(run.finished_at)}" if run.finished_at else ""
+    return f"{run.status}, started {_when(run.started_at)}{ended}: {run_totals(run.counts)}"
+
+
+def _run_json(run: RunRecord) -> dict[str, Any]:
+    return {
+        "status": run.status,
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at) if run.finished_at else None,
+        "roots": list(run.roots),
+        "counts": dict(run.counts.__dict__),
+    }
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def _when(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _iso(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
