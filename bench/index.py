@@ -23,8 +23,8 @@ from PIL import Image
 
 from lbsearch.catalog import IndexedFile, NewSegment, hash_file
 from lbsearch.config import Config, load_config
-from lbsearch.indexers.encoders import LanguageBindEncoders, preprocess_version
-from lbsearch.indexers.pipeline import run_index
+from lbsearch.embedder import open_embedder
+from lbsearch.indexers.pipeline import modality_recipe, run_index
 from lbsearch.library import Library
 from lbsearch.media import decode
 from lbsearch.testing.checkpoints import VIT_L, write_tiny_checkpoint
@@ -46,20 +46,22 @@ def write_photos(folder: Path, count: int) -> list[Path]:
 
 def encoder_alone(config: Config, photos: list[Path]) -> float:
     """Images/s of the encoder on pre-decoded inputs, batched as the pipeline batches them."""
-    encoders = LanguageBindEncoders(config)
+    encoders = open_embedder(config)
     spec = encoders.media_spec(Modality.IMAGE)
     segments = [decode(p, spec, config)[0] for p in photos]
-    batch = config.runtime.batch_size
-    encoders.encode(Modality.IMAGE, segments[:1])  # load + warm up, as the pipeline's first batch
+    batch = config.runtime.batch_size or 32
+    encoders.embed_segments(
+        Modality.IMAGE, segments[:1]
+    )  # load + warm up, as the pipeline's first batch
     start = time.perf_counter()
     for i in range(0, len(segments), batch):
-        encoders.encode(Modality.IMAGE, segments[i : i + batch])
+        encoders.embed_segments(Modality.IMAGE, segments[i : i + batch])
     return len(segments) / (time.perf_counter() - start)
 
 
 def end_to_end(config: Config, photos: Path, library: Path) -> float:
-    encoders = LanguageBindEncoders(config)
-    encoders.encode(
+    encoders = open_embedder(config)
+    encoders.embed_segments(
         Modality.IMAGE, decode(next(photos.iterdir()), encoders.media_spec(Modality.IMAGE), config)
     )
     with Library.open(library, config=config, write=True) as lib:
@@ -76,7 +78,7 @@ def no_change_rerun(config: Config, folder: Path, library: Path, count: int) -> 
     rng = np.random.default_rng(1)
     with Library.open(library, config=config, write=True) as lib:
         for m in Modality:
-            lib.set_modality(m, fake.model_id(m), preprocess_version(m, config))
+            lib.set_modality(m, fake.model_id(m), modality_recipe(m, fake, config))
         rows = []
         for i in range(count):
             path = folder / f"f{i:05d}.jpg"

@@ -70,7 +70,7 @@ def run_index(
     run_id = library.catalog.start_run([str(r) for r in roots])
     for modality in Modality:
         library.set_modality(
-            modality, encoders.model_id(modality), _recipe(modality, encoders, config)
+            modality, encoders.model_id(modality), modality_recipe(modality, encoders, config)
         )
     swept_roots = [r for r in roots if r.exists()]
     for missing in set(roots) - set(swept_roots):
@@ -100,7 +100,7 @@ def run_index(
     return finished
 
 
-def _recipe(modality: Modality, encoders: Embedder, config: Config) -> str:
+def modality_recipe(modality: Modality, encoders: Embedder, config: Config) -> str:
     """Recorded with the model id: a change of preprocessing, back-end or dtype re-embeds the
     modality (int8 or bf16 vectors are not interchangeable with float32 ones)."""
     return f"{preprocess_version(modality, config)};{encoders.encoding(modality)}"
