@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 FRAME_LENGTH = 400  # samples per fbank frame at 16 kHz (25 ms)
 FRAME_SHIFT_S = 0.01  # 10 ms between fbank frames
 # integer sample formats -> the divisor that makes them float in [-1, 1), as libsndfile does
+_PREALLOCATE_MAX_S = 4 * 3600
 _INT_SCALE = {"s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
 
 
@@ -63,20 +64,31 @@ def decode_audio(handle: BinaryIO, path: Path, spec: MediaSpec, cfg: Config) -> 
         raise media_error(path, "audio_too_short", detail)
     wave -= wave.mean()  # the reference's global mean removal (fbank also removes per-frame DC)
     frames = 1 + (wave.size - frame_length) // shift
-    length = spec.target_length
-    if spans is None:
-        planned = plan_audio_windows(frames, length, cfg.audio.hop_frames)
-        times = [(offset + a * FRAME_SHIFT_S, offset + b * FRAME_SHIFT_S) for a, b in planned]
-        times[-1] = (times[-1][0], offset + seconds)  # the media's end, not the last frame's
-    else:
-        chosen = [(sound_window_frames(s, e, offset, frames, length), (s, e)) for s, e in spans]
-        planned = [frames_ for frames_, _ in chosen if frames_ is not None]
-        times = [span for frames_, span in chosen if frames_ is not None]
-    for (first, end), (t0, t1) in zip(planned, times, strict=True):
+    windows = _windows(frames, spec.target_length, cfg.audio.hop_frames, spans, offset, seconds)
+    for (first, end), (t0, t1) in windows:
         feats = normalised_fbank(wave[first * shift : (end - 1) * shift + frame_length], spec)
-        pixels = _window_pixels(feats, length)
+        pixels = _window_pixels(feats, spec.target_length)
         start_s, end_s = round(max(0.0, t0), 6), round(max(0.0, t1), 6)
         yield Segment(str(path), Modality.AUDIO, start_s, end_s, pixels)
+
+
+def _windows(
+    frames: int,
+    length: int,
+    hop: int,
+    spans: list[tuple[float, float]] | None,
+    offset: float,
+    seconds: float,
+) -> list[tuple[tuple[int, int], tuple[float, float]]]:
+    """((first, end) fbank frames, (start, end) seconds) of each window: a video's windows when
+    `spans` are given (a sound track), else every `hop` frames."""
+    if spans is not None:
+        chosen = [(sound_window_frames(a, b, offset, frames, length), (a, b)) for a, b in spans]
+        return [(heard, span) for heard, span in chosen if heard is not None]
+    planned = plan_audio_windows(frames, length, hop)
+    times = [(offset + a * FRAME_SHIFT_S, offset + b * FRAME_SHIFT_S) for a, b in planned]
+    times[-1] = (times[-1][0], offset + seconds)  # the media's end, not the last frame's
+    return list(zip(planned, times, strict=True))
 
 
 def sound_window_frames(
@@ -159,7 +171,7 @@ def _read_resampled(
     resampler: SincResampler | None = None
     source_rate = 0
     taken, limit = 0, 0
-    out: list[np.ndarray] = []
+    out = _Samples(_expected_samples(box, stream, rate, max_seconds))
     for frame in decoded_frames(box, stream):
         if not source_rate:
             source_rate = int(frame.sample_rate)
@@ -177,7 +189,41 @@ def _read_resampled(
     if resampler is not None:
         out.append(resampler.flush())
     seconds = taken / source_rate if source_rate else 0.0
-    return (np.concatenate(out) if out else np.zeros(0, np.float32)), seconds
+    return out.array(), seconds
+
+
+class _Samples:
+    """A growing float32 array, sized up front from the container's duration: a long track is
+    held once, not once in pieces and again joined (an hour at 16 kHz is 230 MB)."""
+
+    def __init__(self, expected: int) -> None:
+        self._data = np.empty(max(expected, 1 << 16), np.float32)
+        self._size = 0
+
+    def append(self, samples: np.ndarray) -> None:
+        end = self._size + len(samples)
+        if end > len(self._data):
+            grown = np.empty(max(end, len(self._data) * 3 // 2), np.float32)
+            grown[: self._size] = self._data[: self._size]
+            self._data = grown
+        self._data[self._size : end] = samples
+        self._size = end
+
+    def array(self) -> np.ndarray:
+        return self._data[: self._size]
+
+
+def _expected_samples(box: InputContainer, stream: Any, rate: int, max_seconds: float) -> int:
+    """Samples at `rate` the stream should give (a little over), or 0 if it does not say."""
+    seconds = 0.0
+    if stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+    elif box.duration is not None:
+        seconds = box.duration / 1_000_000
+    if max_seconds > 0:
+        seconds = min(seconds, max_seconds)
+    seconds = min(seconds, _PREALLOCATE_MAX_S)  # a header can lie; past this the array grows
+    return int(seconds * rate * 1.01) + rate
 
 
 def _first_channel(frame: Any) -> np.ndarray:
