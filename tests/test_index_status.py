@@ -38,9 +38,7 @@ def library(tmp_path: Path) -> Path:
 
 
 def _status(library: Path, *args: str) -> str:
-    result = runner.invoke(
-        app, ["status", "--library", str(library), *args], env={"COLUMNS": "80"}
-    )
+    result = runner.invoke(app, ["status", "--library", str(library), *args], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     return result.output
 
