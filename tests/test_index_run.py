@@ -92,8 +92,6 @@ def test_hashing_overlaps_decoding_with_progress(
     for i in range(3):
         write_audio(media / f"a{i}.wav", seconds=1.0, tone_hz=300.0 + 100 * i)
     write_audio(media / "z_big.wav", seconds=1.0, tone_hz=900.0)
-    from lbsearch.indexers.progress import Hashed, Planned
-
     real_hash = plan_module.hash_file
     indexed_one = threading.Event()
     overlapped: list[bool] = []
@@ -115,6 +113,8 @@ def test_hashing_overlaps_decoding_with_progress(
         done = run_index([media], lib, FakeEncoders(), config, IndexOptions(), progress)
     assert done.counts.added == 4
     assert overlapped == [True], "nothing was indexed until every file was hashed"
+    from lbsearch.indexers.progress import Hashed, Planned
+
     planned = next(e for e in events if isinstance(e, Planned))
     sizes = [p.stat().st_size for p in media.iterdir()]
     assert (planned.to_check, planned.check_bytes) == (4, sum(sizes))
