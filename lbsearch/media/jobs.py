@@ -58,14 +58,14 @@ class JobQueue:
     def close(self) -> None:
         self._closed = True
 
-    def _peek(self) -> DecodeJob | object | None:
+    def peek(self) -> DecodeJob | object | None:
         """The next job (left in place); LATER if none yet; None once closed and empty."""
         closed = self._closed  # read first: a job put just before close() is never lost
         if self._jobs:
             return self._jobs[0]
         return None if closed else LATER
 
-    def _take(self) -> DecodeJob:
+    def take(self) -> DecodeJob:
         return self._jobs.popleft()
 
 
@@ -76,14 +76,14 @@ class IterSource:
         self._jobs = jobs
         self._next: DecodeJob | None = None
 
-    def _peek(self) -> DecodeJob | None:
+    def peek(self) -> DecodeJob | None:
         """The next job (read ahead, kept); None once the iterable is exhausted."""
         if self._next is None:
             self._next = next(self._jobs, None)
         return self._next
 
-    def _take(self) -> DecodeJob:
-        job = self._peek()
+    def take(self) -> DecodeJob:
+        job = self.peek()
         assert job is not None
         self._next = None
         return job

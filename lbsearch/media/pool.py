@@ -265,7 +265,7 @@ class DecodePool:
             in_flight = sum(1 for x in self._pool if x.job is not None)
             if in_flight + out.qsize() >= self.capacity:
                 return False
-            upcoming = source._peek()
+            upcoming = source.peek()
             if upcoming is None or upcoming is LATER:
                 return upcoming is None
             idle = next((w for w in self._pool if w.ready and w.job is None), None)
@@ -273,7 +273,7 @@ class DecodePool:
                 if not self._pool:
                     self._pool.extend(self._new_worker() for _ in range(self.workers))
                 return False
-            job = source._take()
+            job = source.take()
             self._next_id += 1
             now = time.monotonic()
             idle.job, idle.started, idle.clock = (self._next_id, job), now, now
