@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lbsearch.config import load_config
+from lbsearch.config import Config
 from lbsearch.indexers import plan as plan_module
 from lbsearch.indexers.pipeline import IndexOptions, run_index
 from lbsearch.indexers.progress import (
@@ -28,7 +28,7 @@ from lbsearch.testing.library import assert_library_consistent
 from lbsearch.testing.samples import write_audio, write_sample_media
 from lbsearch.types import Modality
 
-CONFIG = load_config()
+CONFIG = Config()  # the packaged defaults; the user's settings never reach tests
 pytestmark = pytest.mark.timeout(300)
 
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from lbsearch.catalog import FailedFile, RunCounts
 from lbsearch.cli.main import app
-from lbsearch.config import load_config
+from lbsearch.config import Config
 
 runner = CliRunner()
 DEEP = "/media/archive/2019/holidays/badcopy-from-the-old-laptop/really/quite/deep/folder"
@@ -30,7 +30,7 @@ def library(tmp_path: Path) -> Path:
         FailedFile(f"{DEEP}/more/file_{i:03d}.png", "/media", 10, 1, "empty_file", "0 bytes")
         for i in range(102)
     ]
-    with Library.open(root, config=load_config(), write=True) as lib:
+    with Library.open(root, config=Config(), write=True) as lib:
         run = lib.catalog.start_run(["/media"])
         lib.write_batch(failed)
         lib.catalog.finish_run(run, RunCounts(added=7, unchanged=3, reused=1, failed=105))

@@ -8,12 +8,12 @@ import media_factory as mf
 import numpy as np
 import pytest
 
-from lbsearch.config import load_config
+from lbsearch.config import Config
 from lbsearch.errors import MediaError
 from lbsearch.media import decode
 from lbsearch.types import MediaSpec, Modality
 
-CFG = load_config()
+CFG = Config()  # the packaged defaults; the user's settings never reach tests
 
 
 @pytest.mark.parametrize("name", ["noise.mp4", "noise.mkv", "noise.mp3"])

@@ -14,11 +14,11 @@ import media_factory as mf
 import pytest
 import torch
 
-from lbsearch.config import Config, load_config
+from lbsearch.config import Config
 from lbsearch.media import DecodeJob, DecodePool
 from lbsearch.types import MediaSpec, Modality, Segment
 
-CFG = load_config()
+CFG = Config()  # the packaged defaults; the user's settings never reach tests
 pytestmark = pytest.mark.timeout(120)
 WINDOWS = 40
 WINDOW_SHAPE = (2, 1024, 1024)  # 8 MiB of float32 per window
@@ -90,12 +90,12 @@ def test_a_pool_without_jobs_starts_no_process() -> None:
 SCRIPT = """
 import os, sys
 from pathlib import Path
-from lbsearch.config import load_config
+from lbsearch.config import Config
 from lbsearch.media import DecodeJob, DecodePool
 from lbsearch.types import MediaSpec, Modality
 
 if __name__ == "__main__":
-    with DecodePool(load_config(), workers=2) as pool:
+    with DecodePool(Config(), workers=2) as pool:
         pool.decode(Path(sys.argv[1]), MediaSpec(Modality.IMAGE))
     left = sorted(n for n in os.listdir(os.environ["TMPDIR"]) if n.startswith("pymp-"))
     print("left:", left)
