@@ -1,7 +1,7 @@
 """Audio files and the sound tracks of videos -> windows of Kaldi fbank features.
 
 Reference chain (spec 2.5): first channel, resampled to 16 kHz (torchaudio's sinc filter, here
-`resample.SincResampler`), global mean removed, Kaldi fbank (25 ms / 10 ms, Hann, no dither, M mel
+`resample.SincResampler`), global mean removed (here implied, see below), Kaldi fbank (25 ms / 10 ms, Hann, no dither, M mel
 bins), (x - mean) / (2 std), input (3, M, L) with L = target_length frames.
 Deliberate difference: a long file is cut into fixed windows of L frames every `audio.hop_frames`
 (the last window ends at the last frame), each filling all 3 channels, instead of the reference's
@@ -15,13 +15,17 @@ which absorbs a short remainder) its central 10.36 s. At the ends of the track t
 inwards instead of being padded; a track shorter than L is tiled, as above; a window that the
 track does not reach has no sound segment.
 
-Windows are computed one at a time from the decoded wave (each fbank frame depends only on its own
-25 ms of samples), and yielded as they are made, so a long file never holds all its windows.
+Windows are made while the file decodes (each fbank frame depends only on its own 25 ms of
+samples) and yielded at once; only the samples a coming window still needs are kept, so memory
+does not grow with the file's length. The reference's global mean removal is left out: fbank
+removes each frame's own mean first (remove_dc_offset), which cancels it exactly (the outputs
+agree with the reference's within float rounding, see tests/test_media_reference.py).
 The last window of an audio file ends at the decoded audio's end (not at its last fbank frame).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -41,54 +45,167 @@ if TYPE_CHECKING:
 FRAME_LENGTH = 400  # samples per fbank frame at 16 kHz (25 ms)
 FRAME_SHIFT_S = 0.01  # 10 ms between fbank frames
 # integer sample formats -> the divisor that makes them float in [-1, 1), as libsndfile does
-_PREALLOCATE_MAX_S = 4 * 3600
+_UNBOUNDED = 1 << 62  # "the track has not ended yet", as a frame count
 _INT_SCALE = {"s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
 
 
 def decode_audio(handle: BinaryIO, path: Path, spec: MediaSpec, cfg: Config) -> Iterator[Segment]:
-    """The windows of an audio file (or a video's sound track) as (3, M, L) segments."""
+    """The windows of an audio file (or a video's sound track) as (3, M, L) segments, made while
+    the file decodes: memory holds about one window of samples, whatever the length."""
     from .video import window_spans
 
-    spans = window_spans(handle, path, cfg)  # None: no video stream, a plain audio file
     with open_container(handle, path) as box:
         if not box.streams.audio:
             raise media_error(path, "no_audio", "the file has no audio stream")
+    spans = window_spans(handle, path, cfg)  # None: no video stream, a plain audio file
+    with open_container(handle, path) as box:
         stream = box.streams.audio[0]
         offset = _stream_start(stream) - timeline_origin(box)
-        wave, seconds = _read_resampled(box, stream, spec.sample_rate, cfg.audio.max_seconds)
-    if wave.size == 0:
-        raise media_error(path, "no_audio", "no audio sample could be decoded")
-    frame_length, shift = _frame_geometry(spec)
-    if wave.size < frame_length:
-        detail = f"{wave.size} samples at {spec.sample_rate} Hz < one fbank frame ({frame_length})"
-        raise media_error(path, "audio_too_short", detail)
-    wave -= wave.mean()  # the reference's global mean removal (fbank also removes per-frame DC)
-    frames = 1 + (wave.size - frame_length) // shift
-    windows = _windows(frames, spec.target_length, cfg.audio.hop_frames, spans, offset, seconds)
-    for (first, end), (t0, t1) in windows:
-        feats = normalised_fbank(wave[first * shift : (end - 1) * shift + frame_length], spec)
-        pixels = _window_pixels(feats, spec.target_length)
-        start_s, end_s = round(max(0.0, t0), 6), round(max(0.0, t1), 6)
-        yield Segment(str(path), Modality.AUDIO, start_s, end_s, pixels)
+        chunks = _Resampled(box, stream, spec.sample_rate, cfg.audio.max_seconds)
+        windows = _WindowMaker(path, spec, cfg.audio.hop_frames, spans, offset)
+        for chunk in chunks:
+            yield from windows.add(chunk)
+        yield from windows.finish(chunks.seconds)
 
 
-def _windows(
-    frames: int,
-    length: int,
-    hop: int,
-    spans: list[tuple[float, float]] | None,
-    offset: float,
-    seconds: float,
-) -> list[tuple[tuple[int, int], tuple[float, float]]]:
-    """((first, end) fbank frames, (start, end) seconds) of each window: a video's windows when
-    `spans` are given (a sound track), else every `hop` frames."""
-    if spans is not None:
-        chosen = [(sound_window_frames(a, b, offset, frames, length), (a, b)) for a, b in spans]
-        return [(heard, span) for heard, span in chosen if heard is not None]
-    planned = plan_audio_windows(frames, length, hop)
-    times = [(offset + a * FRAME_SHIFT_S, offset + b * FRAME_SHIFT_S) for a, b in planned]
-    times[-1] = (times[-1][0], offset + seconds)  # the media's end, not the last frame's
-    return list(zip(planned, times, strict=True))
+class _WindowMaker:
+    """Cuts windows out of a stream of 16 kHz samples as soon as their samples are in.
+
+    A window is final once its L frames are in (only the end of the track moves or adds windows),
+    so it is made then and only the samples still needed are kept: the next window's, and the
+    last L frames (for the window that ends at the track's end). The reference removes the
+    global mean of the wave before fbank; fbank removes each frame's mean (remove_dc_offset)
+    before anything else, which makes that a no-op, so a stream needs no second pass.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        spec: MediaSpec,
+        hop: int,
+        spans: list[tuple[float, float]] | None,
+        offset: float,
+    ) -> None:
+        self.path, self.spec, self.hop, self.spans, self.offset = (
+            path,
+            spec,
+            max(1, hop),
+            spans,
+            offset,
+        )
+        self.frame_length, self.shift = _frame_geometry(spec)
+        self.length = spec.target_length
+        self.buffer = np.zeros(0, np.float32)
+        self.pieces: list[np.ndarray] = []
+        self.base = 0  # sample index of buffer[0]
+        self.received = 0
+        self.next = 0  # next window: index into spans, or the number of hop windows made
+        self.held: Segment | None = None  # the latest window, yielded once the next one exists
+        self.last_end = 0  # frame where the latest window ends
+
+    def add(self, samples: np.ndarray) -> Iterator[Segment]:
+        self.pieces.append(samples)  # joined only when a window is due: one copy per window
+        self.received += len(samples)
+        window = self._ready_window()
+        if window is None:
+            return
+        self._join()
+        while window is not None:
+            yield from self._emit(*window)
+            window = self._ready_window()
+        self._trim()
+
+    def _join(self) -> None:
+        if self.pieces:
+            self.buffer = np.concatenate([self.buffer, *self.pieces])
+            self.pieces = []
+
+    def finish(self, seconds: float) -> Iterator[Segment]:
+        if self.received == 0:
+            raise media_error(self.path, "no_audio", "no audio sample could be decoded")
+        if self.received < self.frame_length:
+            rate = self.spec.sample_rate
+            detail = f"{self.received} samples at {rate} Hz < one fbank frame ({self.frame_length})"
+            raise media_error(self.path, "audio_too_short", detail)
+        frames = 1 + (self.received - self.frame_length) // self.shift
+        self._join()
+        for (first, end), (t0, t1) in self._tail_windows(frames, seconds):
+            yield from self._emit(first, end, t0, t1)
+        if self.held is not None:
+            held, self.held = self.held, None
+            if self.spans is None:  # a file's last window ends at the media's end
+                held = dataclasses.replace(held, end_s=round(max(0.0, self.offset + seconds), 6))
+            yield held
+
+    def _ready_window(self) -> tuple[int, int, float, float] | None:
+        """The next window whose frames are all in, with its times; None if it must wait."""
+        available = (self.received - self.frame_length) // self.shift + 1
+        if self.spans is None:
+            first = self.next * self.hop
+            if first + self.length > available:
+                return None
+            self.next += 1
+            t0, t1 = (
+                self.offset + first * FRAME_SHIFT_S,
+                self.offset + (first + self.length) * FRAME_SHIFT_S,
+            )
+            return first, first + self.length, t0, t1
+        while self.next < len(self.spans):
+            start_s, end_s = self.spans[self.next]
+            heard = sound_window_frames(start_s, end_s, self.offset, _UNBOUNDED, self.length)
+            if heard is not None and heard[1] > available:
+                return None
+            self.next += 1
+            if heard is not None:
+                return heard[0], heard[1], start_s, end_s
+        return None
+
+    def _tail_windows(
+        self, frames: int, seconds: float
+    ) -> list[tuple[tuple[int, int], tuple[float, float]]]:
+        """The windows that depend on where the track ends."""
+        if self.spans is not None:
+            rest = self.spans[self.next :]
+            heard = [
+                (sound_window_frames(a, b, self.offset, frames, self.length), (a, b))
+                for a, b in rest
+            ]
+            return [(frames_, span) for frames_, span in heard if frames_ is not None]
+        if frames <= self.length:
+            return [((0, frames), (self.offset, self.offset + seconds))]
+        if self.last_end < frames:
+            first = frames - self.length
+            return [((first, frames), (self.offset + first * FRAME_SHIFT_S, self.offset + seconds))]
+        return []
+
+    def _emit(self, first: int, end: int, t0: float, t1: float) -> Iterator[Segment]:
+        lo = first * self.shift - self.base
+        hi = (end - 1) * self.shift + self.frame_length - self.base
+        feats = normalised_fbank(self.buffer[lo:hi], self.spec)
+        pixels = _window_pixels(feats, self.length)
+        segment = Segment(
+            str(self.path), Modality.AUDIO, round(max(0.0, t0), 6), round(max(0.0, t1), 6), pixels
+        )
+        self.last_end = max(self.last_end, end)
+        if self.held is not None:
+            yield self.held
+        self.held = segment
+
+    def _trim(self) -> None:
+        """Drop the samples no window can need any more."""
+        available = (self.received - self.frame_length) // self.shift + 1
+        keep = max(0, available - self.length) * self.shift  # the last L frames' samples
+        if self.spans is None:
+            keep = min(keep, self.next * self.hop * self.shift)
+        elif self.next < len(self.spans):
+            start_s, end_s = self.spans[self.next]
+            heard = sound_window_frames(start_s, end_s, self.offset, _UNBOUNDED, self.length)
+            if heard is not None:
+                keep = min(keep, heard[0] * self.shift)
+        drop = max(0, keep - self.base)
+        if drop:
+            self.buffer = self.buffer[drop:]  # a view: the next join copies what is kept
+            self.base += drop
 
 
 def sound_window_frames(
@@ -163,67 +280,37 @@ def _frame_geometry(spec: MediaSpec) -> tuple[int, int]:
     return spec.sample_rate * 25 // 1000, round(spec.sample_rate * FRAME_SHIFT_S)
 
 
-def _read_resampled(
-    box: InputContainer, stream: Any, rate: int, max_seconds: float
-) -> tuple[np.ndarray, float]:
-    """First channel as float32, resampled to `rate` while decoding, and the seconds decoded
-    (counted in source samples, so resampling cannot shorten it)."""
-    resampler: SincResampler | None = None
-    source_rate = 0
-    taken, limit = 0, 0
-    out = _Samples(_expected_samples(box, stream, rate, max_seconds))
-    for frame in decoded_frames(box, stream):
-        if not source_rate:
-            source_rate = int(frame.sample_rate)
-            limit = int(max_seconds * source_rate) if max_seconds > 0 else 0
-            resampler = SincResampler(source_rate, rate) if source_rate != rate else None
-        elif frame.sample_rate != source_rate:
-            break  # a mid-stream rate change (rare, broken muxing): keep the consistent part
-        samples = _first_channel(frame)
-        if limit:
-            samples = samples[: max(0, limit - taken)]
-        taken += len(samples)
-        out.append(resampler.process(samples) if resampler else samples)
-        if limit and taken >= limit:
-            break
-    if resampler is not None:
-        out.append(resampler.flush())
-    seconds = taken / source_rate if source_rate else 0.0
-    return out.array(), seconds
+class _Resampled:
+    """First channel as float32 chunks, resampled to `rate` while decoding; `seconds` (counted
+    in source samples, so resampling cannot shorten it) once the iteration is over."""
 
+    def __init__(self, box: InputContainer, stream: Any, rate: int, max_seconds: float) -> None:
+        self.box, self.stream, self.rate, self.max_seconds = box, stream, rate, max_seconds
+        self.seconds = 0.0
 
-class _Samples:
-    """A growing float32 array, sized up front from the container's duration: a long track is
-    held once, not once in pieces and again joined (an hour at 16 kHz is 230 MB)."""
-
-    def __init__(self, expected: int) -> None:
-        self._data = np.empty(max(expected, 1 << 16), np.float32)
-        self._size = 0
-
-    def append(self, samples: np.ndarray) -> None:
-        end = self._size + len(samples)
-        if end > len(self._data):
-            grown = np.empty(max(end, len(self._data) * 3 // 2), np.float32)
-            grown[: self._size] = self._data[: self._size]
-            self._data = grown
-        self._data[self._size : end] = samples
-        self._size = end
-
-    def array(self) -> np.ndarray:
-        return self._data[: self._size]
-
-
-def _expected_samples(box: InputContainer, stream: Any, rate: int, max_seconds: float) -> int:
-    """Samples at `rate` the stream should give (a little over), or 0 if it does not say."""
-    seconds = 0.0
-    if stream.duration is not None and stream.time_base is not None:
-        seconds = float(stream.duration * stream.time_base)
-    elif box.duration is not None:
-        seconds = box.duration / 1_000_000
-    if max_seconds > 0:
-        seconds = min(seconds, max_seconds)
-    seconds = min(seconds, _PREALLOCATE_MAX_S)  # a header can lie; past this the array grows
-    return int(seconds * rate * 1.01) + rate
+    def __iter__(self) -> Iterator[np.ndarray]:
+        resampler: SincResampler | None = None
+        source_rate = 0
+        taken, limit = 0, 0
+        for frame in decoded_frames(self.box, self.stream):
+            if not source_rate:
+                source_rate = int(frame.sample_rate)
+                limit = int(self.max_seconds * source_rate) if self.max_seconds > 0 else 0
+                resampler = (
+                    SincResampler(source_rate, self.rate) if source_rate != self.rate else None
+                )
+            elif frame.sample_rate != source_rate:
+                break  # a mid-stream rate change (rare, broken muxing): keep the consistent part
+            samples = _first_channel(frame)
+            if limit:
+                samples = samples[: max(0, limit - taken)]
+            taken += len(samples)
+            yield resampler.process(samples) if resampler else samples
+            if limit and taken >= limit:
+                break
+        if resampler is not None:
+            yield resampler.flush()
+        self.seconds = taken / source_rate if source_rate else 0.0
 
 
 def _first_channel(frame: Any) -> np.ndarray:
