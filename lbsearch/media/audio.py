@@ -1,8 +1,9 @@
 """Audio files and the sound tracks of videos -> windows of Kaldi fbank features.
 
 Reference chain (spec 2.5): first channel, resampled to 16 kHz (torchaudio's sinc filter, here
-`resample.SincResampler`), global mean removed (here implied, see below), Kaldi fbank (25 ms / 10 ms, Hann, no dither, M mel
-bins), (x - mean) / (2 std), input (3, M, L) with L = target_length frames.
+`resample.SincResampler`), global mean removed (here implied, see below), Kaldi fbank (25 ms /
+10 ms, Hann, no dither, M mel bins), (x - mean) / (2 std), input (3, M, L) with L =
+target_length frames.
 Deliberate difference: a long file is cut into fixed windows of L frames every `audio.hop_frames`
 (the last window ends at the last frame), each filling all 3 channels, instead of the reference's
 3 random windows per file; only a file shorter than one window is tiled, as in the reference.
@@ -44,8 +45,8 @@ if TYPE_CHECKING:
 
 FRAME_LENGTH = 400  # samples per fbank frame at 16 kHz (25 ms)
 FRAME_SHIFT_S = 0.01  # 10 ms between fbank frames
-# integer sample formats -> the divisor that makes them float in [-1, 1), as libsndfile does
 _UNBOUNDED = 1 << 62  # "the track has not ended yet", as a frame count
+# integer sample formats -> the divisor that makes them float in [-1, 1), as libsndfile does
 _INT_SCALE = {"s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
 
 
