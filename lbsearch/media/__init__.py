@@ -2,8 +2,10 @@
 
 - `classify(path, classify_cfg, root=None, forced=None)` -> Modality
 - `decode(path, spec, cfg)` -> list[Segment] (raises MediaError with a `REASONS` code)
-- `DecodePool(cfg)`: decoding in worker processes with a per-file time limit; `imap(jobs)`
-  streams `DecodeResult`s as files finish
+- `decode_stream(path, spec, cfg)`: the same segments, yielded as they are made
+- `DecodePool(cfg)`: decoding in worker processes with a time limit; `stream(jobs)` yields each
+  file's segments in parts as they are decoded (bounded memory), `imap(jobs)` whole files;
+  `start(JobQueue())` takes jobs while it runs
 - `measure_throughput(paths, spec, cfg, workers)`: media seconds decoded per second
 - `REASONS`: every reason code a MediaError from this package can carry, with its meaning
 
@@ -13,7 +15,7 @@ Importing this package is cheap: torch, PyAV, Pillow and kaldi-native-fbank load
 from __future__ import annotations
 
 from .classify import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, classify
-from .decode import decode
+from .decode import decode, decode_stream
 from .pool import DecodeJob, DecodePool, DecodeResult, DecodeStream, JobQueue, PoolBrokenError
 from .reasons import REASONS
 from .throughput import Throughput, measure_throughput
@@ -32,5 +34,6 @@ __all__ = [
     "Throughput",
     "classify",
     "decode",
+    "decode_stream",
     "measure_throughput",
 ]
