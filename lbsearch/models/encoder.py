@@ -67,7 +67,8 @@ class TextEncoder:
     def _encode_chunk(self, texts: list[str]) -> torch.Tensor:
         batch = self.tokenizer(texts)
         device = self.placement.device
-        features = self.model(batch.input_ids.to(device), batch.eos_positions.to(device))
+        ids = torch.from_numpy(batch.input_ids).to(device)
+        features = self.model(ids, torch.from_numpy(batch.eos_positions).to(device))
         return _normalise(features)
 
 

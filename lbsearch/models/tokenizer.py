@@ -1,66 +1,161 @@
-"""CLIP BPE tokenisation as LanguageBind calls it: 77 tokens, EOS kept on truncation, EOS padding."""
+"""CLIP BPE tokenisation as LanguageBind calls it: 77 tokens, EOS kept on truncation, EOS padding.
+
+Built on the `tokenizers` library from the checkpoint's own vocabulary and merges, with CLIP's
+pipeline set up here: NFC, whitespace runs to one space, lower case; CLIP's word pattern, then
+byte-level symbols; BPE with `</w>` word ends; `<|startoftext|>` ... `<|endoftext|>` around each
+text. That is the pipeline transformers' CLIPTokenizer builds (it, too, keeps only the vocabulary
+and merges of a tokenizer.json), so the ids are the same without importing transformers or torch,
+which a cold text query cannot afford (about 1.3 s and 1.9 s).
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
+import numpy as np
 
 from ..errors import CheckpointError
 
 CONTEXT_LENGTH = 77
+BOS, EOS = "<|startoftext|>", "<|endoftext|>"
+# CLIP's word pattern: special tokens, English contractions, letter runs, single digits, and runs of
+# anything else that is not a space.
+_WORD_PATTERN = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 
 
 @dataclass(frozen=True)
 class TokenBatch:
     """Token ids trimmed to the longest text, and where each text's end-of-text token sits."""
 
-    input_ids: torch.Tensor  # (N, L) int64, L <= 77
-    eos_positions: torch.Tensor  # (N,) int64
+    input_ids: np.ndarray  # (N, L) int64, L <= 77
+    eos_positions: np.ndarray  # (N,) int64
 
 
 class ClipTokenizer:
     def __init__(self, checkpoint_dir: Path, max_positions: int) -> None:
-        self._tokenizer = _load(checkpoint_dir)
         self.context_length = min(CONTEXT_LENGTH, max_positions)
+        self._tokenizer = _load(checkpoint_dir, self.context_length)
 
     def __call__(self, texts: list[str]) -> TokenBatch:
         ids = self.full_ids(texts)
         # The reference pools at argmax(input_ids): the first EOS (49407, the largest id; padding
         # repeats it after the real one). Positions after it never influence it (causal mask).
-        eos = ids.argmax(dim=1)
-        length = int(eos.max()) + 1
-        return TokenBatch(input_ids=ids[:, :length], eos_positions=eos)
+        eos = ids.argmax(axis=1) if len(ids) else np.zeros(0, dtype=np.int64)
+        length = int(eos.max()) + 1 if len(ids) else 0
+        return TokenBatch(input_ids=ids[:, :length], eos_positions=eos.astype(np.int64))
 
-    def full_ids(self, texts: list[str]) -> torch.Tensor:
-        """Untrimmed (N, 77) ids, exactly as the reference tokenizer call gives them."""
-        encoded = self._tokenizer(
-            texts,
-            max_length=self.context_length,
-            padding="max_length",
-            truncation=True,
-            return_tensors="pt",
-        )
-        return encoded["input_ids"].to(torch.int64)
+    def full_ids(self, texts: list[str]) -> np.ndarray:
+        """Untrimmed (N, 77) int64 ids, exactly as the reference tokenizer call gives them."""
+        encodings = self._tokenizer.encode_batch(list(texts))
+        if not encodings:
+            return np.zeros((0, self.context_length), dtype=np.int64)
+        return np.array([e.ids for e in encodings], dtype=np.int64)
 
 
-def _load(checkpoint_dir: Path) -> Any:
-    has_files = (checkpoint_dir / "tokenizer.json").is_file() or (
-        (checkpoint_dir / "vocab.json").is_file() and (checkpoint_dir / "merges.txt").is_file()
-    )
-    if not has_files:
+def _load(checkpoint_dir: Path, context_length: int) -> Any:
+    vocab, merges = _read_vocabulary(checkpoint_dir)
+    from tokenizers import AddedToken, Regex, Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers.models import BPE
+
+    missing = [t for t in (BOS, EOS) if t not in vocab]
+    if missing:
         raise CheckpointError(
-            f"{checkpoint_dir}: no tokenizer files (tokenizer.json, or vocab.json + merges.txt)",
-            "re-download the checkpoint with `lbsearch pull` or copy its tokenizer files there",
+            f"{checkpoint_dir}: the tokenizer vocabulary has no {missing[0]!r} token",
+            "these are not CLIP tokenizer files; re-download the checkpoint",
         )
-    from transformers import CLIPTokenizer
-
     try:
-        return CLIPTokenizer.from_pretrained(str(checkpoint_dir))
-    except Exception as exc:  # transformers raises many types for unreadable tokenizer files
+        model = BPE(
+            vocab=vocab,
+            merges=merges,
+            unk_token=EOS,
+            continuing_subword_prefix="",
+            end_of_word_suffix="</w>",
+            fuse_unk=False,
+        )
+    except Exception as exc:  # tokenizers raises its own Exception type for bad merges
         raise CheckpointError(
-            f"{checkpoint_dir}: cannot load the tokenizer: {exc}",
+            f"{checkpoint_dir}: the tokenizer merges do not fit its vocabulary: {exc}",
             "the tokenizer files are damaged; re-download the checkpoint",
         ) from exc
+    tokenizer = Tokenizer(model)
+    tokenizer.normalizer = normalizers.Sequence(
+        [normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()]
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(_WORD_PATTERN), behavior="removed", invert=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
+    )
+    # The special tokens match in the raw text (before lower-casing), as in transformers.
+    tokenizer.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in (BOS, EOS)])
+    tokenizer.post_processor = processors.RobertaProcessing(
+        (EOS, vocab[EOS]), (BOS, vocab[BOS]), trim_offsets=False, add_prefix_space=False
+    )
+    tokenizer.enable_truncation(max_length=context_length)
+    tokenizer.enable_padding(length=context_length, pad_id=vocab[EOS], pad_token=EOS)
+    return tokenizer
+
+
+def _read_vocabulary(checkpoint_dir: Path) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Vocabulary and merges from tokenizer.json when present, else vocab.json + merges.txt."""
+    combined = checkpoint_dir / "tokenizer.json"
+    vocab_file, merges_file = checkpoint_dir / "vocab.json", checkpoint_dir / "merges.txt"
+    if combined.is_file():
+        return _from_tokenizer_json(combined)
+    if vocab_file.is_file() and merges_file.is_file():
+        return _from_vocab_and_merges(vocab_file, merges_file)
+    raise CheckpointError(
+        f"{checkpoint_dir}: no tokenizer files (tokenizer.json, or vocab.json + merges.txt)",
+        "re-download the checkpoint with `lbsearch pull` or copy its tokenizer files there",
+    )
+
+
+def _from_tokenizer_json(path: Path) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    raw = _read_json(path)
+    model = raw.get("model") if isinstance(raw, dict) else None
+    if not isinstance(model, dict) or model.get("type", "BPE") != "BPE":
+        raise _damaged(path, "it does not hold a BPE model")
+    vocab, merges = model.get("vocab"), model.get("merges")
+    if not isinstance(vocab, dict) or not isinstance(merges, list):
+        raise _damaged(path, "its BPE model has no vocab object or merges list")
+    return vocab, [_merge_pair(m, path) for m in merges]
+
+
+def _from_vocab_and_merges(
+    vocab_file: Path, merges_file: Path
+) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    vocab = _read_json(vocab_file)
+    if not isinstance(vocab, dict):
+        raise _damaged(vocab_file, "it is not a JSON object of token ids")
+    try:
+        lines = merges_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _damaged(merges_file, str(exc)) from exc
+    # The first line is a "#version" header; blank lines carry nothing.
+    pairs = [line for line in lines if line and not line.startswith("#version")]
+    return vocab, [_merge_pair(line, merges_file) for line in pairs]
+
+
+def _merge_pair(merge: Any, path: Path) -> tuple[str, str]:
+    parts = merge.split(" ") if isinstance(merge, str) else merge
+    if not isinstance(parts, list | tuple) or len(parts) != 2:
+        raise _damaged(path, f"merge {merge!r} is not a pair of symbols")
+    return str(parts[0]), str(parts[1])
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _damaged(path, str(exc)) from exc
+
+
+def _damaged(path: Path, problem: str) -> CheckpointError:
+    return CheckpointError(
+        f"{path}: cannot read the tokenizer: {problem}",
+        "the tokenizer files are damaged; re-download the checkpoint",
+    )

@@ -1,0 +1,216 @@
+"""Where exported towers live, how they are named, and how they are written safely.
+
+Layout under the cache root (LBSEARCH_CACHE, else the user cache folder), one folder per export
+format so that a new lbsearch never runs graphs an older one wrote:
+
+    onnx/v1/media/<weights key>-<dtype>/     model.onnx, model.onnx.data, meta.json
+    onnx/v1/text/by-weights/<weights key>.json   {"identity": ...}: which text tower a file holds
+    onnx/v1/text/<identity>/                 model.onnx, model.onnx.data, meta.json
+
+A weights key digests what identifies a checkpoint file without reading it (path, size, mtime)
+plus its config.json and the tower kind, so a changed checkpoint gets a fresh export. Text towers
+are stored by content (LanguageBind froze the text tower, so most checkpoints share one): the
+pointer file lets a later run learn the identity without hashing the weights again.
+
+Every entry is built in a temporary sibling folder and renamed into place; meta.json is written
+last, so a folder that has it is complete. Concurrent exporters of one entry wait on a lock file,
+and whichever renames second throws its copy away.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ...errors import LbsearchError
+from ...models.checkpoint import Checkpoint
+
+CACHE_ENV = "LBSEARCH_CACHE"
+EXPORT_FORMAT = 1  # bump when the exported graphs change (inputs, normalisation, opset, quantising)
+MODEL_FILE = "model.onnx"
+META_FILE = "meta.json"
+
+Notify = Callable[[str], None]
+
+
+class OnnxCacheError(LbsearchError):
+    """The ONNX cache cannot be written or read, or an export failed."""
+
+
+def cache_root(override: Path | str | None = None) -> Path:
+    """The parameter, else $LBSEARCH_CACHE, else the platform's user cache folder for lbsearch."""
+    if override is not None:
+        return Path(override).expanduser()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("lbsearch"))
+
+
+@dataclass(frozen=True)
+class WeightsIdentity:
+    """What names a checkpoint's weights without reading them."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    config_digest: str
+
+    @classmethod
+    def of(cls, checkpoint: Checkpoint) -> WeightsIdentity:
+        weights = checkpoint.weights.resolve()
+        config = checkpoint.directory / "config.json"
+        try:
+            stat = weights.stat()
+            config_digest = hashlib.sha256(config.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise OnnxCacheError(
+                f"{exc.filename}: cannot read it to name its ONNX export: {exc.strerror}",
+                "check that the checkpoint folder is complete and readable",
+            ) from exc
+        return cls(str(weights), stat.st_size, stat.st_mtime_ns, config_digest)
+
+    def key(self, kind: str) -> str:
+        text = f"{kind}\0{self.path}\0{self.size}\0{self.mtime_ns}\0{self.config_digest}"
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+class OnnxCache:
+    """One cache root's v<EXPORT_FORMAT> folder."""
+
+    def __init__(self, root: Path | str | None = None) -> None:
+        self.base = cache_root(root) / "onnx" / f"v{EXPORT_FORMAT}"
+
+    def media_entry(self, weights_key: str, dtype: str) -> Path:
+        return self.base / "media" / f"{weights_key}-{dtype}"
+
+    def text_entry(self, identity: str) -> Path:
+        return self.base / "text" / identity
+
+    def text_pointer(self, weights_key: str) -> Path:
+        return self.base / "text" / "by-weights" / f"{weights_key}.json"
+
+    def read_text_identity(self, weights_key: str) -> str | None:
+        """The text tower identity recorded for these weights, if an export recorded one."""
+        raw = read_json(self.text_pointer(weights_key))
+        identity = raw.get("identity") if raw else None
+        return identity if isinstance(identity, str) and identity.isalnum() else None
+
+    def write_text_identity(self, weights_key: str, identity: str, weights: str) -> None:
+        write_json_atomic(
+            self.text_pointer(weights_key),
+            {"identity": identity, "weights": weights, "format": EXPORT_FORMAT},
+        )
+
+    def prune_media(self, weights_path: str, keep: str) -> None:
+        """Remove exports of an older version of the same weights file (its key changed)."""
+        folder = self.base / "media"
+        for entry in folder.iterdir() if folder.is_dir() else ():
+            meta = read_meta(entry)
+            if meta and meta.get("weights") == weights_path and meta.get("key") != keep:
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def is_complete(entry: Path) -> bool:
+    return (entry / META_FILE).is_file() and (entry / MODEL_FILE).is_file()
+
+
+def read_meta(entry: Path) -> dict[str, Any] | None:
+    return read_json(entry / META_FILE)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None  # absent or half-written by a crashed run: treated as not cached
+    return raw if isinstance(raw, dict) else None
+
+
+def write_json_atomic(path: Path, content: dict[str, Any]) -> None:
+    _make_dirs(path.parent)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(content, out, indent=2)
+        os.replace(temp, path)
+    except OSError as exc:
+        Path(temp).unlink(missing_ok=True)
+        raise _unwritable(path, exc) from exc
+
+
+def publish(entry: Path, build: Callable[[Path], dict[str, Any]]) -> Path:
+    """Build `entry` in a temporary sibling and rename it into place, unless it is already there.
+
+    `build(folder)` writes the model files into `folder` and returns the metadata to record.
+    Returns `entry`, complete, whoever built it.
+    """
+    _make_dirs(entry.parent)
+    with _exclusive(entry.parent / f".{entry.name}.lock"):
+        if is_complete(entry):  # another process finished it while we waited
+            return entry
+        shutil.rmtree(entry, ignore_errors=True)  # an incomplete leftover (no meta.json)
+        temp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+        try:
+            meta = build(temp)
+            write_json_atomic(temp / META_FILE, {**meta, "format": EXPORT_FORMAT})
+            _rename_into_place(temp, entry)
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
+    return entry
+
+
+def folder_size(entry: Path) -> int:
+    return sum(p.stat().st_size for p in entry.iterdir() if p.is_file())
+
+
+def _rename_into_place(temp: Path, entry: Path) -> None:
+    try:
+        os.rename(temp, entry)
+    except OSError as exc:
+        if not is_complete(entry):  # not a lost race: a real failure
+            raise _unwritable(entry, exc) from exc
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """An advisory lock where the platform has one (POSIX); the rename alone keeps entries whole
+    elsewhere, the lock only spares a second process the same export."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    try:
+        handle = lock_path.open("a")
+    except OSError as exc:
+        raise _unwritable(lock_path, exc) from exc
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _make_dirs(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(folder, exc) from exc
+
+
+def _unwritable(path: Path, exc: OSError) -> OnnxCacheError:
+    return OnnxCacheError(
+        f"{path}: cannot write the ONNX cache: {exc.strerror or exc}",
+        f"free disk space or point ${CACHE_ENV} at a writable folder",
+    )

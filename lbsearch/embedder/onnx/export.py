@@ -1,0 +1,172 @@
+"""Export a checkpoint's towers from lbsearch's torch modules to ONNX (needs torch and onnxscript).
+
+torch.onnx's torch.export-based exporter (`dynamo=True`) is used: the TorchScript exporter is
+deprecated in torch 2.9+ and slated for removal. Each graph ends in the L2 normalisation, so ONNX
+Runtime hands out unit rows as torch's encoders do, and before an export is kept it is run once in
+ONNX Runtime against torch on the same inputs: an export that does not reproduce the torch tower
+(cosine < 0.99999) is refused instead of cached.
+
+Only this module imports torch; running an exported tower never does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...models.checkpoint import Checkpoint
+from ...models.encoder import Encoder, Placement, TextEncoder
+from ...types import Modality
+from .cache import MODEL_FILE, OnnxCacheError
+from .sessions import EOS_POSITIONS, IDS, PIXELS, VECTORS
+
+OPSET = 20
+MIN_EXPORT_COSINE = 0.99999
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    seconds: float
+    min_cosine: float  # ONNX Runtime against torch on the check inputs
+
+
+class _UnitMedia(nn.Module):
+    """A media tower whose outputs are unit rows, normalised in float32 as the torch encoders do."""
+
+    def __init__(self, tower: nn.Module) -> None:
+        super().__init__()
+        self.tower = tower
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.tower(pixels).float(), dim=-1)
+
+
+class _UnitText(nn.Module):
+    def __init__(self, tower: nn.Module) -> None:
+        super().__init__()
+        self.tower = tower
+
+    def forward(self, input_ids: torch.Tensor, eos_positions: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.tower(input_ids, eos_positions).float(), dim=-1)
+
+
+def load_media_module(checkpoint: Checkpoint, modality: Modality) -> nn.Module:
+    return Encoder(checkpoint, _CPU_FP32, modality).model
+
+
+def load_text_module(checkpoint: Checkpoint) -> tuple[nn.Module, str]:
+    """The text tower and its content fingerprint (equal for towers with identical weights)."""
+    encoder = TextEncoder(checkpoint, _CPU_FP32)
+    return encoder.model, encoder.fingerprint
+
+
+def export_media(module: nn.Module, input_shape: tuple[int, ...], folder: Path) -> ExportReport:
+    """(B, *input_shape) float32 -> (B, dim) unit rows, B dynamic."""
+    pixels = torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(0))
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    return _export(
+        _UnitMedia(module),
+        (pixels,),
+        folder,
+        input_names=[PIXELS],
+        dynamic_shapes=({0: batch},),
+    )
+
+
+def export_text(module: nn.Module, context_length: int, vocab_size: int, folder: Path) -> ExportReport:
+    """(B, L) int64 ids and (B,) int64 EOS positions -> (B, dim) unit rows, B and L dynamic."""
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, vocab_size, (3, 7), generator=generator, dtype=torch.int64)
+    eos = torch.tensor([6, 2, 4], dtype=torch.int64)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    length = torch.export.Dim("length", min=2, max=context_length)
+    return _export(
+        _UnitText(module),
+        (ids, eos),
+        folder,
+        input_names=[IDS, EOS_POSITIONS],
+        dynamic_shapes=({0: batch, 1: length}, {0: batch}),
+    )
+
+
+def _export(
+    model: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    folder: Path,
+    input_names: list[str],
+    dynamic_shapes: tuple[dict[int, object], ...],
+) -> ExportReport:
+    path = folder / MODEL_FILE
+    start = time.perf_counter()
+    try:
+        with _quiet():
+            torch.onnx.export(
+                model.eval(),
+                inputs,
+                str(path),
+                dynamo=True,
+                input_names=input_names,
+                output_names=[VECTORS],
+                dynamic_shapes=dynamic_shapes,
+                opset_version=OPSET,
+                external_data=True,  # ViT-H towers pass protobuf's 2 GB limit
+                verbose=False,
+            )
+    except ImportError as exc:
+        raise OnnxCacheError(
+            f"exporting to ONNX needs a package that is not installed: {exc.name or exc}",
+            "pip install onnx onnxscript (they come with lbsearch's dependencies)",
+        ) from exc
+    except Exception as exc:  # the exporter raises many types; none is recoverable here
+        raise OnnxCacheError(
+            f"{path}: torch.onnx could not export the tower: {exc}",
+            "report this with the checkpoint's config.json; use the torch back-end meanwhile",
+        ) from exc
+    seconds = time.perf_counter() - start
+    return ExportReport(seconds, _check_against_torch(model, inputs, path, input_names))
+
+
+def _check_against_torch(
+    model: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, input_names: list[str]
+) -> float:
+    import onnxruntime as ort
+
+    with torch.inference_mode():
+        expected = model(*inputs).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = {name: tensor.numpy() for name, tensor in zip(input_names, inputs, strict=True)}
+    got = session.run([VECTORS], feed)[0]
+    cosine = float((expected.astype(np.float64) * got).sum(axis=1).min())
+    if cosine < MIN_EXPORT_COSINE:
+        raise OnnxCacheError(
+            f"{path}: the exported graph differs from the torch tower (cosine {cosine:.6f})",
+            "report this with the checkpoint's config.json; use the torch back-end meanwhile",
+        )
+    return cosine
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The exporter logs and warns about its own internals (a missing torchvision, deprecated
+    pytree helpers); none of it concerns the user, and the core never prints."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+_CPU_FP32 = Placement(torch.device("cpu"), torch.float32, "sdpa")

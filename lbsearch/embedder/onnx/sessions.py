@@ -1,0 +1,95 @@
+"""Exported towers running in ONNX Runtime: numpy in, float32 unit rows out. No torch here.
+
+Sessions run one operator at a time (sequential execution) on `threads` intra-op threads, and
+their threads sleep when idle instead of spinning: a text query must stay fast while an indexer
+holds every core, and a spinning pool would also steal the indexer's cycles between queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import UsageError
+from ...models.tokenizer import ClipTokenizer
+from .cache import OnnxCacheError
+
+PIXELS, IDS, EOS_POSITIONS, VECTORS = "pixels", "input_ids", "eos_positions", "vectors"
+TEXT_BATCH = 64
+
+
+def open_session(model: Path, threads: int = 0) -> Any:
+    """An ONNX Runtime CPU session for `model`; threads 0 lets ONNX Runtime choose (one per core)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(0, threads)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only: the core never prints
+    try:
+        return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ONNX Runtime raises its own exception types for unreadable graphs
+        raise OnnxCacheError(
+            f"{model}: ONNX Runtime cannot load the exported tower: {exc}",
+            f"delete {model.parent} so that it is exported again",
+        ) from exc
+
+
+class OnnxMediaTower:
+    """A modality tower: (B, *input_shape) float32 pixels -> (B, dim) float32 unit rows."""
+
+    def __init__(
+        self, session: Any, model_id: str, input_shape: tuple[int, ...], dim: int, dtype: str
+    ) -> None:
+        self.session = session
+        self.model_id = model_id
+        self.input_shape = input_shape
+        self.dim = dim
+        self.dtype = dtype
+
+    def encode(self, pixels: np.ndarray) -> np.ndarray:
+        if pixels.ndim != len(self.input_shape) + 1 or tuple(pixels.shape[1:]) != self.input_shape:
+            raise UsageError(
+                f"{self.model_id}: input has shape {tuple(pixels.shape)}",
+                f"expected (batch, {', '.join(map(str, self.input_shape))})",
+            )
+        if len(pixels) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        feed = {PIXELS: np.ascontiguousarray(pixels, dtype=np.float32)}
+        return np.asarray(self.session.run([VECTORS], feed)[0], dtype=np.float32)
+
+
+class OnnxTextTower:
+    """A text tower with its tokenizer: texts -> (N, dim) float32 unit rows.
+
+    `identity` names the exported weights: equal for checkpoints whose text towers are identical
+    (the same digest the torch encoders share towers by)."""
+
+    def __init__(
+        self, session: Any, tokenizer: ClipTokenizer, model_id: str, dim: int, identity: str
+    ) -> None:
+        self.session = session
+        self.tokenizer = tokenizer
+        self.model_id = model_id
+        self.dim = dim
+        self.identity = identity
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if isinstance(texts, str):
+            raise UsageError("encode takes a list of texts, not one string", "wrap it: [text]")
+        texts = list(texts)
+        chunks = [texts[i : i + TEXT_BATCH] for i in range(0, len(texts), TEXT_BATCH)]
+        outputs = [self._encode_chunk(chunk) for chunk in chunks]
+        return np.concatenate(outputs) if outputs else np.zeros((0, self.dim), dtype=np.float32)
+
+    def _encode_chunk(self, texts: list[str]) -> np.ndarray:
+        batch = self.tokenizer(texts)
+        feed = {IDS: batch.input_ids, EOS_POSITIONS: batch.eos_positions}
+        return np.asarray(self.session.run([VECTORS], feed)[0], dtype=np.float32)

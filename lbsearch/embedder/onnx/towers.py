@@ -1,0 +1,214 @@
+"""Load a checkpoint's towers in ONNX Runtime, exporting them into the cache the first time.
+
+A cached tower loads from config.json, the weights file's size and mtime and the cache alone:
+neither torch nor transformers is imported, and the weights are not read. Only a missing export
+pulls in torch (lbsearch.embedder.onnx.export) and says so through `notify`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ...errors import CheckpointError, UsageError
+from ...models.checkpoint import Checkpoint
+from ...models.tokenizer import ClipTokenizer
+from ...types import Modality
+from .cache import (
+    MODEL_FILE,
+    Notify,
+    OnnxCache,
+    OnnxCacheError,
+    WeightsIdentity,
+    folder_size,
+    is_complete,
+    publish,
+)
+from .quantize import cpu_has_vnni
+from .sessions import OnnxMediaTower, OnnxTextTower, open_session
+
+MEDIA_DTYPES = ("float32", "int8")
+_ALIASES = {"fp32": "float32", "float32": "float32", "int8": "int8"}
+
+
+def load_onnx_media_tower(
+    checkpoint: Checkpoint,
+    modality: Modality,
+    dtype: str = "float32",
+    threads: int = 0,
+    notify: Notify | None = None,
+    cache_dir: Path | str | None = None,
+) -> OnnxMediaTower:
+    """`modality`'s tower of `checkpoint` in ONNX Runtime, float32 or with int8 weights."""
+    dtype = _media_dtype(dtype)
+    _check_modality(checkpoint, modality)
+    cache = OnnxCache(cache_dir)
+    weights = WeightsIdentity.of(checkpoint)
+    key = weights.key(modality.value)
+    entry = cache.media_entry(key, dtype)
+
+    def build() -> None:
+        _build_media(checkpoint, modality, dtype, cache, weights, notify)
+
+    session = _open(entry, threads, build)
+    spec = checkpoint.spec
+    return OnnxMediaTower(session, checkpoint.model_id, spec.input_shape, spec.projection_dim, dtype)
+
+
+def load_onnx_text_tower(
+    checkpoint: Checkpoint,
+    threads: int = 0,
+    notify: Notify | None = None,
+    cache_dir: Path | str | None = None,
+) -> OnnxTextTower:
+    """The text tower of `checkpoint` (always float32); identical towers come back as one object."""
+    cache = OnnxCache(cache_dir)
+    weights = WeightsIdentity.of(checkpoint)
+    key = weights.key("text")
+    identity = cache.read_text_identity(key)
+    if identity is None or not is_complete(cache.text_entry(identity)):
+        identity = _build_text(checkpoint, cache, weights, notify)
+    with _text_lock:
+        shared_key = (str(cache.text_entry(identity)), threads)
+        if shared_key not in _text_towers:
+            entry = cache.text_entry(identity)
+            session = _open(entry, threads, lambda: _build_text(checkpoint, cache, weights, notify))
+            tokenizer = ClipTokenizer(checkpoint.directory, checkpoint.spec.text.max_positions)
+            dim = checkpoint.spec.projection_dim
+            _text_towers[shared_key] = OnnxTextTower(
+                session, tokenizer, checkpoint.model_id, dim, identity
+            )
+        return _text_towers[shared_key]
+
+
+_text_lock = threading.Lock()
+_text_towers: dict[tuple[str, int], OnnxTextTower] = {}
+
+
+def _open(entry: Path, threads: int, build: Callable[[], Any]) -> Any:
+    """A session on `entry`, built first if missing; a damaged entry is rebuilt once."""
+    if not is_complete(entry):
+        build()
+    try:
+        return open_session(entry / MODEL_FILE, threads)
+    except OnnxCacheError:
+        shutil.rmtree(entry, ignore_errors=True)
+        build()
+        return open_session(entry / MODEL_FILE, threads)
+
+
+def _build_media(
+    checkpoint: Checkpoint,
+    modality: Modality,
+    dtype: str,
+    cache: OnnxCache,
+    weights: WeightsIdentity,
+    notify: Notify | None,
+) -> None:
+    key = weights.key(modality.value)
+    entry = cache.media_entry(key, dtype)
+    what = f"the {modality.value} tower of {checkpoint.model_id}"
+
+    def build(folder: Path) -> dict[str, Any]:
+        from .export import export_media, load_media_module
+
+        start = time.perf_counter()
+        _say(notify, f"Exporting {what} to ONNX ({dtype}), once per checkpoint; full-size towers take minutes")
+        meta: dict[str, Any] = {"kind": modality.value, "dtype": dtype}
+        fp32 = cache.media_entry(key, "float32")
+        if dtype == "float32" or not is_complete(fp32):
+            target = folder if dtype == "float32" else folder / "float32"
+            target.mkdir(exist_ok=True)
+            report = export_media(load_media_module(checkpoint, modality), checkpoint.spec.input_shape, target)
+            meta["min_cosine_to_torch"] = report.min_cosine
+            fp32 = target
+        if dtype == "int8":
+            from .quantize import quantize_int8
+
+            reduce_range = not cpu_has_vnni()
+            quantize_int8(fp32 / MODEL_FILE, folder, reduce_range)
+            shutil.rmtree(folder / "float32", ignore_errors=True)
+            meta["reduce_range"] = reduce_range
+        meta["export_seconds"] = round(time.perf_counter() - start, 1)
+        return {**meta, **_weights_meta(checkpoint, weights, key)}
+
+    publish(entry, build)
+    cache.prune_media(weights.path, keep=key)
+    _say_done(notify, what, entry)
+
+
+def _build_text(
+    checkpoint: Checkpoint, cache: OnnxCache, weights: WeightsIdentity, notify: Notify | None
+) -> str:
+    """Read the text weights to learn their identity, export them unless that tower is cached,
+    and record the identity for these weights. Returns the identity."""
+    from .export import export_text, load_text_module
+
+    module, identity = load_text_module(checkpoint)
+    entry = cache.text_entry(identity)
+    what = f"the text tower of {checkpoint.model_id}"
+    key = weights.key("text")
+
+    def build(folder: Path) -> dict[str, Any]:
+        _say(notify, f"Exporting {what} to ONNX, once per checkpoint")
+        spec = checkpoint.spec.text
+        context = min(77, spec.max_positions)
+        report = export_text(module, context, spec.vocab_size, folder)
+        return {
+            "kind": "text",
+            "dtype": "float32",
+            "identity": identity,
+            "export_seconds": round(report.seconds, 1),
+            "min_cosine_to_torch": report.min_cosine,
+            **_weights_meta(checkpoint, weights, key),
+        }
+
+    if not is_complete(entry):
+        publish(entry, build)
+        _say_done(notify, what, entry)
+    cache.write_text_identity(key, identity, weights.path)
+    return identity
+
+
+def _weights_meta(checkpoint: Checkpoint, weights: WeightsIdentity, key: str) -> dict[str, Any]:
+    return {
+        "key": key,
+        "model_id": checkpoint.model_id,
+        "weights": weights.path,
+        "weights_size": weights.size,
+        "weights_mtime_ns": weights.mtime_ns,
+    }
+
+
+def _media_dtype(dtype: str) -> str:
+    if dtype not in _ALIASES:
+        raise UsageError(
+            f"ONNX Runtime media towers run as float32 or int8, not {dtype!r}",
+            "use dtype float32 or int8 with the onnxruntime back-end",
+        )
+    return _ALIASES[dtype]
+
+
+def _check_modality(checkpoint: Checkpoint, modality: Modality) -> None:
+    if checkpoint.spec.modality is not modality:
+        raise CheckpointError(
+            f"{checkpoint.directory / 'config.json'}: key 'model_type' is "
+            f"{checkpoint.spec.model_type}, a {checkpoint.spec.modality.value} checkpoint, "
+            f"not {modality.value}",
+            f"use a LanguageBind {modality.value} checkpoint for {modality.value} files",
+        )
+
+
+def _say(notify: Notify | None, message: str) -> None:
+    if notify is not None:
+        notify(message)
+
+
+def _say_done(notify: Notify | None, what: str, entry: Path) -> None:
+    if notify is not None and is_complete(entry):
+        size_mb = folder_size(entry) / 1e6
+        notify(f"Exported {what}: {size_mb:.0f} MB in {entry}")
