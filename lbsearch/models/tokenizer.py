@@ -91,7 +91,9 @@ def _load(checkpoint_dir: Path, context_length: int) -> Any:
         ]
     )
     # The special tokens match in the raw text (before lower-casing), as in transformers.
-    tokenizer.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in (BOS, EOS)])
+    tokenizer.add_special_tokens(
+        [AddedToken(t, normalized=False, special=True) for t in (BOS, EOS)]
+    )
     tokenizer.post_processor = processors.RobertaProcessing(
         (EOS, vocab[EOS]), (BOS, vocab[BOS]), trim_offsets=False, add_prefix_space=False
     )

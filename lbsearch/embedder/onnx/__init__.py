@@ -7,13 +7,12 @@ onnxscript.
 
 from __future__ import annotations
 
-from .cache import CACHE_ENV, OnnxCacheError, cache_root
+from .cache import OnnxCacheError, cache_root
 from .quantize import cpu_has_vnni
 from .sessions import OnnxMediaTower, OnnxTextTower
 from .towers import MEDIA_DTYPES, load_onnx_media_tower, load_onnx_text_tower
 
 __all__ = [
-    "CACHE_ENV",
     "MEDIA_DTYPES",
     "OnnxCacheError",
     "OnnxMediaTower",

@@ -1,16 +1,16 @@
 """Where exported towers live, how they are named, and how they are written safely.
 
-Layout under the cache root (LBSEARCH_CACHE, else the user cache folder), one folder per export
-format so that a new lbsearch never runs graphs an older one wrote:
+Layout under the cache root (the parameter, $LBSEARCH_CACHE, else the user cache folder), one
+folder per export format so that a new lbsearch never runs graphs an older one wrote:
 
-    onnx/v1/media/<weights key>-<dtype>/     model.onnx, model.onnx.data, meta.json
-    onnx/v1/text/by-weights/<weights key>.json   {"identity": ...}: which text tower a file holds
-    onnx/v1/text/<identity>/                 model.onnx, model.onnx.data, meta.json
+    onnx/v1/media/<weights key>-<dtype>/       model.onnx, model.onnx.data, meta.json
+    onnx/v1/text/<identity>-<text config>/     model.onnx, model.onnx.data, meta.json
 
 A weights key digests what identifies a checkpoint file without reading it (path, size, mtime)
 plus its config.json and the tower kind, so a changed checkpoint gets a fresh export. Text towers
 are stored by content (LanguageBind froze the text tower, so most checkpoints share one): the
-pointer file lets a later run learn the identity without hashing the weights again.
+identity is the digest of the text weights that lbsearch.embedder.identity computes once per
+checkpoint file.
 
 Every entry is built in a temporary sibling folder and renamed into place; meta.json is written
 last, so a folder that has it is complete. Concurrent exporters of one entry wait on a lock file,
@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -32,8 +30,9 @@ from typing import Any
 
 from ...errors import LbsearchError
 from ...models.checkpoint import Checkpoint
+from ...models.spec import TextSpec
+from ..cache import cache_dir, read_json, write_json_atomically
 
-CACHE_ENV = "LBSEARCH_CACHE"
 EXPORT_FORMAT = 1  # bump when the exported graphs change (inputs, normalisation, opset, quantising)
 MODEL_FILE = "model.onnx"
 META_FILE = "meta.json"
@@ -47,13 +46,7 @@ class OnnxCacheError(LbsearchError):
 
 def cache_root(override: Path | str | None = None) -> Path:
     """The parameter, else $LBSEARCH_CACHE, else the platform's user cache folder for lbsearch."""
-    if override is not None:
-        return Path(override).expanduser()
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("lbsearch"))
+    return Path(override).expanduser() if override is not None else cache_dir()
 
 
 @dataclass(frozen=True)
@@ -93,23 +86,10 @@ class OnnxCache:
     def media_entry(self, weights_key: str, dtype: str) -> Path:
         return self.base / "media" / f"{weights_key}-{dtype}"
 
-    def text_entry(self, identity: str) -> Path:
-        return self.base / "text" / identity
-
-    def text_pointer(self, weights_key: str) -> Path:
-        return self.base / "text" / "by-weights" / f"{weights_key}.json"
-
-    def read_text_identity(self, weights_key: str) -> str | None:
-        """The text tower identity recorded for these weights, if an export recorded one."""
-        raw = read_json(self.text_pointer(weights_key))
-        identity = raw.get("identity") if raw else None
-        return identity if isinstance(identity, str) and identity.isalnum() else None
-
-    def write_text_identity(self, weights_key: str, identity: str, weights: str) -> None:
-        write_json_atomic(
-            self.text_pointer(weights_key),
-            {"identity": identity, "weights": weights, "format": EXPORT_FORMAT},
-        )
+    def text_entry(self, identity: str, spec: TextSpec) -> Path:
+        # The graph follows config.json too (activation, epsilon, heads), not the weights alone.
+        shape = hashlib.sha256(repr(spec).encode("utf-8")).hexdigest()[:8]
+        return self.base / "text" / f"{identity}-{shape}"
 
     def prune_media(self, weights_path: str, keep: str) -> None:
         """Remove exports of an older version of the same weights file (its key changed)."""
@@ -124,28 +104,9 @@ def is_complete(entry: Path) -> bool:
     return (entry / META_FILE).is_file() and (entry / MODEL_FILE).is_file()
 
 
-def read_meta(entry: Path) -> dict[str, Any] | None:
+def read_meta(entry: Path) -> dict[str, Any]:
+    """What an entry's meta.json says; {} when absent or unreadable."""
     return read_json(entry / META_FILE)
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None  # absent or half-written by a crashed run: treated as not cached
-    return raw if isinstance(raw, dict) else None
-
-
-def write_json_atomic(path: Path, content: dict[str, Any]) -> None:
-    _make_dirs(path.parent)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(content, out, indent=2)
-        os.replace(temp, path)
-    except OSError as exc:
-        Path(temp).unlink(missing_ok=True)
-        raise _unwritable(path, exc) from exc
 
 
 def publish(entry: Path, build: Callable[[Path], dict[str, Any]]) -> Path:
@@ -162,8 +123,10 @@ def publish(entry: Path, build: Callable[[Path], dict[str, Any]]) -> Path:
         temp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
         try:
             meta = build(temp)
-            write_json_atomic(temp / META_FILE, {**meta, "format": EXPORT_FORMAT})
+            write_json_atomically(temp / META_FILE, {**meta, "format": EXPORT_FORMAT})
             _rename_into_place(temp, entry)
+        except OSError as exc:
+            raise _unwritable(entry, exc) from exc
         finally:
             shutil.rmtree(temp, ignore_errors=True)
     return entry
@@ -175,7 +138,7 @@ def folder_size(entry: Path) -> int:
 
 def _rename_into_place(temp: Path, entry: Path) -> None:
     try:
-        os.rename(temp, entry)
+        temp.rename(entry)  # atomic; fails if a complete entry is already there
     except OSError as exc:
         if not is_complete(entry):  # not a lost race: a real failure
             raise _unwritable(entry, exc) from exc
@@ -212,5 +175,5 @@ def _make_dirs(folder: Path) -> None:
 def _unwritable(path: Path, exc: OSError) -> OnnxCacheError:
     return OnnxCacheError(
         f"{path}: cannot write the ONNX cache: {exc.strerror or exc}",
-        f"free disk space or point ${CACHE_ENV} at a writable folder",
+        "free disk space or point $LBSEARCH_CACHE at a writable folder",
     )

@@ -82,7 +82,9 @@ def export_media(module: nn.Module, input_shape: tuple[int, ...], folder: Path) 
     )
 
 
-def export_text(module: nn.Module, context_length: int, vocab_size: int, folder: Path) -> ExportReport:
+def export_text(
+    module: nn.Module, context_length: int, vocab_size: int, folder: Path
+) -> ExportReport:
     """(B, L) int64 ids and (B,) int64 EOS positions -> (B, dim) unit rows, B and L dynamic."""
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(0, vocab_size, (3, 7), generator=generator, dtype=torch.int64)

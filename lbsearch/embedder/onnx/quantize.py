@@ -37,11 +37,14 @@ def cpu_has_vnni() -> bool:
     if sys.platform != "linux":
         return False
     try:
-        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+        return vnni_in(Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace"))
     except OSError:
         return False
-    flags = set()
-    for line in text.splitlines():
+
+
+def vnni_in(cpuinfo: str) -> bool:
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
         if line.startswith("flags"):
             flags.update(line.partition(":")[2].split())
     return any(flag in flags for flag in _VNNI_FLAGS)

@@ -16,8 +16,9 @@ from typing import Any
 
 from ...errors import CheckpointError, UsageError
 from ...models.checkpoint import Checkpoint
-from ...models.tokenizer import ClipTokenizer
+from ...models.tokenizer import CONTEXT_LENGTH, ClipTokenizer
 from ...types import Modality
+from ..identity import text_tower_identity
 from .cache import (
     MODEL_FILE,
     Notify,
@@ -56,7 +57,9 @@ def load_onnx_media_tower(
 
     session = _open(entry, threads, build)
     spec = checkpoint.spec
-    return OnnxMediaTower(session, checkpoint.model_id, spec.input_shape, spec.projection_dim, dtype)
+    return OnnxMediaTower(
+        session, checkpoint.model_id, spec.input_shape, spec.projection_dim, dtype
+    )
 
 
 def load_onnx_text_tower(
@@ -67,16 +70,16 @@ def load_onnx_text_tower(
 ) -> OnnxTextTower:
     """The text tower of `checkpoint` (always float32); identical towers come back as one object."""
     cache = OnnxCache(cache_dir)
-    weights = WeightsIdentity.of(checkpoint)
-    key = weights.key("text")
-    identity = cache.read_text_identity(key)
-    if identity is None or not is_complete(cache.text_entry(identity)):
-        identity = _build_text(checkpoint, cache, weights, notify)
+    identity = text_tower_identity(checkpoint)  # hashed once per weights file, then cached
+    entry = cache.text_entry(identity, checkpoint.spec.text)
     with _text_lock:
-        shared_key = (str(cache.text_entry(identity)), threads)
+        shared_key = (str(entry), threads)
         if shared_key not in _text_towers:
-            entry = cache.text_entry(identity)
-            session = _open(entry, threads, lambda: _build_text(checkpoint, cache, weights, notify))
+
+            def build() -> None:
+                _build_text(checkpoint, entry, identity, notify)
+
+            session = _open(entry, threads, build)
             tokenizer = ClipTokenizer(checkpoint.directory, checkpoint.spec.text.max_positions)
             dim = checkpoint.spec.projection_dim
             _text_towers[shared_key] = OnnxTextTower(
@@ -117,13 +120,18 @@ def _build_media(
         from .export import export_media, load_media_module
 
         start = time.perf_counter()
-        _say(notify, f"Exporting {what} to ONNX ({dtype}), once per checkpoint; full-size towers take minutes")
+        _say(
+            notify,
+            f"Exporting {what} to ONNX ({dtype}), once per checkpoint; full-size towers take minutes",
+        )
         meta: dict[str, Any] = {"kind": modality.value, "dtype": dtype}
         fp32 = cache.media_entry(key, "float32")
         if dtype == "float32" or not is_complete(fp32):
             target = folder if dtype == "float32" else folder / "float32"
             target.mkdir(exist_ok=True)
-            report = export_media(load_media_module(checkpoint, modality), checkpoint.spec.input_shape, target)
+            report = export_media(
+                load_media_module(checkpoint, modality), checkpoint.spec.input_shape, target
+            )
             meta["min_cosine_to_torch"] = report.min_cosine
             fp32 = target
         if dtype == "int8":
@@ -141,37 +149,35 @@ def _build_media(
     _say_done(notify, what, entry)
 
 
-def _build_text(
-    checkpoint: Checkpoint, cache: OnnxCache, weights: WeightsIdentity, notify: Notify | None
-) -> str:
-    """Read the text weights to learn their identity, export them unless that tower is cached,
-    and record the identity for these weights. Returns the identity."""
-    from .export import export_text, load_text_module
-
-    module, identity = load_text_module(checkpoint)
-    entry = cache.text_entry(identity)
+def _build_text(checkpoint: Checkpoint, entry: Path, identity: str, notify: Notify | None) -> None:
     what = f"the text tower of {checkpoint.model_id}"
-    key = weights.key("text")
 
     def build(folder: Path) -> dict[str, Any]:
+        from .export import export_text, load_text_module
+
         _say(notify, f"Exporting {what} to ONNX, once per checkpoint")
+        module, fingerprint = load_text_module(checkpoint)
+        if fingerprint != identity:  # the weights changed since their identity was recorded
+            raise OnnxCacheError(
+                f"{checkpoint.weights}: the text weights changed while being read",
+                "run the command again",
+            )
         spec = checkpoint.spec.text
-        context = min(77, spec.max_positions)
-        report = export_text(module, context, spec.vocab_size, folder)
+        report = export_text(
+            module, min(CONTEXT_LENGTH, spec.max_positions), spec.vocab_size, folder
+        )
+        weights = WeightsIdentity.of(checkpoint)
         return {
             "kind": "text",
             "dtype": "float32",
             "identity": identity,
             "export_seconds": round(report.seconds, 1),
             "min_cosine_to_torch": report.min_cosine,
-            **_weights_meta(checkpoint, weights, key),
+            **_weights_meta(checkpoint, weights, weights.key("text")),
         }
 
-    if not is_complete(entry):
-        publish(entry, build)
-        _say_done(notify, what, entry)
-    cache.write_text_identity(key, identity, weights.path)
-    return identity
+    publish(entry, build)
+    _say_done(notify, what, entry)
 
 
 def _weights_meta(checkpoint: Checkpoint, weights: WeightsIdentity, key: str) -> dict[str, Any]:
