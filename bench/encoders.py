@@ -1,32 +1,47 @@
-"""Encoder throughput on ViT-L-sized random LanguageBind models, against this machine's GEMM peak.
+"""Encoder back-ends and dtypes side by side on ViT-L-sized random LanguageBind models.
 
-Prints, per modality and dtype: items/s at the batch size, GFLOP/s achieved (FLOPs counted by
-torch's FlopCounterMode on one item), and that as a share of the peak GEMM rate of the same dtype
-measured in the same run; plus the cosine between bf16 and fp32 embeddings of the same inputs.
+For each modality, every configuration (torch float32, torch bfloat16, ONNX Runtime float32,
+ONNX Runtime int8) encodes the same seeded batch, interleaved round by round so that a busy
+machine slows them alike. Prints items/s (best round), the ratio to torch float32, GFLOP/s as a
+share of this machine's fp32 GEMM peak (FLOPs counted by torch's FlopCounterMode on one item; the
+peak is the best F.linear rate at a ViT-L MLP shape, measured in every round), and the cosine of
+each configuration's vectors to torch float32's. ONNX Runtime towers are exported first into a
+temporary cache: the export time and the cache size per tower are printed too. The text tower
+(12 layers x 768, as released) runs last, with the image checkpoint.
 
-    python bench/encoders.py                       # every modality, float32 and bfloat16
-    python bench/encoders.py --modalities image --dtypes float32 --batch-size 4
+    python bench/encoders.py                              # image + text, all four configurations
+    python bench/encoders.py --modalities image,audio --rounds 2 --batch-size 2
+    python bench/encoders.py --configs torch/float32,onnxruntime/int8 --no-text
+    python bench/encoders.py --tiny --modalities image,video   # a smoke run of the script
 
-Weights are random (ViT-L/14 vision, 12-layer 768-d text, as released); speed does not depend on
-the values. Checkpoints are written to a temporary directory in the released layout.
+Weights are random; speed does not depend on the values, and int8's cosine on random towers is a
+fair stand-in for trained ones (the same weight ranges per channel). Checkpoints are written to a
+temporary directory in the released layout.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import lbsearch
-from lbsearch.config import load_config
+from lbsearch.embedder.onnx import cpu_has_vnni, load_onnx_media_tower, load_onnx_text_tower
+from lbsearch.embedder.onnx.cache import folder_size
+from lbsearch.models.checkpoint import open_checkpoint
 from lbsearch.models.runtime import cpu_has_native_bf16
 from lbsearch.testing.checkpoints import VIT_L, write_tiny_checkpoint
+from lbsearch.types import Modality
 
 VARIANT_OF = {
     "image": "image",
@@ -35,31 +50,35 @@ VARIANT_OF = {
     "depth": "depth",
     "thermal": "thermal",
 }
+CONFIGS = "torch/float32,torch/bfloat16,onnxruntime/float32,onnxruntime/int8"
+REFERENCE = "torch/float32"
+Encode = Callable[[], np.ndarray]
 
 
-@dataclass(frozen=True)
-class Measurement:
-    modality: str
-    dtype: str
-    batch_size: int
-    items_per_s: float
-    gflop_per_item: float
-    peak_gflops: float
+@dataclass
+class Config:
+    """One back-end/dtype: its encode call on the fixed inputs, and what it measured."""
 
-    @property
-    def gflops(self) -> float:
-        return self.items_per_s * self.gflop_per_item
+    name: str
+    encode: Encode
+    export: str = ""
+    seconds: list[float] = field(default_factory=list)
+    vectors: np.ndarray | None = None
+
+    def run(self) -> None:
+        start = time.perf_counter()
+        self.vectors = self.encode()
+        self.seconds.append(time.perf_counter() - start)
 
 
-def gemm_peak(dtype: torch.dtype, budget_s: float = 3.0) -> float:
-    """Best GFLOP/s of one ViT-L MLP matmul (8 x 257 tokens, 1024 -> 4096), through the same
-    F.linear path the towers use: the ceiling the transformer layers can approach."""
-    x = torch.randn(8 * 257, 1024, dtype=dtype)
-    w = torch.randn(4096, 1024, dtype=dtype)
+def gemm_peak(budget_s: float = 1.0) -> float:
+    """Best fp32 GFLOP/s of one ViT-L MLP matmul (8 x 257 tokens, 1024 -> 4096) through F.linear,
+    the ceiling the transformer layers can approach."""
+    x, w = torch.randn(8 * 257, 1024), torch.randn(4096, 1024)
     flops = 2 * x.shape[0] * w.shape[0] * w.shape[1]
+    best, deadline = 0.0, time.perf_counter() + budget_s
     with torch.inference_mode():
         torch.nn.functional.linear(x, w)
-        best, deadline = 0.0, time.perf_counter() + budget_s
         while time.perf_counter() < deadline:
             start = time.perf_counter()
             torch.nn.functional.linear(x, w)
@@ -67,110 +86,150 @@ def gemm_peak(dtype: torch.dtype, budget_s: float = 3.0) -> float:
     return best
 
 
-def flops_per_item(encoder: lbsearch.Encoder) -> float:
-    pixels = torch.randn(1, *encoder.input_shape)
+def flops_per_item(run_one: Callable[[], object]) -> float:
     counter = FlopCounterMode(display=False)
     with counter:
-        encoder.encode(pixels)
+        run_one()
     return counter.get_total_flops() / 1e9
 
 
-def timed_encode(
-    encoder: lbsearch.Encoder, pixels: torch.Tensor, budget_s: float, warm_up: bool
-) -> tuple[float, torch.Tensor]:
-    """Items/s over whole batches until the budget is spent (at least one), and the vectors."""
-    if warm_up:
-        encoder.encode(pixels[:1])
-    done, start = 0, time.perf_counter()
-    while done == 0 or time.perf_counter() - start < budget_s:
-        vectors = encoder.encode(pixels)
-        done += len(pixels)
-    return done / (time.perf_counter() - start), vectors
+def entries(cache: Path, kind: str) -> set[Path]:
+    """The exported towers of `kind` in the cache (not lock files or temporary folders)."""
+    folder = cache / "onnx" / "v1" / kind
+    return {p for p in folder.glob("*-*") if p.is_dir() and not p.name.startswith(".")}
 
 
-def text_per_second(model_dir: Path, dtype: str, budget_s: float) -> float:
-    encoder = lbsearch.load_text_encoder(str(model_dir), device="cpu", dtype=dtype)
-    texts = [f"a photo of a dog number {i} running on the beach" for i in range(32)]
-    encoder.encode_text(texts[:2])
-    done, start = 0, time.perf_counter()
-    while done == 0 or time.perf_counter() - start < budget_s:
-        encoder.encode_text(texts)
-        done += len(texts)
-    return done / (time.perf_counter() - start)
+def export_note(seconds: float, entry: Path) -> str:
+    return f"export {seconds:.0f} s, cache {folder_size(entry) / 1e6:.0f} MB"
+
+
+def media_configs(
+    model_dir: Path, modality: str, names: list[str], batch: int, threads: int, cache: Path
+) -> tuple[list[Config], float]:
+    """The configurations for one modality tower, and its GFLOP per item."""
+    mod = Modality.parse(modality)
+    checkpoint = open_checkpoint(str(model_dir))
+    shape = checkpoint.spec.input_shape
+    pixels = np.random.RandomState(0).standard_normal((batch, *shape)).astype(np.float32)
+    configs: list[Config] = []
+    flops = 0.0
+    for name in names:
+        backend, dtype = name.split("/")
+        if backend == "torch":
+            encoder = lbsearch.load_encoder(mod, str(model_dir), device="cpu", dtype=dtype)
+            if dtype == "float32":
+                flops = flops_per_item(torch_media(encoder, pixels[:1]))
+            configs.append(Config(name, torch_media(encoder, pixels)))
+            continue
+        before = entries(cache, "media")
+        start = time.perf_counter()
+        tower = load_onnx_media_tower(checkpoint, mod, dtype, threads, cache_dir=cache)
+        seconds = time.perf_counter() - start
+        (entry,) = entries(cache, "media") - before
+        configs.append(Config(name, partial(tower.encode, pixels), export_note(seconds, entry)))
+    return configs, flops
+
+
+def torch_media(encoder: lbsearch.Encoder, pixels: np.ndarray) -> Encode:
+    tensor = torch.from_numpy(pixels)
+    return lambda: encoder.encode(tensor).float().numpy()
+
+
+def text_configs(model_dir: Path, names: list[str], threads: int, cache: Path) -> list[Config]:
+    texts = [f"a photo of a dog number {i} running on the beach at sunset" for i in range(32)]
+    checkpoint = open_checkpoint(str(model_dir))
+    configs: list[Config] = []
+    for name in names:
+        backend, dtype = name.split("/")
+        if backend == "torch":
+            encoder = lbsearch.load_text_encoder(str(model_dir), device="cpu", dtype=dtype)
+            configs.append(Config(name, torch_text(encoder, texts)))
+        elif dtype == "float32":  # text towers always run float32 on ONNX Runtime
+            start = time.perf_counter()
+            tower = load_onnx_text_tower(checkpoint, threads, cache_dir=cache)
+            seconds = time.perf_counter() - start
+            (entry,) = entries(cache, "text")
+            configs.append(Config(name, partial(tower.encode, texts), export_note(seconds, entry)))
+    return configs
+
+
+def torch_text(encoder: lbsearch.TextEncoder, texts: list[str]) -> Encode:
+    return lambda: encoder.encode_text(texts).float().numpy()
+
+
+def interleave(configs: list[Config], rounds: int) -> list[float]:
+    """Each round runs every configuration once; returns the GEMM peak measured per round."""
+    for config in configs:
+        config.encode()  # warm-up: first-call allocations and ONNX Runtime's pre-packing
+    peaks = []
+    for _ in range(rounds):
+        peaks.append(gemm_peak())
+        for config in configs:
+            config.run()
+    return peaks
+
+
+def report(title: str, configs: list[Config], items: int, flops: float, peak: float) -> None:
+    reference = next((c for c in configs if c.name == REFERENCE), None)
+    base_rate = items / min(reference.seconds) if reference else 0.0
+    ceiling = f", fp32 GEMM peak {peak:.0f} GFLOP/s" if peak else ""
+    print(f"\n{title}: {items} items per call, best of {len(configs[0].seconds)} rounds{ceiling}")
+    for config in configs:
+        rate = items / min(config.seconds)
+        ratio = f"{rate / base_rate:5.2f}x" if base_rate else "  -  "
+        share = f"{rate * flops / peak:4.2f}" if flops else "  - "
+        cosine = "  -    "
+        if reference is not None and config.vectors is not None:
+            assert reference.vectors is not None
+            cosine = f"{float((config.vectors * reference.vectors).sum(axis=1).min()):.5f}"
+        print(
+            f"  {config.name:20s} {rate:8.3f} items/s  {ratio} torch fp32  "
+            f"{share} x fp32 GEMM peak  cosine {cosine}  {config.export}"
+        )
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--modalities", default=",".join(VARIANT_OF))
-    parser.add_argument("--dtypes", default="float32,bfloat16")
-    parser.add_argument("--batch-size", type=int, default=load_config().runtime.batch_size)
-    parser.add_argument("--budget-s", type=float, default=20.0, help="timing per measurement")
+    parser.add_argument("--modalities", default="image")
+    parser.add_argument("--configs", default=CONFIGS)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="0: torch's thread count")
+    parser.add_argument("--no-text", action="store_true", help="skip the text tower")
+    parser.add_argument("--tiny", action="store_true", help="tiny towers: a smoke run")
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    dtypes = args.dtypes.split(",")
-    native = "native" if cpu_has_native_bf16() else "emulated (no AVX512-BF16/AMX)"
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 {native}")
-    print("GEMM peak: best F.linear rate at a ViT-L MLP shape, measured around each run")
+    names = args.configs.split(",")
+    threads = args.threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    bf16 = "native" if cpu_has_native_bf16() else "emulated (no AVX512-BF16/AMX)"
+    vnni = "VNNI" if cpu_has_vnni() else "no VNNI: int8 uses reduce_range"
+    print(f"torch {torch.__version__}, {threads} threads, bf16 {bf16}, int8 {vnni}")
     with tempfile.TemporaryDirectory() as tmp:
-        for modality in args.modalities.split(","):
+        cache = Path(tmp) / "cache"
+        os.environ["LBSEARCH_CACHE"] = str(cache)  # text-tower identities too: not the user's
+        for index, modality in enumerate(args.modalities.split(",")):
             model_dir = write_tiny_checkpoint(
-                Path(tmp) / modality, VARIANT_OF[modality], dims=VIT_L, weights_format="safetensors"
+                Path(tmp) / modality,
+                VARIANT_OF[modality],
+                dims=None if args.tiny else VIT_L,
+                weights_format="safetensors",
             )
-            bench_modality(model_dir, modality, dtypes, args)
+            configs, flops = media_configs(
+                model_dir, modality, names, args.batch_size, threads, cache
+            )
+            peaks = interleave(configs, args.rounds)
+            report(f"{modality} tower", configs, args.batch_size, flops, max(peaks))
+            if index == 0 and not args.no_text:
+                text = text_configs(model_dir, names, threads, cache)
+                interleave(text, args.rounds)
+                report("text tower (32 texts)", text, 32, 0.0, 0.0)
+            del configs
             shutil.rmtree(model_dir)  # ViT-L checkpoints are 1.7 GB each
-
-
-def bench_modality(
-    model_dir: Path,
-    modality: str,
-    dtypes: list[str],
-    args: argparse.Namespace,
-) -> None:
-    """Time each dtype on the same seeded inputs; FLOPs counted once (fp32 graph)."""
-    vectors: dict[str, torch.Tensor] = {}
-    flops = 0.0
-    for dtype in dtypes:
-        encoder = lbsearch.load_encoder(modality, str(model_dir), device="cpu", dtype=dtype)
-        batch = _batch_for(dtype, args.batch_size)
-        generator = torch.Generator().manual_seed(0)
-        pixels = torch.randn(batch, *encoder.input_shape, generator=generator)
-        before = gemm_peak(getattr(torch, dtype), budget_s=2.0)
-        rate, vectors[dtype] = timed_encode(encoder, pixels, args.budget_s, warm_up=batch > 1)
-        # the machine may be shared: the ceiling is measured right around the run it bounds
-        peak = max(before, gemm_peak(getattr(torch, dtype), budget_s=2.0))
-        flops = flops or flops_per_item(encoder)
-        print_row(Measurement(modality, dtype, batch, rate, flops, peak))
-    if "float32" in vectors and len(vectors) > 1:
-        for dtype, low in vectors.items():
-            if dtype != "float32":
-                cosine = (low * vectors["float32"][: len(low)]).sum(dim=1).min()
-                print(
-                    f"  {modality}: cosine({dtype}, float32) = {float(cosine):.5f} (min over {len(low)})"
-                )
-    if modality == "image":
-        for dtype in dtypes:
-            print(
-                f"  text tower {dtype}: {text_per_second(model_dir, dtype, args.budget_s):.1f} texts/s"
-            )
-
-
-def _batch_for(dtype: str, batch_size: int) -> int:
-    """Emulated bf16 (no AVX512-BF16/AMX) is ~50x slower than fp32: time one item, not a batch."""
-    if dtype == "bfloat16" and not cpu_has_native_bf16():
-        return 1
-    return batch_size
-
-
-def print_row(m: Measurement) -> None:
-    share = m.gflops / m.peak_gflops if m.peak_gflops else 0.0
-    print(
-        f"{m.modality:8s} {m.dtype:9s} batch {m.batch_size:2d}: {m.items_per_s:7.3f} items/s, "
-        f"{m.gflop_per_item:7.1f} GFLOP/item, {m.gflops:6.1f} GFLOP/s = {share:.2f} x GEMM peak "
-        f"({m.peak_gflops:.0f})"
-    )
+            shutil.rmtree(cache / "onnx" / "v1" / "media", ignore_errors=True)
 
 
 if __name__ == "__main__":
