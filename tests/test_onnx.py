@@ -257,3 +257,15 @@ def test_cached_text_tower_runs_without_torch_or_transformers(tiny_dir: Path, ca
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
     np.testing.assert_allclose(np.load(out), expected, atol=1e-6)
+
+
+def test_quick_start_skips_prepacking_and_gives_the_same_vectors(
+    tiny_dir: Path, cache: Path
+) -> None:
+    image, _ = _text_checkpoints(tiny_dir)
+    packed = load_onnx_text_tower(image, cache_dir=cache)
+    quick = load_onnx_text_tower(image, cache_dir=cache, quick_start=True)
+    assert quick is not packed
+    options = quick.session.get_session_options()
+    assert options.get_session_config_entry("session.disable_prepacking") == "1"
+    np.testing.assert_allclose(quick.encode(TEXTS), packed.encode(TEXTS), atol=1e-6)

@@ -7,6 +7,7 @@ file layouts a checkpoint may ship (vocab.json + merges.txt, or tokenizer.json a
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,35 @@ def test_ids_equal_transformers_clip_tokenizer(layout: str, request: pytest.Fixt
     assert ours.dtype == np.int64 and ours.shape == (len(EDGE_TEXTS), 77)
     for text, row, reference in zip(EDGE_TEXTS, ours, expected, strict=True):
         np.testing.assert_array_equal(row, reference, err_msg=repr(text))
+
+
+def _added_token(content: str, normalized: bool) -> dict[str, object]:
+    return {"content": content, "lstrip": False, "normalized": normalized, "rstrip": False}
+
+
+def _mark_special_tokens(directory: Path, where: str) -> None:
+    """Special tokens marked `normalized`, as files saved by older transformers carry them."""
+    bos, eos = _added_token("<|startoftext|>", True), _added_token("<|endoftext|>", True)
+    if where == "special_tokens_map.json":
+        entries = {"bos_token": bos, "eos_token": eos, "unk_token": eos, "pad_token": eos}
+        (directory / where).write_text(json.dumps(entries), encoding="utf-8")
+        return
+    config = json.loads((directory / where).read_text(encoding="utf-8"))
+    decoder = {"49406": {**bos, "special": True}, "49407": {**eos, "special": True}}
+    config["added_tokens_decoder"] = decoder
+    (directory / where).write_text(json.dumps(config), encoding="utf-8")
+
+
+@pytest.mark.parametrize("where", ["special_tokens_map.json", "tokenizer_config.json"])
+def test_special_token_flags_follow_the_tokenizer_files(
+    vocab_dir: Path, tmp_path: Path, where: str
+) -> None:
+    directory = shutil.copytree(vocab_dir, tmp_path / "tokenizer")
+    _mark_special_tokens(directory, where)
+    texts = ["a <|ENDOFTEXT|> b <|endoftext|> c <|StartOfText|>", "plain text"]
+    ours = ClipTokenizer(directory, 77).full_ids(texts)
+    np.testing.assert_array_equal(ours, _transformers_ids(directory, texts))
+    assert (ours[0, :8] == [49406, 320, 49407, 321, 49407, 322, 49406, 49407]).all()
 
 
 def test_each_text_alone_equals_the_batch(vocab_dir: Path) -> None:

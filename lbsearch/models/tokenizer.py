@@ -90,9 +90,12 @@ def _load(checkpoint_dir: Path, context_length: int) -> Any:
             pre_tokenizers.ByteLevel(add_prefix_space=False),
         ]
     )
-    # The special tokens match in the raw text (before lower-casing), as in transformers.
+    flags = _special_token_flags(checkpoint_dir)
     tokenizer.add_special_tokens(
-        [AddedToken(t, normalized=False, special=True) for t in (BOS, EOS)]
+        [
+            AddedToken(t, special=True, **{"normalized": False, **flags.get(t, {})})
+            for t in (BOS, EOS)
+        ]
     )
     tokenizer.post_processor = processors.RobertaProcessing(
         (EOS, vocab[EOS]), (BOS, vocab[BOS]), trim_offsets=False, add_prefix_space=False
@@ -100,6 +103,37 @@ def _load(checkpoint_dir: Path, context_length: int) -> Any:
     tokenizer.enable_truncation(max_length=context_length)
     tokenizer.enable_padding(length=context_length, pad_id=vocab[EOS], pad_token=EOS)
     return tokenizer
+
+
+_FLAG_NAMES = ("single_word", "lstrip", "rstrip", "normalized")
+_SPECIAL_KEYS = ("bos_token", "eos_token", "unk_token", "pad_token")
+
+
+def _special_token_flags(checkpoint_dir: Path) -> dict[str, dict[str, bool]]:
+    """How BOS and EOS match inside a text, as the checkpoint's tokenizer files say.
+
+    By default they match only as typed (`normalized` false); files saved by older transformers
+    mark them `normalized`, and then "<|EndOfText|>" in a text also matches after lower-casing.
+    transformers reads tokenizer_config.json's added_tokens_decoder, else the token entries of
+    special_tokens_map.json or tokenizer_config.json; tokenizer.json's own list it ignores."""
+    config = _read_optional_json(checkpoint_dir / "tokenizer_config.json")
+    special_map = _read_optional_json(checkpoint_dir / "special_tokens_map.json")
+    decoder = config.get("added_tokens_decoder")
+    entries = list(decoder.values()) if isinstance(decoder, dict) else []
+    entries += [source.get(key) for source in (special_map, config) for key in _SPECIAL_KEYS]
+    flags: dict[str, dict[str, bool]] = {}
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("content") in (BOS, EOS):
+            found = {name: entry[name] for name in _FLAG_NAMES if isinstance(entry.get(name), bool)}
+            flags.setdefault(entry["content"], found)
+    return flags
+
+
+def _read_optional_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    raw = _read_json(path)
+    return raw if isinstance(raw, dict) else {}
 
 
 def _read_vocabulary(checkpoint_dir: Path) -> tuple[dict[str, int], list[tuple[str, str]]]:

@@ -21,8 +21,13 @@ PIXELS, IDS, EOS_POSITIONS, VECTORS = "pixels", "input_ids", "eos_positions", "v
 TEXT_BATCH = 64
 
 
-def open_session(model: Path, threads: int = 0) -> Any:
-    """An ONNX Runtime CPU session for `model`; threads 0 lets ONNX Runtime choose (one per core)."""
+def open_session(model: Path, threads: int = 0, quick_start: bool = False) -> Any:
+    """An ONNX Runtime CPU session for `model`; threads 0 lets ONNX Runtime choose (one per core).
+
+    `quick_start` skips pre-packing the weights into the GEMM kernels' layout, most of the cost
+    of opening a session: measured on a full-size text tower (2 cores), the session opens in
+    0.03 s instead of 0.45 s, and one short text then encodes in about 55 ms instead of 25 ms.
+    Worth it for a process that encodes a query or two, not for one that stays up."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -33,6 +38,8 @@ def open_session(model: Path, threads: int = 0) -> Any:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: the core never prints
+    if quick_start:
+        options.add_session_config_entry("session.disable_prepacking", "1")
     try:
         return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ONNX Runtime raises its own exception types for unreadable graphs
