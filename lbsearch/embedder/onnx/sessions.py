@@ -8,6 +8,7 @@ holds every core, and a spinning pool would also steal the indexer's cycles betw
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +50,15 @@ def open_session(model: Path, threads: int = 0, quick_start: bool = False) -> An
         ) from exc
 
 
+@dataclass(frozen=True, eq=False)  # one tower is one session: compared by identity
 class OnnxMediaTower:
     """A modality tower: (B, *input_shape) float32 pixels -> (B, dim) float32 unit rows."""
 
-    def __init__(
-        self, session: Any, model_id: str, input_shape: tuple[int, ...], dim: int, dtype: str
-    ) -> None:
-        self.session = session
-        self.model_id = model_id
-        self.input_shape = input_shape
-        self.dim = dim
-        self.dtype = dtype
+    session: Any  # onnxruntime.InferenceSession
+    model_id: str
+    input_shape: tuple[int, ...]
+    dim: int
+    dtype: str  # "float32" | "int8"
 
     def encode(self, pixels: np.ndarray) -> np.ndarray:
         if pixels.ndim != len(self.input_shape) + 1 or tuple(pixels.shape[1:]) != self.input_shape:
@@ -73,20 +72,18 @@ class OnnxMediaTower:
         return np.asarray(self.session.run([VECTORS], feed)[0], dtype=np.float32)
 
 
+@dataclass(frozen=True, eq=False)  # one tower is one session: compared by identity
 class OnnxTextTower:
     """A text tower with its tokenizer: texts -> (N, dim) float32 unit rows.
 
     `identity` names the exported weights: equal for checkpoints whose text towers are identical
     (the same digest the torch encoders share towers by)."""
 
-    def __init__(
-        self, session: Any, tokenizer: ClipTokenizer, model_id: str, dim: int, identity: str
-    ) -> None:
-        self.session = session
-        self.tokenizer = tokenizer
-        self.model_id = model_id
-        self.dim = dim
-        self.identity = identity
+    session: Any  # onnxruntime.InferenceSession
+    tokenizer: ClipTokenizer
+    model_id: str
+    dim: int
+    identity: str
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if isinstance(texts, str):
