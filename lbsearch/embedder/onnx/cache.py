@@ -109,16 +109,16 @@ def read_meta(entry: Path) -> dict[str, Any]:
     return read_json(entry / META_FILE)
 
 
-def publish(entry: Path, build: Callable[[Path], dict[str, Any]]) -> Path:
+def publish(entry: Path, build: Callable[[Path], dict[str, Any]]) -> bool:
     """Build `entry` in a temporary sibling and rename it into place, unless it is already there.
 
     `build(folder)` writes the model files into `folder` and returns the metadata to record.
-    Returns `entry`, complete, whoever built it.
+    Returns whether this call built it (False: another process had, or finished while we waited).
     """
     _make_dirs(entry.parent)
     with _exclusive(entry.parent / f".{entry.name}.lock"):
         if is_complete(entry):  # another process finished it while we waited
-            return entry
+            return False
         shutil.rmtree(entry, ignore_errors=True)  # an incomplete leftover (no meta.json)
         temp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
         try:
@@ -129,7 +129,7 @@ def publish(entry: Path, build: Callable[[Path], dict[str, Any]]) -> Path:
             raise _unwritable(entry, exc) from exc
         finally:
             shutil.rmtree(temp, ignore_errors=True)
-    return entry
+    return True
 
 
 def folder_size(entry: Path) -> int:

@@ -148,9 +148,9 @@ def _build_media(
         meta["export_seconds"] = round(time.perf_counter() - start, 1)
         return {**meta, **_weights_meta(checkpoint, weights, key)}
 
-    publish(entry, build)
-    cache.prune_media(weights.path, keep=key)
-    _say_done(notify, what, entry)
+    if publish(entry, build):
+        cache.prune_media(weights.path, keep=key)
+        _say_done(notify, what, entry)
 
 
 def _build_text(checkpoint: Checkpoint, entry: Path, identity: str, notify: Notify | None) -> None:
@@ -180,8 +180,8 @@ def _build_text(checkpoint: Checkpoint, entry: Path, identity: str, notify: Noti
             **_weights_meta(checkpoint, weights, weights.key("text")),
         }
 
-    publish(entry, build)
-    _say_done(notify, what, entry)
+    if publish(entry, build):
+        _say_done(notify, what, entry)
 
 
 def _weights_meta(checkpoint: Checkpoint, weights: WeightsIdentity, key: str) -> dict[str, Any]:
@@ -219,6 +219,6 @@ def _say(notify: Notify | None, message: str) -> None:
 
 
 def _say_done(notify: Notify | None, what: str, entry: Path) -> None:
-    if notify is not None and is_complete(entry):
+    if notify is not None:
         size_mb = folder_size(entry) / 1e6
         notify(f"Exported {what}: {size_mb:.0f} MB in {entry}")
