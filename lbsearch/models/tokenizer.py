@@ -49,10 +49,13 @@ class ClipTokenizer:
 
     def full_ids(self, texts: list[str]) -> np.ndarray:
         """Untrimmed (N, 77) int64 ids, exactly as the reference tokenizer call gives them."""
-        encodings = self._tokenizer.encode_batch(list(texts))
-        if not encodings:
+        # One text at a time: encode_batch would start tokenizers' thread pool for a handful of
+        # short texts, and a process that forks after using it (the indexer's decode workers)
+        # gets a warning on stderr and loses the pool.
+        rows = [self._tokenizer.encode(text).ids for text in texts]
+        if not rows:
             return np.zeros((0, self.context_length), dtype=np.int64)
-        return np.array([e.ids for e in encodings], dtype=np.int64)
+        return np.array(rows, dtype=np.int64)
 
 
 def _load(checkpoint_dir: Path, context_length: int) -> Any:
