@@ -80,7 +80,7 @@ def test_embed_text_prints_json_lines(tiny_config: Path) -> None:
     ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    lines = [json.loads(line) for line in result.output.splitlines()]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["text"] for line in lines] == ["a dog", "rain"]
     vector = lines[0]["segments"][0]["embedding"]
     assert len(vector) == 16 and abs(sum(v * v for v in vector) - 1) < 1e-5
