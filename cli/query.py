@@ -145,7 +145,9 @@ def query(
     )
     _note_paths_given_as_text(text or [])
     with Library.open(library, config=config) as lib:
-        engine = SearchEngine(lib, config, make_encoders(lib, config, device, dtype, backend))
+        engine = SearchEngine(
+            lib, config, make_encoders(lib, config, device, dtype, backend, one_shot=True)
+        )
         hits = engine.search(search)
         if not hits:
             _say(engine.explain_no_match(search))
@@ -183,13 +185,22 @@ def make_encoders(
     device: str | None,
     dtype: str | None,
     backend: str | None = None,
+    one_shot: bool = False,
 ) -> Embedder:
     """The embedder on the checkpoints the library was indexed with (tests replace this with
-    FakeEncoders)."""
+    FakeEncoders); `one_shot` for a process that answers one query and exits."""
     from lbsearch.embedder import open_embedder
 
     models = {m: s.model_id for m, s in lib.modality_states().items()}
-    return open_embedder(config, models=models, backend=backend, device=device, dtype=dtype)
+    return open_embedder(
+        config,
+        models=models,
+        backend=backend,
+        device=device,
+        dtype=dtype,
+        notify=_say,
+        quick_start=one_shot,
+    )
 
 
 def terminal() -> bool:

@@ -63,7 +63,7 @@ def fake_library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture
 def fake_cli(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(query_module, "make_encoders", lambda *a: FakeEncoders())
+    monkeypatch.setattr(query_module, "make_encoders", lambda *a, **k: FakeEncoders())
 
 
 def _query(library: Path, *args: str) -> tuple[int, str, str]:

@@ -178,3 +178,19 @@ def test_auto_chooses_back_ends_per_tower_kind(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(options, "accelerator_present", lambda: True)
     assert EmbedderOptions().text_backend() == "torch"
     assert EmbedderOptions(device="cpu").text_backend() == "onnxruntime"
+
+
+def test_load_encoder_on_onnx_runtime_matches_torch(tiny_dir: Path) -> None:
+    import lbsearch
+
+    model = str(tiny_dir / "audio_ft")
+    on_torch = lbsearch.load_encoder("audio", model, device="cpu", dtype="float32")
+    on_onnx = lbsearch.load_encoder("audio", model, backend="onnxruntime")
+    pixels = torch.randn(2, *on_torch.input_shape, generator=torch.Generator().manual_seed(3))
+    expected = on_torch.encode(pixels).numpy()
+    cosine = (on_onnx.encode(pixels.numpy()) * expected).sum(axis=1)
+    assert cosine.min() >= 0.99999
+    text = (on_onnx.encode_text(["a dog"]) * on_torch.encode_text(["a dog"]).numpy()).sum()
+    assert text >= 0.99999
+    with pytest.raises(UsageError, match="CPU"):
+        lbsearch.load_encoder("audio", model, backend="onnxruntime", device="cuda")

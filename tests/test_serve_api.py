@@ -61,7 +61,7 @@ def _results(response: httpx.Response) -> list[dict[str, object]]:
 def test_search_equals_lbsearch_query_json(
     client: httpx.Client, library: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(query_module, "make_encoders", lambda *a: FakeEncoders())
+    monkeypatch.setattr(query_module, "make_encoders", lambda *a, **k: FakeEncoders())
     for args, params in [
         (["a dog:2", "--not", "cat", "--limit", "50"], {"q": "a dog:2", "not": "cat", "limit": 50}),
         (["beach", "-m", "image", "-m", "audio"], {"q": "beach", "m": ["image", "audio"]}),
@@ -82,7 +82,7 @@ def test_search_equals_lbsearch_query_json(
 def test_the_box_takes_the_command_lines_language(
     client: httpx.Client, library: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(query_module, "make_encoders", lambda *a: FakeEncoders())
+    monkeypatch.setattr(query_module, "make_encoders", lambda *a, **k: FakeEncoders())
     args = ["red car", "dog:2", "--not", "cat", "-m", "image", "-m", "audio", "--limit", "5"]
     done = CliRunner().invoke(app, ["query", *args, "--json", "--library", str(library[1])])
     expected = [json.loads(line) for line in done.stdout.splitlines()]

@@ -171,10 +171,12 @@ def open_embedder(
     device: str | None = None,
     dtype: str | None = None,
     notify: Notify | None = None,
+    quick_start: bool = False,
 ) -> LanguageBindEmbedder:
-    """The embedder for the settings, with flags (when given) over [runtime]."""
+    """The embedder for the settings, with flags (when given) over [runtime]; `quick_start` for
+    a one-shot process (see EmbedderOptions)."""
     options = EmbedderOptions.from_runtime(
-        config.runtime, backend=backend, device=device, dtype=dtype
+        config.runtime, backend=backend, device=device, dtype=dtype, quick_start=quick_start
     )
     return LanguageBindEmbedder(config, options, models, notify)
 

@@ -48,7 +48,9 @@ class OnnxTextTowerAdapter:
     ) -> None:
         from .onnx import load_onnx_text_tower
 
-        self._tower = load_onnx_text_tower(checkpoint, threads=options.threads, notify=notify)
+        self._tower = load_onnx_text_tower(
+            checkpoint, threads=options.threads, notify=notify, quick_start=options.quick_start
+        )
         self.dim = self._tower.dim
         self._batch = max(1, options.text_batch_size)
 

@@ -27,6 +27,9 @@ class EmbedderOptions:
     batch_size: int = 0  # 0: 8 on a CPU, 32 on a GPU
     text_batch_size: int = 64
     threads: int = 0
+    # A one-shot process (`lbsearch query`) opens the ONNX text tower without pre-packing its
+    # weights: 0.03 s instead of ~0.5 s to open, ~30 ms more per text. Warm services keep it off.
+    quick_start: bool = False
 
     @classmethod
     def from_runtime(
@@ -36,6 +39,7 @@ class EmbedderOptions:
         backend: str | None = None,
         device: str | None = None,
         dtype: str | None = None,
+        quick_start: bool = False,
     ) -> EmbedderOptions:
         """The [runtime] settings, with command-line flags (when given) taking precedence."""
         options = cls(
@@ -46,6 +50,7 @@ class EmbedderOptions:
             batch_size=runtime.batch_size,
             text_batch_size=runtime.text_batch_size,
             threads=runtime.threads,
+            quick_start=quick_start,
         )
         options.check()
         return options
