@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 from typer.testing import CliRunner
@@ -217,6 +218,50 @@ def test_cli_end_to_end_with_tiny_checkpoints(
     done = _lbsearch(tiny_config, "--like", str(copy), "--paths", "--library", str(library))
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == str(media / "sunset_beach.jpg")
+
+
+COLD_QUERY = """
+import runpy, sys
+sys.argv = ["lbsearch", "--config", sys.argv[1], "query", "a dog barking", "--json",
+            "--library", sys.argv[2], "--backend", "onnxruntime"]
+try:
+    runpy.run_module("lbsearch", run_name="__main__")
+except SystemExit as done:
+    code = done.code
+print("LOADED", sorted(m for m in ("torch", "transformers") if m in sys.modules), code,
+      file=sys.stderr)
+"""
+
+
+def test_a_cold_text_query_on_onnx_runtime_imports_neither_torch_nor_transformers(
+    tiny_config: Path, tiny_library: tuple[Path, Path]
+) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    args = [sys.executable, "-c", COLD_QUERY, str(tiny_config), str(tiny_library[1])]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert "LOADED" in first.stderr and first.stdout.strip(), first.stderr  # exports the tower
+    cold = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert cold.stdout == first.stdout
+    assert "LOADED [] 0" in cold.stderr, cold.stderr
+
+
+def test_text_encoded_early_serves_the_librarys_checkpoints(
+    tiny_config: Path, tiny_dir: Path, tmp_path: Path
+) -> None:
+    """The query's text starts encoding with the configured checkpoint before the library opens;
+    the library's own checkpoints (another file, the same text tower) reuse those vectors."""
+    from lbsearch.embedder import open_embedder
+    from lbsearch.testing.checkpoints import write_tiny_checkpoint
+    from lbsearch.types import Modality
+
+    config = load_config(tiny_config)
+    early = open_embedder(config, backend="torch")
+    first = early.embed_texts(Modality.IMAGE, ["a dog barking"])
+    other = write_tiny_checkpoint(tmp_path / "other_audio", "audio_ft")  # same text weights
+    late = early.for_models({Modality.AUDIO: str(other)})
+    again = late.embed_texts(Modality.AUDIO, ["a dog barking"])
+    np.testing.assert_array_equal(again, first)
+    assert early.texts_encoded == 1 and late.model_id(Modality.AUDIO) == str(other.resolve())
 
 
 # ------------------------------------------------------------------ dates and example folders

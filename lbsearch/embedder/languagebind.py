@@ -157,6 +157,15 @@ class LanguageBindEmbedder:
                     self._text[identity] = TorchTextTower(checkpoint, self.options)
             return self._text[identity]
 
+    def for_models(self, models: Mapping[Modality, str]) -> LanguageBindEmbedder:
+        """An embedder on other checkpoints that shares this one's text towers and text vectors
+        (they are keyed by the towers' weights, not by checkpoint): a query process can start
+        encoding its text before the library says which checkpoints it was indexed with."""
+        sibling = LanguageBindEmbedder(self.config, self.options, models, self.notify)
+        sibling._text, sibling._vectors = self._text, self._vectors
+        sibling._text_lock, sibling._load_lock = self._text_lock, self._load_lock
+        return sibling
+
     def _remember(self, key: tuple[str, str], vector: np.ndarray) -> None:
         self._vectors[key] = vector
         if len(self._vectors) > _TEXT_CACHE_SIZE:

@@ -48,8 +48,10 @@ class OnnxTextTowerAdapter:
     ) -> None:
         from .onnx import load_onnx_text_tower
 
+        # One thread: a query's text is a few dozen tokens, and a single thread neither waits
+        # for nor fights an indexer on the other cores (warm queries stay fast under load).
         self._tower = load_onnx_text_tower(
-            checkpoint, threads=options.threads, notify=notify, quick_start=options.quick_start
+            checkpoint, threads=1, notify=notify, quick_start=options.quick_start
         )
         self.dim = self._tower.dim
         self._batch = max(1, options.text_batch_size)

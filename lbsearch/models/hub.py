@@ -42,6 +42,13 @@ def resolve_checkpoint(model: str) -> Path:
     return cached if cached is not None else pull(model)
 
 
+def available_without_download(model: str) -> bool:
+    """True when `model` is a local directory or already in the Hugging Face cache."""
+    if is_local_reference(model):
+        return Path(model).expanduser().is_dir()
+    return model.count("/") == 1 and _cached_snapshot(model) is not None
+
+
 def _local_checkpoint(directory: Path) -> Path:
     if not directory.is_dir():
         raise ModelNotAvailableError(
