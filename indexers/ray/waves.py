@@ -27,6 +27,7 @@ from .stage import RayStage
 
 _QUIET_S = 1.0
 _WAVE_MAX = 10000
+_JOIN_S = 5.0
 _END = object()
 
 
@@ -84,7 +85,8 @@ class RayEmbedding:
         """Stop the running wave (what it has not returned is abandoned), and Ray if started."""
         self._stop.set()
         if self._wave is not None:
-            self._wave.join()
+            # the wave sees the stop at its next target; Ray's shutdown ends it if none comes
+            self._wave.join(_JOIN_S)
             self._wave = None
         if self._connected:
             self.stage.__exit__()
