@@ -6,13 +6,17 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .context import settings
 from .progress import RichProgress, summary_table
 from .runtime_options import BackendOption, DeviceOption, DtypeOption
+
+if TYPE_CHECKING:
+    from lbsearch.config import Config
+    from lbsearch.indexers.ray import RayOptions
 
 LibraryOption = Annotated[
     Path | None,
@@ -45,6 +49,23 @@ def index(
     backend: BackendOption = None,
     device: DeviceOption = None,
     dtype: DtypeOption = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="Decode and embed on Ray: local, auto (the cluster this machine is in, else "
+            "local) or a cluster address. Needs lbsearch[ray]. Default: [index] ray.",
+        ),
+    ] = None,
+    actors: Annotated[
+        int | None, typer.Option(help="With --ray: encoder actors per modality (0: auto).")
+    ] = None,
+    gpus_per_actor: Annotated[
+        float | None, typer.Option(help="With --ray: GPUs per encoder actor (0: CPUs).")
+    ] = None,
+    decode_cpus: Annotated[
+        float | None, typer.Option(help="With --ray: CPUs per decode task.")
+    ] = None,
 ) -> None:
     """Embed every media file under ROOTS into the library; re-runs only do what changed."""
     from lbsearch.embedder import open_embedder
@@ -59,6 +80,7 @@ def index(
     options = IndexOptions(
         walk=WalkOptions(include_hidden=include_hidden, excludes=tuple(exclude or ())),
         plan=PlanOptions(forced=forced, retry_failed=retry_failed),
+        ray=_ray_options(config, ray, actors, gpus_per_actor, decode_cpus, backend, device, dtype),
     )
     progress = RichProgress(enabled=sys.stderr.isatty())
     encoders = open_embedder(config, backend=backend, device=device, dtype=dtype)
@@ -71,6 +93,27 @@ def index(
         raise typer.Exit(130)
     if finished.counts.failed:
         raise typer.Exit(1)
+
+
+def _ray_options(
+    config: Config,
+    address: str | None,
+    actors: int | None,
+    gpus_per_actor: float | None,
+    decode_cpus: float | None,
+    backend: str | None,
+    device: str | None,
+    dtype: str | None,
+) -> RayOptions | None:
+    """--ray and its sizes over the [index] settings; None for a local run. Ray is imported
+    here, before the library is locked, so a missing install is told at once."""
+    from lbsearch.indexers.ray import LanguageBindFactory, import_ray, ray_options_from
+
+    factory = LanguageBindFactory(config, backend=backend, device=device, dtype=dtype)
+    options = ray_options_from(config, factory, address, actors, gpus_per_actor, decode_cpus)
+    if options is not None:
+        import_ray()
+    return options
 
 
 class _FirstCtrlCStops:

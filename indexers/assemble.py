@@ -104,6 +104,14 @@ class Assembler:
         if sum(len(p.segments) for p in self._pending[modality]) >= self.batch_size:
             self.encode(modality)
 
+    def add_embedded(self, index: int, modality: Modality, segments: list[NewSegment]) -> None:
+        """Segments of one target of a file embedded elsewhere (Ray actors), vectors included."""
+        if not segments or modality in self._units[index].failed_targets:
+            return
+        self._units[index].segments += segments
+        self.embedded += len(segments)
+        self.progress(SegmentsEmbedded(modality.value, len(segments)))
+
     def end_target(self, index: int, modality: Modality, error: MediaError | None) -> None:
         """The decoder is done with one target of a file: all its parts came, or it failed."""
         if error is not None:

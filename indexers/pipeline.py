@@ -46,6 +46,9 @@ from .walk import FoundFile, WalkOptions, WalkProblem, walk
 if TYPE_CHECKING:
     from lbsearch.media.pool import DecodeJob, DecodePool, DecodeResult, DecodeStream, JobQueue
 
+    from .ray.options import RayOptions
+    from .ray.waves import EmbeddedResult, RayEmbedding
+
 _TICK_S = 0.05  # how often the loop looks at the other source while it waits on one
 
 
@@ -54,6 +57,7 @@ class IndexOptions:
     walk: WalkOptions = field(default_factory=WalkOptions)
     plan: PlanOptions = field(default_factory=PlanOptions)
     stop: threading.Event = field(default_factory=threading.Event, compare=False)
+    ray: RayOptions | None = None  # decode and embed on a Ray cluster (indexers/ray)
 
 
 def run_index(
@@ -84,7 +88,7 @@ def run_index(
             surveyed.candidate_bytes,
         )
     )
-    run = _Run(surveyed, library, encoders, config, options.plan, progress)
+    run = _Run(surveyed, library, encoders, config, options, progress)
     interrupted = run.execute(options.stop)
     removed = 0 if interrupted else _sweep(library, swept_roots, surveyed, progress)
     library.save()
@@ -169,15 +173,19 @@ class _Run:
         library: Library,
         encoders: Embedder,
         config: Config,
-        options: PlanOptions,
+        options: IndexOptions,
         progress: Progress,
     ) -> None:
         self.library, self.encoders, self.progress = library, encoders, progress
         # segments gathered per encoder call; the embedder splits them into its device's batches
         self.assembler = Assembler(encoders, config.runtime.batch_size or 32, progress)
         self.tally = _Tally()
-        self.decoding = LocalDecoding(config)
-        self.prober = Prober(surveyed.candidates, config, options)
+        self.decoding: LocalDecoding | RayEmbedding = LocalDecoding(config)
+        if options.ray is not None:  # decoded and embedded on the cluster, settled per target
+            from .ray.waves import RayEmbedding
+
+            self.decoding = RayEmbedding(options.ray, config, encoders)
+        self.prober = Prober(surveyed.candidates, config, options.plan)
         self.open_jobs = 0  # decode jobs whose last result has not come yet
         self._ready: list[Completed] = []
 
@@ -238,9 +246,13 @@ class _Run:
         self.decoding.submit(DecodeJob(path, spec, tag=(index, target)))
         self.open_jobs += 1
 
-    def _decoded(self, result: DecodeResult) -> None:
+    def _decoded(self, result: DecodeResult | EmbeddedResult) -> None:
+        from .ray.waves import EmbeddedResult  # light: Ray itself is imported only to run
+
         index, target = result.job.tag
-        if result.error is None:
+        if isinstance(result, EmbeddedResult):
+            self.assembler.add_embedded(index, target, result.segments)
+        elif result.error is None:
             self.assembler.add_part(index, target, result.segments)
         if result.done:
             self.open_jobs -= 1

@@ -150,6 +150,14 @@ class IndexConfig:
     """"auto" searches on a GPU when faiss has CUDA and sees one; "cpu" never does; "gpu" must."""
     threads: int = 0
     """FAISS threads; 0 keeps its default (one per core)."""
+    ray: str = ""
+    """`lbsearch index` on Ray: "" (this machine), "local", "auto" or a cluster address."""
+    ray_actors: int = 0
+    """Encoder actors per modality on Ray; 0: the GPUs shared out, or one per node."""
+    ray_gpus_per_actor: float = 0.0
+    """GPUs each encoder actor takes at most on Ray (0: encode on CPUs)."""
+    ray_decode_cpus: float = 1.0
+    """CPUs each decode task reserves on Ray."""
 
 
 @dataclass(frozen=True)

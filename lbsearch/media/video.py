@@ -12,7 +12,7 @@ The container's display rotation (phone videos) is applied to the frames, as dec
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -121,10 +121,21 @@ def window_spans(handle: BinaryIO, path: Path, cfg: Config) -> list[tuple[float,
     return [(w.start_s, w.end_s) for w in windows]
 
 
-def decode_video(handle: BinaryIO, path: Path, spec: MediaSpec, cfg: Config) -> Iterator[Segment]:
+def decode_video(
+    handle: BinaryIO,
+    path: Path,
+    spec: MediaSpec,
+    cfg: Config,
+    keep: Callable[[Window], bool] | None = None,
+) -> Iterator[Segment]:
     """The windows of one video file as (3, num_frames, S, S) segments, yielded one by one (a
-    long video never holds all its windows)."""
+    long video never holds all its windows); with `keep`, only the windows it accepts, planned
+    as for the whole file (a part of a long video: ranges.py), and no window is then no error."""
     index, windows = _plan(handle, path, spec, cfg)  # pass 1: number the frames
+    if keep is not None:
+        windows = [w for w in windows if keep(w)]
+        if not windows:
+            return
     count = 0
     with open_container(handle, path) as box:  # pass 2: decode the chosen frames
         stream = _video_stream(box, path)
@@ -141,7 +152,7 @@ def decode_video(handle: BinaryIO, path: Path, spec: MediaSpec, cfg: Config) -> 
             pixels = frames_to_input(np.stack(frames), spec.image_size)
             count += 1
             yield Segment(str(path), Modality.VIDEO, w.start_s, w.end_s, pixels)
-    if not count:
+    if not count and keep is None:
         raise media_error(path, "no_video_frames", "no video frame could be decoded")
 
 
