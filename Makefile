@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,ray]"
 	touch $@
 
 demo: $(VENV)/.installed
@@ -38,8 +38,10 @@ fix: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(PY) -m mypy
 
+# The default selection, then the tests on a local Ray cluster (marker `ray`, a few minutes).
 pytest: $(VENV)/.installed
 	$(PY) -m pytest
+	$(PY) -m pytest -m ray
 
 # The tests deselected by default (full-size models, big corpora).
 test-slow: $(VENV)/.installed
