@@ -229,7 +229,9 @@ def test_text_tower_equals_torch_and_is_shared(tiny_dir: Path, cache: Path) -> N
     with pytest.raises(UsageError, match="list of texts"):
         tower.encode("a dog")  # type: ignore[arg-type]
     again: list[str] = []
-    assert load_onnx_text_tower(audio, notify=again.append, cache_dir=cache) is tower
+    shared = load_onnx_text_tower(audio, notify=again.append, cache_dir=cache)
+    assert shared.identity == tower.identity
+    np.testing.assert_array_equal(shared.encode(TEXTS), vectors)
     assert len(messages) == 2 and again == [], "one export for identical text towers"
     (entry,) = (cache / "onnx" / "v1" / "text").glob(f"{tower.identity}-*")
     assert read_meta(entry)["identity"] == tower.identity

@@ -12,14 +12,12 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from ..config import Config
-from ..models.checkpoint import Checkpoint, open_checkpoint
-from ..models.hub import is_local_reference
+from ..models.checkpoint import Checkpoint, model_id_for, open_checkpoint
 from ..types import MediaSpec, Modality, Segment
 from .identity import text_tower_identity
 from .options import ONNX, EmbedderOptions
@@ -73,8 +71,7 @@ class LanguageBindEmbedder:
         return self.models.get(modality) or self.config.models.for_modality(modality)
 
     def model_id(self, modality: Modality) -> str:
-        model = self.reference(modality)
-        return str(Path(model).expanduser().resolve()) if is_local_reference(model) else model
+        return model_id_for(self.reference(modality))
 
     def checkpoint(self, modality: Modality) -> Checkpoint:
         """The checkpoint's folder and config.json (downloaded from the hub on first use)."""

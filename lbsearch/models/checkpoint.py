@@ -25,7 +25,12 @@ class Checkpoint:
         return weights_file(self.directory)
 
 
+def model_id_for(model: str) -> str:
+    """How a library records a checkpoint: a repo id as given, a directory fully resolved (so
+    `./ckpt` and `/data/ckpt` are one model). Reads nothing."""
+    return str(Path(model).expanduser().resolve()) if is_local_reference(model) else model
+
+
 def open_checkpoint(model: str) -> Checkpoint:
     directory = resolve_checkpoint(model)
-    model_id = str(directory) if is_local_reference(model) else model
-    return Checkpoint(model_id, directory, read_spec(directory / "config.json"))
+    return Checkpoint(model_id_for(model), directory, read_spec(directory / "config.json"))

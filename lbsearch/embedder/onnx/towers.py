@@ -69,31 +69,27 @@ def load_onnx_text_tower(
     cache_dir: Path | str | None = None,
     quick_start: bool = False,
 ) -> OnnxTextTower:
-    """The text tower of `checkpoint` (always float32); identical towers come back as one object.
+    """The text tower of `checkpoint` (always float32). Checkpoints whose text towers have
+    identical weights share one export; keeping one loaded tower per identity is the embedder's
+    job (lbsearch.embedder), not this loader's.
 
     `quick_start`: open in a fraction of the time, encode about 2x slower (see open_session):
     for a one-shot query process."""
     cache = OnnxCache(cache_dir)
     identity = text_tower_identity(checkpoint)  # hashed once per weights file, then cached
     entry = cache.text_entry(identity, checkpoint.spec.text)
-    with _text_lock:
-        shared_key = (str(entry), threads, quick_start)
-        if shared_key not in _text_towers:
 
-            def build() -> None:
-                _build_text(checkpoint, entry, identity, notify)
+    def build() -> None:
+        _build_text(checkpoint, entry, identity, notify)
 
-            session = _open(entry, threads, build, quick_start)
-            tokenizer = ClipTokenizer(checkpoint.directory, checkpoint.spec.text.max_positions)
-            dim = checkpoint.spec.projection_dim
-            _text_towers[shared_key] = OnnxTextTower(
-                session, tokenizer, checkpoint.model_id, dim, identity
-            )
-        return _text_towers[shared_key]
+    with _export_lock:  # threads of one process export a tower once
+        session = _open(entry, threads, build, quick_start)
+    tokenizer = ClipTokenizer(checkpoint.directory, checkpoint.spec.text.max_positions)
+    dim = checkpoint.spec.projection_dim
+    return OnnxTextTower(session, tokenizer, checkpoint.model_id, dim, identity)
 
 
-_text_lock = threading.Lock()
-_text_towers: dict[tuple[str, int, bool], OnnxTextTower] = {}
+_export_lock = threading.Lock()
 
 
 def _open(entry: Path, threads: int, build: Callable[[], Any], quick_start: bool = False) -> Any:
