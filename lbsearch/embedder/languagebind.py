@@ -57,6 +57,7 @@ class LanguageBindEmbedder:
         self.models = dict(models or {})
         self.notify = notify
         self._checkpoints: dict[Modality, Checkpoint] = {}
+        self._identities: dict[Modality, str] = {}
         self._media: dict[Modality, MediaTower] = {}
         self._text: dict[str, TextTower] = {}  # by text-tower identity
         self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
@@ -107,7 +108,7 @@ class LanguageBindEmbedder:
         return np.concatenate(parts).astype(np.float32, copy=False)
 
     def embed_texts(self, modality: Modality, texts: Sequence[str]) -> np.ndarray:
-        identity = text_tower_identity(self.checkpoint(modality))
+        identity = self._text_identity(modality)
         with self._text_lock:
             missing = [t for t in dict.fromkeys(texts) if (identity, t) not in self._vectors]
             if missing:
@@ -120,6 +121,13 @@ class LanguageBindEmbedder:
             return np.stack([self._vectors[(identity, t)] for t in texts])
 
     # -------------------------------------------------------------------------- towers
+
+    def _text_identity(self, modality: Modality) -> str:
+        """The digest of the modality's text tower, read from the user cache once per embedder."""
+        with self._load_lock:
+            if modality not in self._identities:
+                self._identities[modality] = text_tower_identity(self.checkpoint(modality))
+            return self._identities[modality]
 
     def media_tower(self, modality: Modality) -> MediaTower:
         """The modality's tower, loaded on first use and kept."""
