@@ -242,12 +242,17 @@ def test_embed_refuses_bad_bodies(client: httpx.Client, body: object) -> None:
 # ------------------------------------------------------------------ status and content
 
 
-def test_status_reports_the_library(client: httpx.Client, library: tuple[Path, Path]) -> None:
+def test_status_equals_lbsearch_status_json(
+    client: httpx.Client, library: tuple[Path, Path]
+) -> None:
     status = client.get("/api/status").json()
-    assert status["root"] == str(library[1])
-    assert status["catalog"]["files"] == 7
-    modalities = {m["modality"] for m in status["catalog"]["modalities"]}
+    done = CliRunner().invoke(app, ["status", "--json", "--library", str(library[1])])
+    assert done.exit_code == 0, done.output
+    assert status == json.loads(done.stdout)
+    assert status["library"] == str(library[1]) and status["files"] == 7
+    modalities = {m["modality"] for m in status["modalities"]}
     assert modalities == {"image", "video", "audio", "depth", "thermal"}
+    assert client.get("/api/status", params={"all_failed": 1}).json() == status  # none failed
 
 
 def test_range_requests(client: httpx.Client, library: tuple[Path, Path]) -> None:

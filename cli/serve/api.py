@@ -9,7 +9,6 @@ be decoded, 503 a model or library that cannot be used now.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ from lbsearch.search import QueryRequest
 from lbsearch.thumbnails import DEFAULT_SIDE, ThumbnailError
 
 from ..query import hit_json
+from ..status import ALL, FAILED_SHOWN, status_json
 from .content import NotServable, file_response
 from .embedding import embed_texts, embed_uploads
 from .forms import UploadFolder, file_ids, read_request, to_query
@@ -171,8 +171,10 @@ def _text_request(body: Any) -> tuple[list[str], str]:
 
 
 async def status(request: Request) -> Response:
-    stats = await run_in_threadpool(service(request).stats)
-    return JSONResponse(jsonable(stats))
+    """What `lbsearch status --json` prints (the first 100 failed files; `?all_failed=1` for all)."""
+    every = request.query_params.get("all_failed", "") in ("1", "true", "yes")
+    stats = await run_in_threadpool(service(request).stats, ALL if every else FAILED_SHOWN)
+    return JSONResponse(status_json(stats))
 
 
 async def file_content(request: Request) -> Response:
@@ -199,26 +201,6 @@ async def thumbnail(request: Request) -> Response:
         raise HttpError(404, error.message, error.hint) from None
     headers = {"Cache-Control": "private, max-age=86400"}
     return Response(thumb.data, media_type=thumb.media_type, headers=headers)
-
-
-def jsonable(value: Any) -> Any:
-    """Dataclasses, enums, paths, tuples and dicts as JSON values (for `status`).
-
-    When `lbsearch status --json` lands, its serializer replaces this."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        if hasattr(value, "total_bytes"):
-            out["total_bytes"] = value.total_bytes
-        return out
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(jsonable(k)): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    return value
 
 
 # ------------------------------------------------------------------------------ uploads

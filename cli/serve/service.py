@@ -136,9 +136,9 @@ class SearchService:
         with self.view() as view:
             return view.library.file_by_id(file_id)
 
-    def stats(self) -> Any:
+    def stats(self, failed_limit: int) -> Any:
         with self.view() as view:
-            return view.library.stats()
+            return view.library.stats(failed_limit)
 
     @property
     def encoders(self) -> Embedder:
