@@ -170,7 +170,7 @@ function closeViewer() {
 async function loadChips() {
   try {
     const status = await (await fetch("/api/status")).json();
-    const names = (status.catalog?.modalities || []).filter((m) => m.segments > 0).map((m) => m.modality);
+    const names = (status.modalities || []).filter((m) => m.segments > 0).map((m) => m.modality);
     $("chips").replaceChildren(...names.map(chip));
   } catch (error) {
     say("Could not read the library's status.", true);
