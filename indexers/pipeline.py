@@ -158,6 +158,10 @@ class LocalDecoding:
         """The next part or end of a file, or None if none came within `timeout` seconds."""
         return self._stream.get(timeout) if self._stream is not None else None
 
+    def all_submitted(self) -> None:
+        """Every file is probed (a retried target may still come): nothing to do here, the
+        pool decodes jobs as they come."""
+
     def close(self) -> None:
         """Stop decoding (files still in the workers are abandoned)."""
         if self._pool is not None:
@@ -217,6 +221,8 @@ class _Run:
             self._admit(item)
         for index, target in self.assembler.take_requeued():
             self._submit(index, target)
+        if self.prober.finished:
+            self.decoding.all_submitted()
 
     def _admit(self, probed: Probed) -> None:
         path = str(probed.candidate.found.path)

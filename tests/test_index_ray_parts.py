@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import math
+import time
 from pathlib import Path
 
 import media_factory as mf
@@ -194,9 +195,13 @@ def test_every_modality_pool_fits_the_cluster() -> None:
     from lbsearch.indexers.ray.stage import ActorPlan, actor_plan
 
     cpu = RayOptions(factory=object())  # type: ignore[arg-type]
-    assert actor_plan(_Cluster(2), cpu, pools=3) == ActorPlan(1, 1 / 3, 0.0, 1)
+    # CPU actors reserve a share of what decoding leaves, but run a thread per core of their
+    # node: the pools' actors take turns (test_cpu_actors_take_turns_on_a_machine)
+    assert actor_plan(_Cluster(2), cpu, pools=3) == ActorPlan(1, 1 / 3, 0.0, 2)
     assert actor_plan(_Cluster(2), cpu, pools=1) == ActorPlan(1, 1.0, 0.0, 2)
-    assert actor_plan(_Cluster(64, nodes=4), cpu, pools=2) == ActorPlan(4, 7.0, 0.0, 8)
+    assert actor_plan(_Cluster(64, nodes=4), cpu, pools=2) == ActorPlan(4, 7.0, 0.0, 16)
+    two_per_node = RayOptions(factory=object(), actors=8)  # type: ignore[arg-type]
+    assert actor_plan(_Cluster(64, nodes=4), two_per_node, pools=1).threads == 8
     gpu = RayOptions(factory=object(), gpus_per_actor=1)  # type: ignore[arg-type]
     one_gpu = actor_plan(_Cluster(16, gpus=1), gpu, pools=3)
     assert (one_gpu.actors, one_gpu.gpus) == (1, pytest.approx(1 / 3))  # the pools share it
@@ -204,3 +209,30 @@ def test_every_modality_pool_fits_the_cluster() -> None:
     assert actor_plan(_Cluster(96, gpus=8), gpu, pools=2).gpus == 1.0
     with pytest.raises(RayRunError, match="GPUs"):
         actor_plan(_Cluster(16), gpu, pools=1)
+
+
+def test_cpu_actors_take_turns_on_a_machine() -> None:
+    """Two actors (threads here; the lock is a file, so processes too) never encode at once."""
+    import threading
+
+    from lbsearch.indexers.ray.actors import machine_turn
+
+    inside, most, lock = 0, 0, threading.Lock()
+
+    def encode() -> None:
+        nonlocal inside, most
+        for _ in range(5):
+            with machine_turn():
+                with lock:
+                    inside += 1
+                    most = max(most, inside)
+                time.sleep(0.01)
+                with lock:
+                    inside -= 1
+
+    workers = [threading.Thread(target=encode) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert most == 1

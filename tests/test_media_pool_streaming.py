@@ -81,6 +81,31 @@ def test_jobs_can_be_added_while_decoding_runs(tmp_path: Path) -> None:
     assert sorted(r.job.tag for r in [first, *rest]) == [0, 1, 2]
 
 
+def test_a_freed_slot_or_a_new_job_wakes_the_dispatcher_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no room for finished results (prefetch 0), each file waits for the consumer to take
+    the one before; each job arrives after the stream started. Taking a result and putting a
+    job ring the dispatcher's bell: with its poll stretched to a minute, a missed ring would
+    stall a file for that minute."""
+    from lbsearch.media import pool as pool_module
+    from lbsearch.media.pool import JobQueue
+
+    monkeypatch.setattr(pool_module, "_POLL_S", 60.0)
+    images = [mf.image(tmp_path / f"{i}.png", 20, 20, seed=i) for i in range(4)]
+    jobs = JobQueue()
+    started = time.monotonic()
+    with DecodePool(CFG, workers=1, prefetch=0, timeout_s=0) as pool:
+        stream = pool.start(jobs)
+        for i, image in enumerate(images):
+            jobs.put(DecodeJob(image, MediaSpec(Modality.IMAGE), tag=i))
+            result = stream.get(timeout=45)
+            assert result is not None and result.job.tag == i and result.ok
+        jobs.close()
+        assert stream.get(timeout=45) is None and stream.finished
+    assert time.monotonic() - started < 40  # one missed ring alone takes 60 s
+
+
 def test_a_pool_without_jobs_starts_no_process() -> None:
     with DecodePool(CFG, workers=2) as pool:
         assert list(pool.imap([])) == []

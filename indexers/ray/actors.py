@@ -3,6 +3,11 @@ the same rows with vectors out (pixels dropped, so only vectors travel back to t
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,15 +20,21 @@ from .rows import COUNT, END, PATH, PIXELS, REASON, START, VECTOR
 
 class EncoderActor:
     def __init__(
-        self, factory: EmbedderFactory, modality: str, threads: int, encoding: str
+        self,
+        factory: EmbedderFactory,
+        modality: str,
+        threads: int,
+        encoding: str,
+        take_turns: bool = False,
     ) -> None:
         import torch
 
-        if threads > 0:  # the CPUs Ray reserved for this actor, not the whole node's
+        if threads > 0:  # Ray's default is one thread per CPU reserved (a fraction here)
             torch.set_num_threads(threads)
         self.modality = Modality(modality)
         self.embedder = factory()
         check_encoding(self.embedder.encoding(self.modality), encoding, self.modality)
+        self.take_turns = take_turns
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         import torch
@@ -42,12 +53,36 @@ class EncoderActor:
                 )
                 for i in todo
             ]
-            embedded = np.asarray(self.embedder.embed_segments(self.modality, segments))
+            with machine_turn() if self.take_turns else contextlib.nullcontext():
+                embedded = np.asarray(self.embedder.embed_segments(self.modality, segments))
             for i, vector in zip(todo, embedded, strict=True):
                 vectors[i] = vector.astype(np.float32, copy=False)
         out = {name: column for name, column in batch.items() if name not in (PIXELS, PATH)}
         out[VECTOR] = _ragged(vectors)
         return out
+
+
+@contextlib.contextmanager
+def machine_turn() -> Iterator[None]:
+    """Hold this machine's CPU encoder turn for one batch.
+
+    Every CPU actor runs as many threads as the machine has cores (one modality is often all
+    there is to encode), so two actors encoding at once, say video and audio, would each get
+    half the cores and lose more to contention; the local pipeline encodes one batch at a time
+    for the same reason. The turn is an advisory lock on a file in this machine's temp folder,
+    so it spans the actors of every pool (and of every run) here."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): the actors share the cores as the OS decides
+        yield
+        return
+    path = Path(tempfile.gettempdir()) / f"lbsearch-cpu-encoder-{os.getuid()}.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def actor_encodings(factory: EmbedderFactory, modalities: list[str]) -> dict[str, str]:

@@ -27,7 +27,7 @@ from .options import RayOptions, RayRunError, import_ray
 from .rows import Embedded, PartsCollector, TargetJob, input_row
 
 # the order branches are built in (Ray Data schedules them side by side)
-ORDER = (Modality.IMAGE, Modality.DEPTH, Modality.THERMAL, Modality.VIDEO, Modality.AUDIO)
+ORDER = (Modality.VIDEO, Modality.AUDIO, Modality.IMAGE, Modality.DEPTH, Modality.THERMAL)
 _MAX_INPUT_BLOCKS = 20000  # one decode task per file up to this; beyond, a few files per task
 # Faults: Ray Data restarts a lost encoder actor and retries its batch (no limit by default);
 # Ray retries a decode task whose worker or node was lost (3 times by default).
@@ -59,10 +59,12 @@ class RayStage:
     def run(self, jobs: Sequence[TargetJob]) -> Generator[Embedded, None, None]:
         if not jobs:
             return
-        check_shared(self.ray, jobs[0].path)
         modalities = [m for m in ORDER if any(j.modality is m for j in jobs)]
         encodings = {m: str(self.encoders.encoding(m)) for m in modalities}
-        self._check_encodings(encodings)
+        resolved = self._probe_encodings(modalities)  # its worker starts while we check reads
+        check_shared(self.ray, jobs[0].path)
+        for modality, recorded in encodings.items():
+            check_encoding(self.ray.get(resolved)[modality.value], recorded, modality)
         branches = [
             self._branch([j for j in jobs if j.modality is m], len(modalities), encodings[m])
             for m in modalities
@@ -81,14 +83,12 @@ class RayStage:
             if close is not None:
                 close()  # stops the execution when the caller leaves early (Ctrl-C)
 
-    def _check_encodings(self, encodings: dict[Modality, str]) -> None:
-        """Before any actor starts: do the actors resolve the dtype this machine records?"""
+    def _probe_encodings(self, modalities: list[Modality]) -> Any:
+        """What the actors will resolve each modality's encoding to (an object ref): checked
+        against what this machine records before any actor starts."""
         gpus = self.options.gpus_per_actor or None
         probe = self.ray.remote(num_cpus=0, num_gpus=gpus)(actor_encodings)
-        names = [m.value for m in encodings]
-        resolved = self.ray.get(probe.remote(self.options.factory, names))
-        for modality, recorded in encodings.items():
-            check_encoding(resolved[modality.value], recorded, modality)
+        return probe.remote(self.options.factory, [m.value for m in modalities])
 
     def _branch(self, jobs: list[TargetJob], pools: int, encoding: str) -> Any:
         """Decode tasks and an encoder actor pool for the jobs of one modality."""
@@ -107,7 +107,13 @@ class RayStage:
         plan = actor_plan(self.ray, opts, pools)
         return ds.map_batches(
             EncoderActor,
-            fn_constructor_args=(opts.factory, modality.value, plan.threads, encoding),
+            fn_constructor_args=(
+                opts.factory,
+                modality.value,
+                plan.threads,
+                encoding,
+                not plan.gpus,  # CPU actors take turns (actors.machine_turn)
+            ),
             batch_size=self.config.runtime.batch_size
             or (_BATCH_GPU if opts.gpus_per_actor else _BATCH_CPU),
             batch_format="numpy",
@@ -142,10 +148,12 @@ def actor_plan(ray: Any, options: RayOptions, pools: int) -> ActorPlan:
         # fewer GPUs than the pools ask for: their actors share the GPUs
         share = min(options.gpus_per_actor, gpus / (actors * pools))
         return ActorPlan(actors, _amount(min(1.0, left / (actors * pools))), _amount(share), 1)
-    # CPU encoding: one actor per node by default, threads for its share of the node's cores
-    # (the local encoder runs one per core, decoding interleaved with it)
-    actors = options.actors or _nodes(ray)
-    threads = max(1, round(total / (actors * pools)))
+    # CPU encoding: one actor per node by default, each with a thread per core of its node: the
+    # pools' actors on a node take turns to encode, as the local encoder runs one batch at a
+    # time (decoding interleaves with it)
+    nodes = _nodes(ray)
+    actors = options.actors or nodes
+    threads = max(1, round(total / max(actors, nodes)))
     return ActorPlan(actors, _amount(left / (actors * pools)), 0.0, threads)
 
 

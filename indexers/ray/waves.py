@@ -2,9 +2,9 @@
 it finds them, and takes back whole targets, embedded, as they complete.
 
 Ray Data runs a dataset whose rows are known when it starts, so jobs go out in waves: a wave
-starts when the driver has found nothing new to embed for `quiet_s` seconds (the usual case:
-hashing is far quicker than embedding) or has `wave_max` jobs waiting; jobs submitted meanwhile
-wait for the next wave. Ray itself stays up between waves; each wave starts its actors again.
+starts when the driver has probed every file (the usual case: hashing is far quicker than
+embedding), has found nothing new to embed for `quiet_s` seconds, or has `wave_max` jobs
+waiting; jobs submitted meanwhile wait for the next wave. Ray itself stays up between waves; each wave starts its actors again.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ class RayEmbedding:
         self._connected = False
         self._waiting: list[Any] = []
         self._last_submit = 0.0
+        self._all_submitted = False
         self._out: queue.Queue[Any] = queue.Queue()
         self._wave: threading.Thread | None = None
         self._stop = threading.Event()
@@ -66,6 +67,10 @@ class RayEmbedding:
     def submit(self, job: Any) -> None:
         self._waiting.append(job)
         self._last_submit = time.monotonic()
+
+    def all_submitted(self) -> None:
+        """Every file is probed: start on what waits without waiting to be quiet."""
+        self._all_submitted = True
 
     def next(self, timeout: float) -> EmbeddedResult | None:
         """The next settled target, or None if none came within `timeout` seconds."""
@@ -96,7 +101,7 @@ class RayEmbedding:
         if self._wave is not None or not self._waiting:
             return
         quiet = time.monotonic() - self._last_submit >= self.quiet_s
-        if not (quiet or len(self._waiting) >= self.wave_max):
+        if not (self._all_submitted or quiet or len(self._waiting) >= self.wave_max):
             return
         if not self._connected:
             self.stage.__enter__()

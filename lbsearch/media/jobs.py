@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,14 +49,17 @@ class JobQueue:
     def __init__(self) -> None:
         self._jobs: deque[DecodeJob] = deque()
         self._closed = False
+        self.on_change: Callable[[], None] = no_wakeup  # the pool's wake-up, set by the pool
 
     def put(self, job: DecodeJob) -> None:
         if self._closed:
             raise RuntimeError("JobQueue is closed")
         self._jobs.append(job)
+        self.on_change()
 
     def close(self) -> None:
         self._closed = True
+        self.on_change()
 
     def peek(self) -> DecodeJob | object | None:
         """The next job (left in place); LATER if none yet; None once closed and empty."""
@@ -67,6 +70,10 @@ class JobQueue:
 
     def take(self) -> DecodeJob:
         return self._jobs.popleft()
+
+
+def no_wakeup() -> None:
+    """A JobQueue's `on_change` while no pool reads it."""
 
 
 class IterSource:

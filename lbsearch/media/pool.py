@@ -14,6 +14,10 @@ consumer (the encoder) holds decoding back and memory stays bounded whatever a f
 The time limit counts the time a worker takes to deliver its next part (or its first), not the
 time it waits for the consumer. Jobs can also arrive while decoding runs (`JobQueue`).
 
+The dispatcher sleeps in one `wait` on the workers' pipes and a bell (media/bell.py) that the
+consumer rings when it takes a result and a JobQueue rings when a job arrives, so a freed slot is
+refilled at once, not at the next poll.
+
 Transfer is cheap: tensors travel as raw bytes (`send_bytes`) and are received straight into
 freshly allocated tensors (`recv_bytes_into`), with no pickling of pixel data.
 
@@ -35,12 +39,13 @@ from typing import Any
 from ..config import Config
 from ..errors import MediaError
 from ..types import MediaSpec, Segment
-from .jobs import LATER, DecodeJob, DecodeResult, IterSource, JobQueue
+from .bell import Bell
+from .jobs import LATER, DecodeJob, DecodeResult, IterSource, JobQueue, no_wakeup
 from .processes import default_workers, release_multiprocessing_files, start_context
 from .reasons import media_error
 from .worker import DecodeFn, receive_segments, worker_main
 
-_POLL_S = 0.05  # dispatcher wake-up when it waits for the consumer or for new jobs
+_POLL_S = 0.5  # dispatcher wake-up for time limits; the consumer and new jobs ring the bell
 _MAX_START_FAILURES = 3  # workers dying before they are ready: the pool itself is broken
 _JOIN_S = 2.0
 
@@ -54,8 +59,8 @@ class PoolBrokenError(RuntimeError):
 class DecodeStream:
     """The results of one `DecodePool.start`, read with `get`; `close` abandons the rest."""
 
-    def __init__(self, pool: DecodePool, out: queue.Queue[Any]) -> None:
-        self._pool, self._out = pool, out
+    def __init__(self, pool: DecodePool, out: queue.Queue[Any], bell: Bell) -> None:
+        self._pool, self._out, self._bell = pool, out, bell
         self.finished = False
 
     def get(self, timeout: float | None = None) -> DecodeResult | None:
@@ -67,6 +72,7 @@ class DecodeStream:
             item = self._out.get(timeout=timeout)
         except queue.Empty:
             return None
+        self._bell.ring()  # room for one more result: the dispatcher may read a pipe again
         if item is _END:
             self.finished = True
             self._pool._stop_active()
@@ -132,7 +138,7 @@ class DecodePool:
         self._ctx = start_context()
         self._pool: list[_Worker] = []
         self._next_id = 0
-        self._active: tuple[threading.Thread, threading.Event] | None = None
+        self._active: tuple[threading.Thread, threading.Event, Bell] | None = None
         self._closed = False
 
     def __enter__(self) -> DecodePool:
@@ -152,12 +158,17 @@ class DecodePool:
         if self._active is not None:
             raise RuntimeError("DecodePool runs one stream at a time")
         source = jobs if isinstance(jobs, JobQueue) else IterSource(iter(jobs))
+        bell = Bell()
+        if isinstance(source, JobQueue):
+            source.on_change = bell.ring
         out: queue.Queue[Any] = queue.Queue()
         stop = threading.Event()
-        thread = threading.Thread(target=self._dispatch, args=(source, out, stop), daemon=True)
-        self._active = (thread, stop)
+        thread = threading.Thread(
+            target=self._dispatch, args=(source, out, stop, bell), daemon=True
+        )
+        self._active = (thread, stop, bell)
         thread.start()
-        return DecodeStream(self, out)
+        return DecodeStream(self, out, bell)
 
     def stream(self, jobs: Iterable[DecodeJob] | JobQueue) -> Generator[DecodeResult, None, None]:
         """Results part by part, as `start` gives them. Leaving the loop early abandons the
@@ -186,8 +197,9 @@ class DecodePool:
 
     def _stop_active(self) -> None:
         if self._active is not None:
-            thread, stop = self._active
+            thread, stop, bell = self._active
             stop.set()
+            bell.ring()
             if thread is not threading.current_thread():
                 thread.join()
             self._active = None
@@ -226,19 +238,25 @@ class DecodePool:
 
     # ---- dispatcher thread -------------------------------------------------------------------
 
-    def _dispatch(self, source: Any, out: queue.Queue[Any], stop: threading.Event) -> None:
+    def _dispatch(
+        self, source: Any, out: queue.Queue[Any], stop: threading.Event, bell: Bell
+    ) -> None:
         try:
-            self._run(source, out, stop)
+            self._run(source, out, stop, bell)
         except BaseException as exc:  # hand it to the consumer rather than dying silently
             out.put(exc)
         finally:
             if stop.is_set():  # the consumer left early: abandon files still being decoded
                 self._kill_busy()
             out.put(_END)
+            if isinstance(source, JobQueue):
+                source.on_change = no_wakeup
+            bell.close()
 
-    def _run(self, source: Any, out: queue.Queue[Any], stop: threading.Event) -> None:
+    def _run(self, source: Any, out: queue.Queue[Any], stop: threading.Event, bell: Bell) -> None:
         exhausted, start_failures = False, 0
         while not stop.is_set():
+            bell.arm()  # before looking: a change from here on wakes the wait below
             exhausted = exhausted or self._feed(source, out)
             busy = [w for w in self._pool if w.job is not None]
             if exhausted and not busy:
@@ -247,9 +265,12 @@ class DecodePool:
             if backlog:  # the consumer is behind: leave the pipes unread, the workers wait
                 for w in busy:
                     w.clock = time.monotonic()  # and waiting does not count against the limit
-            waitables = [w.proc.sentinel for w in self._pool]
+            waitables: list[Any] = [bell.reader, *(w.proc.sentinel for w in self._pool)]
             waitables += [] if backlog else [w.conn for w in self._pool]
             for ready in wait(waitables, timeout=self._wait_timeout()):
+                if ready is bell.reader:
+                    bell.silence()
+                    continue
                 worker = self._owner(ready)
                 if worker is not None and not self._service(worker, ready, out):
                     start_failures = start_failures + 1 if not worker.ready else 0
