@@ -1,10 +1,14 @@
 """`lbsearch index --ray local` against the local pipeline, and the figures of the scale-out model.
 
-1. Throughput on one folder (videos with sound tracks, and photos), indexed with the same small
-   random LanguageBind checkpoints by the local pipeline and by `--ray local`, interleaved
-   (local, Ray, local, Ray...). "cold": each Ray run starts and stops its own local Ray (as
+1. Throughput on one folder (videos with sound tracks, and photos), indexed with the same random
+   LanguageBind checkpoints by the local pipeline and by `--ray local`, interleaved (local, Ray,
+   local, Ray...). "cold": each Ray run starts and stops its own local Ray (as
    `lbsearch index --ray local` does); "warm": Ray is already up (a running cluster), the run
    still starts its actors and loads the models. Target: Ray >= 0.8 of the local throughput.
+   Ray's costs are per run and per segment, not per FLOP, so the ratio depends on how much
+   encoding a segment costs: each `--towers` size (hidden width x layers) is a case. The
+   default cases are 256x4, ~1/125 of a ViT-L tower's work per video window (Ray's overhead
+   at its largest), and 512x8, ~1/16 (still far lighter than the real towers).
 2. Rates the model in docs/scale.md is built from, measured here: decode rate per core (video
    windows at two sizes, photos, audio windows; one process, one thread), the driver's catalog
    write rate (768-d segments committed per second), its content-hash rate, and the driver's
@@ -13,7 +17,8 @@
    ViT-L video window costs ~1,660 GFLOP; an H100/H200-class GPU sustains ~400 TFLOP/s fp16 on
    ViT-L batches (40% of its 989 TFLOP/s dense peak).
 
-    python bench/ray.py [--videos 8] [--seconds 60] [--photos 48] [--repeats 2] [--doc docs/scale.md]
+    python bench/ray.py [--videos 12] [--seconds 60] [--photos 72] [--towers 256x4 512x8]
+                        [--repeats 1] [--doc docs/scale.md]
 
 With --doc, the figures section of that file (between its bench markers) is rewritten.
 """
@@ -80,6 +85,26 @@ def timed_index(config: Config, folder: Path, library: Path, ray: RayOptions | N
         done = run_index([folder], lib, open_embedder(config), config, IndexOptions(ray=ray))
     assert done.counts.failed == 0, done
     return done.segments_embedded / (time.perf_counter() - start)
+
+
+@dataclasses.dataclass(frozen=True)
+class Towers:
+    """A size of random checkpoint: `hidden` wide, `layers` deep (ViT-L: 1024 x 24)."""
+
+    hidden: int
+    layers: int
+
+    @classmethod
+    def parse(cls, text: str) -> Towers:
+        hidden, layers = text.lower().split("x")
+        return cls(int(hidden), int(layers))
+
+    def __str__(self) -> str:
+        return f"{self.hidden}x{self.layers}"
+
+    def share_of_vit_l(self) -> float:
+        """Work per token relative to ViT-L (weights ~ layers x width^2)."""
+        return self.layers * self.hidden**2 / (24 * 1024**2)
 
 
 def compare(config: Config, folder: Path, work: Path, repeats: int) -> dict[str, list[float]]:
@@ -212,18 +237,23 @@ def model_table(decode_per_core: float, write_rate: float) -> list[str]:
 
 
 def report(
-    args: argparse.Namespace, rates: dict[str, list[float]], measured: dict[str, float]
+    args: argparse.Namespace,
+    rates: dict[Towers, dict[str, list[float]]],
+    measured: dict[str, float],
+    load: float,
 ) -> list[str]:
+    towers = " ".join(str(t) for t in rates)
     lines = [
         f"Measured by `python bench/ray.py --videos {args.videos} --seconds {args.seconds:g} "
-        f"--photos {args.photos} --repeats {args.repeats}` on this machine ({os.cpu_count()} "
-        f"cores, shared with other jobs; load average at start {os.getloadavg()[0]:.1f}).",
+        f"--photos {args.photos} --towers {towers} --repeats {args.repeats}` on this machine "
+        f"({os.cpu_count()} cores, shared with other jobs; load average at start {load:.1f}).",
         "",
-        "| run | Ray / local, each pair (segments embedded per second of wall time) |",
-        "|---|---|",
+        "| towers (width x layers; share of ViT-L's work) | Ray cold / local | Ray warm / local |",
+        "|---|---|---|",
     ]
-    for name, values in rates.items():
-        lines.append(f"| {name} | {', '.join(f'{v:.2f}' for v in values)} |")
+    for size, runs in rates.items():
+        cold, warm = (", ".join(f"{v:.2f}" for v in runs[k]) for k in ("ray cold", "ray warm"))
+        lines.append(f"| {size} (1/{1 / size.share_of_vit_l():,.0f}) | {cold} | {warm} |")
     lines += ["", "| rate measured here | value |", "|---|---|"]
     lines += [f"| {name} | {value:,.1f} |" for name, value in measured.items()]
     per_gpu = GPU_TFLOPS * 1000 / GFLOP_PER_WINDOW
@@ -247,28 +277,38 @@ def write_doc(path: Path, lines: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--videos", type=int, default=8)
+    parser.add_argument("--videos", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--photos", type=int, default=48)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--photos", type=int, default=72)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--towers",
+        type=Towers.parse,
+        nargs="+",
+        default=[Towers(256, 4), Towers(512, 8)],
+        help="checkpoint sizes, WIDTHxLAYERS (one comparison each)",
+    )
     parser.add_argument("--doc", type=Path, default=None)
     args = parser.parse_args()
+    load = os.getloadavg()[0]
     # this script is named like the `ray` package: its folder must not shadow it
     here = Path(__file__).parent.resolve()
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        config = small_models(work / "models", load_config(), args.hidden, args.layers)
         write_folder(work / "media", args.videos, args.seconds, args.photos)
         print("throughput, segments embedded per second of wall time (start-up included):")
-        rates = compare(config, work / "media", work, args.repeats)
-        measured = {f"decode per core: {k}": v for k, v in decode_rates(work, config).items()}
-        measured["driver: catalog writes (768-d segments/s)"] = catalog_write_rate(work, config)
+        base, rates = load_config(), {}
+        for size in args.towers:
+            print(f"towers {size}:")
+            config = small_models(work / f"models-{size}", base, size.hidden, size.layers)
+            (work / str(size)).mkdir()
+            rates[size] = compare(config, work / "media", work / str(size), args.repeats)
+        measured = {f"decode per core: {k}": v for k, v in decode_rates(work, base).items()}
+        measured["driver: catalog writes (768-d segments/s)"] = catalog_write_rate(work, base)
         measured["driver: content hash (MB/s, page cache)"] = hash_rate(work)
         measured["driver: segment rows gathered (rows/s)"] = collector_rate()
-    lines = report(args, rates, measured)
+    lines = report(args, rates, measured, load)
     print("\n".join(lines))
     if args.doc is not None:
         write_doc(args.doc, lines)
