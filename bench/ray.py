@@ -7,8 +7,8 @@
    still starts its actors and loads the models. Target: Ray >= 0.8 of the local throughput.
    Ray's costs are per run and per segment, not per FLOP, so the ratio depends on how much
    encoding a segment costs: each `--towers` size (hidden width x layers) is a case. The
-   default cases are 256x4, ~1/125 of a ViT-L tower's work per video window (Ray's overhead
-   at its largest), and 512x8, ~1/16 (still far lighter than the real towers).
+   default cases are 256x4, ~1/96 of a ViT-L tower's work per token (Ray's overhead
+   at its largest), and 512x8, ~1/12 (still far lighter than the real towers).
 2. Rates the model in docs/scale.md is built from, measured here: decode rate per core (video
    windows at two sizes, photos, audio windows; one process, one thread), the driver's catalog
    write rate (768-d segments committed per second), its content-hash rate, and the driver's
