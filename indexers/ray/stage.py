@@ -61,10 +61,11 @@ class RayStage:
             return
         modalities = [m for m in ORDER if any(j.modality is m for j in jobs)]
         encodings = {m: str(self.encoders.encoding(m)) for m in modalities}
-        resolved = self._probe_encodings(modalities)  # its worker starts while we check reads
+        probe = self._probe_encodings(modalities)  # its worker starts while reads are checked
         check_shared(self.ray, jobs[0].path)
+        resolved = self.ray.get(probe)
         for modality, recorded in encodings.items():
-            check_encoding(self.ray.get(resolved)[modality.value], recorded, modality)
+            check_encoding(resolved[modality.value], recorded, modality)
         branches = [
             self._branch([j for j in jobs if j.modality is m], len(modalities), encodings[m])
             for m in modalities

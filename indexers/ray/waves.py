@@ -4,7 +4,8 @@ it finds them, and takes back whole targets, embedded, as they complete.
 Ray Data runs a dataset whose rows are known when it starts, so jobs go out in waves: a wave
 starts when the driver has probed every file (the usual case: hashing is far quicker than
 embedding), has found nothing new to embed for `quiet_s` seconds, or has `wave_max` jobs
-waiting; jobs submitted meanwhile wait for the next wave. Ray itself stays up between waves; each wave starts its actors again.
+waiting; jobs submitted meanwhile wait for the next wave. Ray itself stays up between waves;
+each wave starts its actors again.
 """
 
 from __future__ import annotations
