@@ -197,14 +197,18 @@ def test_every_modality_pool_fits_the_cluster() -> None:
     cpu = RayOptions(factory=object())  # type: ignore[arg-type]
     # CPU actors reserve a share of what decoding leaves, but run a thread per core of their
     # node: the pools' actors take turns (test_cpu_actors_take_turns_on_a_machine)
-    assert actor_plan(_Cluster(2), cpu, pools=3) == ActorPlan(1, 1 / 3, 0.0, 2)
-    assert actor_plan(_Cluster(2), cpu, pools=1) == ActorPlan(1, 1.0, 0.0, 2)
-    assert actor_plan(_Cluster(64, nodes=4), cpu, pools=2) == ActorPlan(4, 7.0, 0.0, 16)
+    assert actor_plan(_Cluster(2), cpu, pools=3) == ActorPlan(1, 1 / 3, 0.0, 2, True)
+    assert actor_plan(_Cluster(2), cpu, pools=1) == ActorPlan(1, 1.0, 0.0, 2, True)
+    assert actor_plan(_Cluster(64, nodes=4), cpu, pools=2) == ActorPlan(4, 7.0, 0.0, 16, True)
+    # more actors than nodes: each takes its share of a node's cores, and they run side by side
     two_per_node = RayOptions(factory=object(), actors=8)  # type: ignore[arg-type]
-    assert actor_plan(_Cluster(64, nodes=4), two_per_node, pools=1).threads == 8
+    assert actor_plan(_Cluster(64, nodes=4), two_per_node, pools=1) == ActorPlan(
+        8, 7.0, 0.0, 8, False
+    )
     gpu = RayOptions(factory=object(), gpus_per_actor=1)  # type: ignore[arg-type]
     one_gpu = actor_plan(_Cluster(16, gpus=1), gpu, pools=3)
     assert (one_gpu.actors, one_gpu.gpus) == (1, pytest.approx(1 / 3))  # the pools share it
+    assert not one_gpu.take_turns
     assert actor_plan(_Cluster(96, gpus=8), gpu, pools=2).actors == 4
     assert actor_plan(_Cluster(96, gpus=8), gpu, pools=2).gpus == 1.0
     with pytest.raises(RayRunError, match="GPUs"):

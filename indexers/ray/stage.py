@@ -113,7 +113,7 @@ class RayStage:
                 modality.value,
                 plan.threads,
                 encoding,
-                not plan.gpus,  # CPU actors take turns (actors.machine_turn)
+                plan.take_turns,
             ),
             batch_size=self.config.runtime.batch_size
             or (_BATCH_GPU if opts.gpus_per_actor else _BATCH_CPU),
@@ -130,6 +130,7 @@ class ActorPlan:
     cpus: float  # reserved by each actor
     gpus: float  # reserved by each actor (0: encode on CPUs)
     threads: int  # torch threads each actor runs
+    take_turns: bool = False  # a node's actors encode one batch at a time (actors.machine_turn)
 
 
 def actor_plan(ray: Any, options: RayOptions, pools: int) -> ActorPlan:
@@ -149,13 +150,15 @@ def actor_plan(ray: Any, options: RayOptions, pools: int) -> ActorPlan:
         # fewer GPUs than the pools ask for: their actors share the GPUs
         share = min(options.gpus_per_actor, gpus / (actors * pools))
         return ActorPlan(actors, _amount(min(1.0, left / (actors * pools))), _amount(share), 1)
-    # CPU encoding: one actor per node by default, each with a thread per core of its node: the
-    # pools' actors on a node take turns to encode, as the local encoder runs one batch at a
-    # time (decoding interleaves with it)
+    # CPU encoding: one actor per node by default, each with a thread per core of its node; the
+    # pools' actors on a node then take turns, as the local encoder runs one batch at a time
+    # (decoding interleaves with it). More actors per node (--actors) share the node's cores
+    # and encode side by side.
     nodes = _nodes(ray)
     actors = options.actors or nodes
     threads = max(1, round(total / max(actors, nodes)))
-    return ActorPlan(actors, _amount(left / (actors * pools)), 0.0, threads)
+    cpus = _amount(left / (actors * pools))
+    return ActorPlan(actors, cpus, 0.0, threads, take_turns=actors <= nodes)
 
 
 def _amount(value: float) -> float:
