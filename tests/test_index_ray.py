@@ -61,6 +61,22 @@ class _DiesOnce(FakeEncoders):
         return super().embed_segments(modality, segments)
 
 
+@dataclasses.dataclass(frozen=True)
+class PoisonFakes:
+    """Actors raise on every batch holding a file whose name contains `poison` (a bug, or an
+    error the encoder cannot get past)."""
+
+    def __call__(self) -> FakeEncoders:
+        return _FailsOnPoison()
+
+
+class _FailsOnPoison(FakeEncoders):
+    def embed_segments(self, modality: Modality, segments: Sequence[Segment]) -> np.ndarray:
+        if any("poison" in Path(s.path).name for s in segments):
+            raise RuntimeError("the encoder cannot take this batch")
+        return super().embed_segments(modality, segments)
+
+
 class _Float16(FakeEncoders):
     def encoding(self, modality: Modality) -> Encoding:
         return Encoding("fake", "float16")
@@ -225,6 +241,21 @@ def test_a_killed_encoder_actor_is_replaced_and_its_batch_retried(
     assert marker.exists()  # an actor really died mid-run
     assert (on_ray.counts, on_ray.segments_embedded) == (local.counts, local.segments_embedded)
     _assert_same_library(tmp_path / "local", tmp_path / "ray", config)
+
+
+def test_an_error_in_an_actor_stops_the_run_with_what_to_do(cluster: str, tmp_path: Path) -> None:
+    config = _config(Config())
+    media = _corpus(tmp_path / "media")
+    mf.image(media / "poison.png", 32, 32)
+    with pytest.raises(
+        RayRunError, match=r"Ray run stopped: RuntimeError: the encoder cannot take this batch"
+    ) as stopped:
+        _index(tmp_path / "ray", media, FakeEncoders(), config, _ray(PoisonFakes()))
+    assert "run again" in (stopped.value.hint or "")
+    _consistent(tmp_path / "ray")
+    done = _index(tmp_path / "ray", media, FakeEncoders(), config, None)  # a local run finishes
+    assert done.counts.added > 0 and _indexed(tmp_path / "ray") == 10  # 9 + poison.png
+    _consistent(tmp_path / "ray")
 
 
 DRIVER = """

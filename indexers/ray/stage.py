@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +80,8 @@ class RayStage:
                 done = collector.add(row)
                 if done is not None:
                     yield done
+        except self.ray.exceptions.RayError as exc:
+            raise ray_failed(exc) from exc
         finally:
             close = getattr(rows, "close", None)
             if close is not None:
@@ -187,6 +190,23 @@ def check_shared(ray: Any, path: str) -> None:
             raise not_shared(path, host, problem)
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its task names
+
+
+def ray_failed(error: BaseException) -> RayRunError:
+    """What stopped a Ray execution (an error raised in a task or an actor), as a message."""
+    root = error
+    while (cause := getattr(root, "cause", None) or root.__cause__) not in (None, root):
+        root = cause  # Ray wraps the task's own exception, once or more
+    lines = [line.strip() for line in _ANSI.sub("", str(root)).splitlines() if line.strip()]
+    what = f"{type(root).__name__}: {lines[0]}" if lines else type(root).__name__
+    return RayRunError(
+        f"the Ray run stopped: {what[:300]}",
+        "what was written so far is kept: run again, with or without --ray, to finish; Ray's "
+        "logs (/tmp/ray/session_latest/logs on each node) say more",
+    )
+
+
 def not_shared(path: str, host: str, problem: str) -> RayRunError:
     return RayRunError(
         f"{path}: Ray node {host} cannot read this file, which this machine reads ({problem})",
@@ -226,5 +246,6 @@ def _quiet(ray: Any) -> None:
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     context.verbose_stats_logs = False
+    context.raise_original_map_exception = True  # the encoder's own error, for ray_failed
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
