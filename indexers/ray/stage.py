@@ -196,8 +196,11 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its task names
 def ray_failed(error: BaseException) -> RayRunError:
     """What stopped a Ray execution (an error raised in a task or an actor), as a message."""
     root = error
-    while (cause := getattr(root, "cause", None) or root.__cause__) not in (None, root):
-        root = cause  # Ray wraps the task's own exception, once or more
+    for _ in range(8):  # Ray wraps the task's own exception, once or more (never a cycle)
+        cause = getattr(root, "cause", None) or root.__cause__
+        if cause is None or cause is root:
+            break
+        root = cause
     lines = [line.strip() for line in _ANSI.sub("", str(root)).splitlines() if line.strip()]
     what = f"{type(root).__name__}: {lines[0]}" if lines else type(root).__name__
     return RayRunError(
