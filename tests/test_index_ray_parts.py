@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import math
+import os
 import time
 from pathlib import Path
 
@@ -215,11 +216,16 @@ def test_every_modality_pool_fits_the_cluster() -> None:
         actor_plan(_Cluster(16), gpu, pools=1)
 
 
-def test_cpu_actors_take_turns_on_a_machine() -> None:
+def test_cpu_actors_take_turns_on_a_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two actors (threads here; the lock is a file, so processes too) never encode at once."""
+    import tempfile
     import threading
 
     from lbsearch.indexers.ray.actors import machine_turn
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the lock file goes here
 
     inside, most, lock = 0, 0, threading.Lock()
 
@@ -240,3 +246,4 @@ def test_cpu_actors_take_turns_on_a_machine() -> None:
     for worker in workers:
         worker.join(30)
     assert most == 1
+    assert [p.name for p in tmp_path.iterdir()] == [f"lbsearch-cpu-encoder-{os.getuid()}.lock"]
