@@ -304,6 +304,27 @@ def test_a_date_is_the_whole_day_and_a_date_time_is_exact(
     assert (code, len(out.splitlines())) == ((0, found) if found else (1, 0))
 
 
+@pytest.mark.parametrize(
+    ("args", "found"),
+    [
+        (["--after", "9999-12-31"], 0),
+        (["--before", "9999-12-31"], 7),
+        (["--before", "0001-01-01"], 0),
+        (["--after", "0001-01-01"], 7),
+        (["--after", "0001-01-01T00:00+05:00", "--before", "9999-12-31T23:59:59-05:00"], 7),
+    ],
+)
+def test_the_ends_of_time_are_bounds_like_any_other(
+    dated_library: Path, fake_cli: None, args: list[str], found: int
+) -> None:
+    """They ended in a traceback (local time at year 1 / Unix nanoseconds past 2262)."""
+    result = runner.invoke(
+        app, ["query", "beach", "--paths", "--library", str(dated_library), *args]
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert (result.exit_code, len(result.stdout.splitlines())) == ((0, found) if found else (1, 0))
+
+
 def test_help_says_what_a_date_means() -> None:
     result = runner.invoke(app, ["query", "--help"], env={"COLUMNS": "200"})
     text = " ".join(result.output.split())

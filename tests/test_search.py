@@ -186,6 +186,20 @@ def test_filters(engine: SearchEngine) -> None:
     assert names(path_globs=("*.nothing",)) == set()
 
 
+def test_dates_at_the_ends_of_time_match_nothing_or_everything(engine: SearchEngine) -> None:
+    everything = len(engine.search(Query((Term("x0"),), limit=50)))
+    for after, before, found in [
+        ("9999-12-31", None, 0),
+        (None, "9999-12-31", everything),
+        (None, "0001-01-01", 0),
+        ("0001-01-01", None, everything),
+    ]:
+        window = {"after": parse_after(after) if after else None}
+        window["before"] = parse_before(before) if before else None
+        hits = engine.search(Query((Term("x0"),), limit=50, **window))
+        assert len(hits) == found, (after, before)
+
+
 def test_limit_and_order(engine: SearchEngine) -> None:
     hits = engine.search(Query((Term("x0"),), limit=3))
     assert len(hits) == 3

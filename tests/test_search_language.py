@@ -62,6 +62,15 @@ def test_parse_query_reads_weights_negatives_examples_and_filters(tmp_path: Path
     )
 
 
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "9999-12-31T23:59:59.999999"])
+def test_the_first_and_last_days_python_can_write_are_bounds(day: str) -> None:
+    query = parse_query(QueryRequest(texts=("dog",), after=day, before=day))
+    assert query.after is not None and query.before is not None
+    assert query.after <= query.before
+    assert (query.before < 0) == day.startswith("0001")
+    assert abs(query.before - query.after) <= 86400
+
+
 def test_an_example_path_that_exists_keeps_its_colon(tmp_path: Path) -> None:
     odd = tmp_path / "clip:2"
     odd.write_bytes(b"x")

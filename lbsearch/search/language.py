@@ -7,14 +7,16 @@ a glob means the same everywhere:
   `:NUMBER` needs an explicit weight ("10:30:1"); an example path that exists as given is never
   split. Weights are above 0; negatives (`nots`, `not_like`) count with the opposite sign.
 - dates: an ISO date means the whole day, local time (`after` from its first moment, `before`
-  up to its last); a date-time is exact (both bounds inclusive); a zone may be given.
+  up to its last); a date-time is exact (both bounds inclusive); a zone may be given. Every date
+  Python can write is a bound, 0001-01-01 and 9999-12-31 included: one past the times a file
+  can have simply matches nothing (or everything).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from ..errors import UsageError
@@ -23,6 +25,7 @@ from .query import Query, Term, check_query
 
 _WEIGHT = re.compile(r"^(?P<body>.*\S)\s*:\s*(?P<weight>[-+]?(\d+(\.\d*)?|\.\d+))$", re.DOTALL)
 _LAST_MOMENT = timedelta(microseconds=1)  # "before DAY" ends 1 µs before the next midnight
+_EPOCH = datetime(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -80,16 +83,28 @@ def parse_weighted(text: str) -> tuple[str, float]:
 
 def parse_after(text: str) -> float:
     """Unix seconds from which files count: a date's first moment, or the exact date-time."""
-    moment = _parse_moment(text)
-    return moment.timestamp()
+    return _unix_seconds(_parse_moment(text))
 
 
 def parse_before(text: str) -> float:
     """Unix seconds up to which files count: a date's last moment, or the exact date-time."""
     moment = _parse_moment(text)
     if _is_date(text):
-        moment += timedelta(days=1) - _LAST_MOMENT
-    return moment.timestamp()
+        moment += timedelta(days=1) - _LAST_MOMENT  # 9999-12-31 ends at datetime.max: no overflow
+    return _unix_seconds(moment)
+
+
+def _unix_seconds(moment: datetime) -> float:
+    """`moment.timestamp()`, also for the years the C library cannot convert (local time near
+    0001-01-01 or 9999-12-31 raises there): these take the zone's offset of today, which
+    cannot move a bound across any file's modification time."""
+    try:
+        return moment.timestamp()
+    except (OverflowError, ValueError, OSError):
+        offset = moment.utcoffset()
+        if offset is None:
+            offset = datetime.now(timezone.utc).astimezone().utcoffset() or timedelta(0)
+        return (moment.replace(tzinfo=None) - _EPOCH).total_seconds() - offset.total_seconds()
 
 
 def _is_date(text: str) -> bool:

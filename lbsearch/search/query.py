@@ -85,14 +85,23 @@ def check_query(query: Query) -> None:
         raise UsageError(f"a limit of {query.limit} is less than 1", "ask for at least one result")
 
 
+# The catalog keeps modification times as signed 64-bit nanoseconds (years 1677-2262): a bound
+# outside that span is moved to its edge, where it matches the same files (all or none).
+_MTIME_EDGE_S = 9_223_372_036.0
+
+
 def segment_filter(query: Query) -> SegmentFilter:
     return SegmentFilter(
         path_globs=tuple(normalise_glob(g) for g in query.path_globs),
-        modified_after=query.after,
-        modified_before=query.before,
+        modified_after=_within_mtimes(query.after),
+        modified_before=_within_mtimes(query.before),
         min_duration_s=query.min_duration_s,
         max_duration_s=query.max_duration_s,
     )
+
+
+def _within_mtimes(seconds: float | None) -> float | None:
+    return None if seconds is None else min(max(seconds, -_MTIME_EDGE_S), _MTIME_EDGE_S)
 
 
 def normalise_glob(pattern: str) -> str:
