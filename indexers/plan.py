@@ -15,7 +15,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lbsearch.catalog import FailedFile, FileRecord, FileStatus, StoredSegment, hash_file
+from lbsearch.catalog import (
+    FailedFile,
+    FileIdentity,
+    FileRecord,
+    FileStatus,
+    StoredSegment,
+    hash_file,
+)
 from lbsearch.config import Config
 from lbsearch.errors import MediaError
 from lbsearch.library import Library
@@ -161,7 +168,14 @@ class Prober:
 
 
 def _same(item: FoundFile, record: FileRecord | None) -> bool:
-    return record is not None and (record.size, record.mtime_ns) == (item.size, item.mtime_ns)
+    """Unchanged: size, mtime, ctime, device and inode as recorded. A changed ctime alone (a
+    chmod, a replacement dated back with `touch -r`) makes the file a candidate: it is hashed,
+    and the same content keeps its vectors."""
+    return record is not None and record.identity == _identity(item)
+
+
+def _identity(item: FoundFile) -> FileIdentity:
+    return FileIdentity(item.size, item.mtime_ns, item.ctime_ns, item.dev, item.ino)
 
 
 def _settled(record: FileRecord, options: PlanOptions) -> bool:
@@ -188,7 +202,17 @@ def _hash(path: Path) -> str:
 
 
 def _failed(item: FoundFile, reason: str, detail: str) -> FailedFile:
-    return FailedFile(str(item.path), str(item.root), item.size, item.mtime_ns, reason, detail)
+    return FailedFile(
+        str(item.path),
+        str(item.root),
+        item.size,
+        item.mtime_ns,
+        reason,
+        detail,
+        ctime_ns=item.ctime_ns,
+        dev=item.dev,
+        ino=item.ino,
+    )
 
 
 def _chunks(items: Iterable[FoundFile], size: int) -> Iterator[list[FoundFile]]:

@@ -5,6 +5,11 @@ apply to the folder they sit in and everything below it, like `.gitignore`; `--e
 apply everywhere. Symbolic links are followed, and a folder reached twice (a link loop, or two
 links to one place) is walked once. Only names that can be media are yielded: known media
 extensions, and names without an extension (sniffed later). Nothing here reads file contents.
+
+What the walk could not see matters as much as what it found: a folder that cannot be listed
+(missing, permission denied, an I/O error) is reported as a `WalkProblem` with `folder=True`, and
+the indexer treats it as offline: the files it held stay in the library. A single entry that cannot
+be stat'ed (a dangling link) is a plain problem: it is not a file any more.
 """
 
 from __future__ import annotations
@@ -35,14 +40,33 @@ class FoundFile:
     root: Path
     size: int
     mtime_ns: int
+    ctime_ns: int | None = None
+    dev: int | None = None
+    ino: int | None = None
+
+    @classmethod
+    def of(cls, path: Path, root: Path, st: os.stat_result) -> FoundFile:
+        return cls(path, root, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
 
 
 @dataclass(frozen=True)
 class WalkProblem:
-    """A folder or entry that could not be read; reported, never fatal."""
+    """A folder or entry that could not be read; reported, never fatal. `folder`: a folder
+    that could not be listed (its catalogued files must be kept: it is offline)."""
 
     path: Path
     detail: str
+    folder: bool = False
+    root: Path | None = None
+
+
+@dataclass(frozen=True)
+class EmptyFolder:
+    """A folder that was listed and held nothing: an unmounted drive's mount point looks like
+    this, so the indexer keeps what the catalog holds under it (see the module docstring)."""
+
+    path: Path
+    root: Path
 
 
 @dataclass(frozen=True)
@@ -51,7 +75,10 @@ class _Rules:
     spec: pathspec.PathSpec
 
 
-def walk(roots: Sequence[Path], options: WalkOptions) -> Iterator[FoundFile | WalkProblem]:
+WalkItem = FoundFile | WalkProblem | EmptyFolder
+
+
+def walk(roots: Sequence[Path], options: WalkOptions) -> Iterator[WalkItem]:
     excludes = pathspec.GitIgnoreSpec.from_lines(options.excludes)
     seen_dirs: set[tuple[int, int]] = set()
     for root in roots:
@@ -62,13 +89,13 @@ def walk(roots: Sequence[Path], options: WalkOptions) -> Iterator[FoundFile | Wa
         yield from _walk_dir(root, root, [], excludes, options, seen_dirs)
 
 
-def _single(path: Path) -> Iterator[FoundFile | WalkProblem]:
+def _single(path: Path) -> Iterator[WalkItem]:
     try:
         st = path.stat()
     except OSError as exc:
         yield WalkProblem(path, exc.strerror or str(exc))
         return
-    yield FoundFile(path, path.parent, st.st_size, st.st_mtime_ns)
+    yield FoundFile.of(path, path.parent, st)
 
 
 def _walk_dir(
@@ -78,7 +105,7 @@ def _walk_dir(
     excludes: pathspec.PathSpec,
     options: WalkOptions,
     seen_dirs: set[tuple[int, int]],
-) -> Iterator[FoundFile | WalkProblem]:
+) -> Iterator[WalkItem]:
     try:
         st = folder.stat()
         if (st.st_dev, st.st_ino) in seen_dirs:
@@ -86,7 +113,10 @@ def _walk_dir(
         seen_dirs.add((st.st_dev, st.st_ino))
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
-        yield WalkProblem(folder, exc.strerror or str(exc))
+        yield WalkProblem(folder, f"cannot list: {exc.strerror or exc}", folder=True, root=root)
+        return
+    if not entries:
+        yield EmptyFolder(folder, root)
         return
     rules = rules + _load_rules(folder)
     for entry in entries:
@@ -100,13 +130,16 @@ def _visit(
     excludes: pathspec.PathSpec,
     options: WalkOptions,
     seen_dirs: set[tuple[int, int]],
-) -> Iterator[FoundFile | WalkProblem]:
+) -> Iterator[WalkItem]:
     if path.name.startswith(".") and not options.include_hidden:
         return
     try:
         st = path.stat()  # follows links; a dangling link raises
-    except OSError as exc:
+    except FileNotFoundError as exc:  # a dangling link: there is no file here any more
         yield WalkProblem(path, f"cannot stat: {exc.strerror or exc}")
+        return
+    except OSError as exc:  # an I/O or permission error: what is behind it may still exist
+        yield WalkProblem(path, f"cannot stat: {exc.strerror or exc}", folder=True, root=root)
         return
     is_dir = stat.S_ISDIR(st.st_mode)
     if _ignored(root, path, is_dir, rules, excludes):
@@ -115,7 +148,7 @@ def _visit(
         yield from _walk_dir(root, path, rules, excludes, options, seen_dirs)
     elif _may_be_media(path.name):
         # FIFOs and devices are yielded too: the decoder refuses them with a recorded reason.
-        yield FoundFile(path, root, st.st_size, st.st_mtime_ns)
+        yield FoundFile.of(path, root, st)
 
 
 def _may_be_media(name: str) -> bool:

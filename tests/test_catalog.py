@@ -13,10 +13,10 @@ import pytest
 from lbsearch.catalog import (
     Catalog,
     CatalogError,
-    DeltaKind,
     FailedFile,
     FileStatus,
     IndexedFile,
+    ModelChangedError,
     NewSegment,
     RunCounts,
     SegmentFilter,
@@ -105,17 +105,32 @@ def test_write_then_look_up_by_path(catalog: Catalog) -> None:
     }
 
 
-def test_unchanged_is_decided_by_size_and_mtime(catalog: Catalog, tmp_path: Path) -> None:
+def test_unchanged_is_decided_by_size_mtime_ctime_and_inode(
+    catalog: Catalog, tmp_path: Path
+) -> None:
     media = tmp_path / "x.jpg"
     media.write_bytes(b"abc")
     st = media.stat()
     item = image(str(media), 0)
-    catalog.write_batch(
-        [IndexedFile(**{**item.__dict__, "size": st.st_size, "mtime_ns": st.st_mtime_ns})]
-    )
+    identity = {
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "ctime_ns": st.st_ctime_ns,
+        "dev": st.st_dev,
+        "ino": st.st_ino,
+    }
+    catalog.write_batch([IndexedFile(**{**item.__dict__, **identity})])
     record = catalog.file_by_path(str(media))
     assert record is not None and record.unchanged(media.stat())
     os.utime(media, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    assert not record.unchanged(media.stat())
+    # another file put in its place, of the same size and dated back (`touch -r`): caught
+    os.utime(media, ns=(st.st_atime_ns, st.st_mtime_ns))
+    other = tmp_path / "y.jpg"
+    other.write_bytes(b"xyz")
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    other.replace(media)
+    assert (media.stat().st_size, media.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
     assert not record.unchanged(media.stat())
 
 
@@ -189,24 +204,22 @@ def test_iter_files_under_a_folder_and_sweep(catalog: Catalog) -> None:
     assert catalog.integrity_check() == []
 
 
-def test_model_change_wipes_only_that_modality(catalog: Catalog) -> None:
+def test_a_model_change_is_refused_and_deletes_nothing(catalog: Catalog) -> None:
     catalog.write_batch([video("/r/v.mp4"), image("/r/a.jpg", 1)])
     unchanged = catalog.set_modality(AUD, "aud-1", "1", DIM)
     assert not unchanged.changed
-    change = catalog.set_modality(AUD, "aud-2", "1", 16)
-    assert change.changed and change.wiped_segments == 2 and change.stale_files == 1
-    assert (
-        change.delta is not None and change.delta.kind is DeltaKind.MODEL and change.delta.dim == 16
-    )
-    assert change.previous is not None and change.previous.segment_count == 2
-    assert len(catalog.segment_ids(AUD).ids) == 0
-    assert len(catalog.segment_ids(VID).ids) == 3  # the video's own vectors stay
-    assert catalog.file_by_path("/r/v.mp4").status is FileStatus.STALE  # type: ignore[union-attr]
-    assert catalog.file_by_path("/r/a.jpg").status is FileStatus.INDEXED  # type: ignore[union-attr]
+    with pytest.raises(ModelChangedError, match="--reembed") as refused:
+        catalog.set_modality(AUD, "aud-2", "1", 16)
+    assert refused.value.exit_code == 2
+    assert len(catalog.segment_ids(AUD).ids) == 2
     state = catalog.modality_state(AUD)
-    assert state is not None and (state.model_id, state.dim) == ("aud-2", 16)
-    bumped = catalog.set_modality(VID, "vid-1", "2")  # a preprocessing change counts too
-    assert bumped.changed and bumped.wiped_segments == 3
+    assert state is not None and (state.model_id, state.dim) == ("aud-1", DIM)
+    # a new preprocessing version keeps every stored vector; new ones are made with it
+    bumped = catalog.set_modality(VID, "vid-1", "2")
+    assert not bumped.changed and len(catalog.segment_ids(VID).ids) == 3
+    assert catalog.modality_state(VID).preprocess_version == "2"  # type: ignore[union-attr]
+    assert catalog.outdated_files(VID) == 1
+    assert catalog.file_by_path("/r/v.mp4").status is FileStatus.INDEXED  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

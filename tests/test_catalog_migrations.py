@@ -52,7 +52,7 @@ def test_v1_catalog_is_migrated_with_its_data(tmp_path: Path) -> None:
     old = tmp_path / "old.sqlite"
     make_v1_catalog(old)
     with Catalog(old) as cat:
-        assert cat.schema_version == catalog_schema.SCHEMA_VERSION == 2
+        assert cat.schema_version == catalog_schema.SCHEMA_VERSION == 3
         run = cat.last_run()
         assert run is not None and run.started_at == 1700000000.5 and run.roots == ("/photos",)
         assert run.status == "finished"
@@ -82,7 +82,7 @@ def test_readers_do_not_migrate_but_the_library_does_under_the_lock(tmp_path: Pa
     with pytest.raises(CatalogMigrationNeeded, match="v1 needs an upgrade"):
         Catalog(root / "catalog.sqlite", migrate=False)
     with Library.open(root) as lib:  # a reader: takes the writer lock only to migrate
-        assert lib.catalog.schema_version == 2
+        assert lib.catalog.schema_version == 3
         assert not lib.writable
 
 
@@ -94,3 +94,25 @@ def test_a_newer_catalog_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="newer lbsearch") as err:
         Catalog(path)
     assert "upgrade lbsearch" in err.value.hint
+
+
+def test_v2_encodings_are_cut_from_the_recipe_and_nothing_is_re_embedded(tmp_path: Path) -> None:
+    """v2 recorded `<preprocess version>;<backend>/<dtype>`: a library indexed at bf16 then
+    opened by a run at fp32 must keep every vector (the encoding is provenance now)."""
+    old = tmp_path / "v2.sqlite"
+    make_v1_catalog(old)
+    engine = create_engine(f"sqlite:///{old}")
+    with engine.begin() as conn:
+        catalog_schema.migrate(conn, 1, target=2)
+        conn.exec_driver_sql(
+            "UPDATE modalities SET preprocess_version = '1.2;hop=1036;window=10;torch/bfloat16'"
+        )
+    engine.dispose()
+    with Catalog(old) as cat:
+        state = cat.modality_state(Modality.IMAGE)
+        assert state is not None and state.preprocess_version == "1.2;hop=1036;window=10"
+        change = cat.set_modality(Modality.IMAGE, "img-1", "1.2;hop=1036;window=10", 4)
+        assert not change.changed and cat.outdated_files(Modality.IMAGE) == 0
+        assert len(cat.segment_ids(Modality.IMAGE).ids) == 1
+        record = cat.file_by_path("/photos/a.jpg")
+        assert record is not None and (record.ctime_ns, record.dev, record.ino) == (None,) * 3

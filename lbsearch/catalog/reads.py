@@ -97,11 +97,18 @@ class CatalogReads(CatalogBase):
             if file_id is None:
                 return None
             rows = conn.execute(
-                select(segments.c.start_s, segments.c.end_s, segments.c.vector)
+                select(
+                    segments.c.start_s,
+                    segments.c.end_s,
+                    segments.c.vector,
+                    segments.c.preprocess_version,
+                )
                 .where(segments.c.file_id == file_id, segments.c.modality == modality.value)
                 .order_by(segments.c.start_s, segments.c.id)
             ).all()
-        return tuple(StoredSegment(r.start_s, r.end_s, _vector(r.vector)) for r in rows)
+        return tuple(
+            StoredSegment(r.start_s, r.end_s, _vector(r.vector), r.preprocess_version) for r in rows
+        )
 
     # ------------------------------------------------------------------------ modalities
 

@@ -22,9 +22,26 @@ class CatalogError(LbsearchError):
     """The catalog database cannot be opened, read or written as asked."""
 
 
+class ModelChangedError(CatalogError):
+    """A modality's checkpoint differs from the one its stored vectors were made with."""
+
+    exit_code = 2
+
+    def __init__(self, modality: Modality, old: str, new: str, where: os.PathLike[str]) -> None:
+        self.modality, self.old, self.new = modality, old, new
+        super().__init__(
+            f"{where}: the {modality} vectors were made with model {old!r}, and this run would "
+            f"use {new!r} (another vector space); nothing was changed",
+            f"pass --reembed to re-embed the {modality} files with the new model (the old "
+            "vectors keep serving until it is done), or configure the old model again",
+        )
+
+
 class FileStatus(StrEnum):
-    """Where a file stands. `stale`: a model changed; its vectors of that modality were wiped and
-    it must be embedded again (its size, mtime and content hash are still valid)."""
+    """Where a file stands. `stale`: written by lbsearch before schema v3, when a model change
+    wiped a modality; such a file is embedded again (its size, mtime and content hash are still
+    valid). Nothing makes files stale any more: a model change is a `--reembed` beside the old
+    vectors."""
 
     INDEXED = "indexed"
     FAILED = "failed"
@@ -32,8 +49,25 @@ class FileStatus(StrEnum):
 
 
 @dataclass(frozen=True)
+class FileIdentity:
+    """What `os.stat` says of a file, as far as deciding "unchanged" goes: the same size, mtime,
+    ctime, device and inode mean the same file with the same bytes, without reading it."""
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int | None = None
+    dev: int | None = None
+    ino: int | None = None
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileIdentity:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
+
+
+@dataclass(frozen=True)
 class FileRecord:
-    """One file as the catalog knows it. `mtime_ns` and `size` decide whether it changed."""
+    """One file as the catalog knows it. `identity` decides whether it changed; ctime, dev and
+    ino are None for rows written before schema v3 (such a row is checked again once)."""
 
     id: int
     path: str
@@ -50,10 +84,18 @@ class FileRecord:
     height: int | None
     model_id: str | None
     indexed_at: float
+    ctime_ns: int | None = None
+    dev: int | None = None
+    ino: int | None = None
+
+    @property
+    def identity(self) -> FileIdentity:
+        return FileIdentity(self.size, self.mtime_ns, self.ctime_ns, self.dev, self.ino)
 
     def unchanged(self, st: os.stat_result) -> bool:
-        """True if `st` (os.stat of the path) has the recorded size and mtime: no need to read it."""
-        return st.st_size == self.size and st.st_mtime_ns == self.mtime_ns
+        """True if `st` (os.stat of the path) is the recorded file: size, mtime, ctime, device
+        and inode all equal, so there is no need to read it."""
+        return self.identity == FileIdentity.of(st)
 
 
 @dataclass(frozen=True)
@@ -85,6 +127,7 @@ class NewSegment:
     end_s: float
     model_id: str
     vector: VectorArray
+    preprocess_version: str | None = None  # None: the modality's current version
 
 
 @dataclass(frozen=True)
@@ -94,6 +137,7 @@ class StoredSegment:
     start_s: float
     end_s: float
     vector: VectorArray
+    preprocess_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +155,9 @@ class IndexedFile:
     width: int | None = None
     height: int | None = None
     model_id: str | None = None
+    ctime_ns: int | None = None
+    dev: int | None = None
+    ino: int | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +172,9 @@ class FailedFile:
     detail: str
     modality: Modality | None = None
     content_hash: str | None = None
+    ctime_ns: int | None = None
+    dev: int | None = None
+    ino: int | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +188,28 @@ class ModalityState:
     generation: int
     segment_count: int
     updated_at: float
+    shadow: ShadowModel | None = None
+
+
+@dataclass(frozen=True)
+class ShadowModel:
+    """The model a `--reembed` is embedding a modality with, beside the serving one."""
+
+    model_id: str
+    preprocess_version: str
+    dim: int | None
+
+
+@dataclass(frozen=True)
+class OfflineFolder:
+    """A folder (a root, or one inside it) that could not be listed at a run: its files are
+    kept and marked offline until a run lists it again or the user forgets them."""
+
+    folder: str
+    root: str
+    reason: str
+    since: float
+    files: int = 0
 
 
 class DeltaKind(StrEnum):
@@ -173,13 +245,14 @@ class BatchResult:
 
 @dataclass(frozen=True)
 class ModalityChange:
-    """What set_modality did: nothing, first registration, or a wipe after a model change."""
+    """What set_modality did (nothing, a first registration, a new preprocessing version), or
+    what switching to a re-embedded model did (`replaced_segments` old vectors gave way)."""
 
     modality: Modality
     previous: ModalityState | None
     current: ModalityState
-    wiped_segments: int = 0
-    stale_files: int = 0
+    replaced_segments: int = 0
+    failed_files: int = 0
     delta: ModalityDelta | None = None
 
     @property
@@ -237,6 +310,7 @@ class RunCounts:
     reused: int = 0
     removed: int = 0
     failed: int = 0
+    offline: int = 0  # files kept because their folder could not be listed
 
 
 @dataclass(frozen=True)
@@ -245,8 +319,9 @@ class RunRecord:
     started_at: float
     finished_at: float | None
     roots: tuple[str, ...]
-    status: str  # running | finished | interrupted
+    status: str  # running | finished | interrupted | offline (finished, some folders offline)
     counts: RunCounts
+    encodings: dict[str, str] = field(default_factory=dict)  # modality -> backend/dtype used
 
 
 @dataclass(frozen=True)
@@ -278,3 +353,4 @@ class CatalogStats:
     roots: tuple[RootStats, ...]
     last_run: RunRecord | None
     catalog_bytes: int
+    offline: tuple[OfflineFolder, ...] = ()

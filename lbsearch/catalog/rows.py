@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from ..types import Modality
-from .records import FileRecord, FileStatus, ModalityState
+from .records import FileRecord, FileStatus, ModalityState, ShadowModel
 from .schema import files, modalities, segments
 
 CHUNK = 500  # ids per IN (...) list
@@ -43,6 +43,9 @@ def file_record(row: Any) -> FileRecord:
         height=row.height,
         model_id=row.model_id,
         indexed_at=row.indexed_at,
+        ctime_ns=row.ctime_ns,
+        dev=row.dev,
+        ino=row.ino,
     )
 
 
@@ -61,6 +64,9 @@ def load_states(conn: Connection, counts: bool = False) -> dict[Modality, Modali
             generation=r.generation,
             segment_count=numbers.get(r.modality, 0),
             updated_at=r.updated_at,
+            shadow=ShadowModel(r.shadow_model_id, r.shadow_preprocess_version, r.shadow_dim)
+            if r.shadow_model_id is not None
+            else None,
         )
         for r in conn.execute(select(modalities))
     }

@@ -104,9 +104,74 @@ def _v2_runs(conn: Connection) -> None:
     conn.exec_driver_sql("DELETE FROM meta WHERE key IN ('last_run_at', 'last_run_roots')")
 
 
+def _v3_keep_what_was_given(conn: Connection) -> None:
+    """Version 3: the library keeps what it was given.
+
+    - files: ctime, device and inode join size and mtime in deciding "unchanged";
+    - segments: the preprocessing version each vector was made with (a newer lbsearch keeps old
+      vectors serving and re-embeds only on `--reembed`);
+    - modalities: a shadow model, embedded beside the serving one by `--reembed`, with its
+      segments and failures in their own tables until it replaces the serving one;
+    - the back-end and dtype are provenance recorded per run, no longer part of a modality's
+      identity: v2 stored them after a ';' in preprocess_version, which is cut off here;
+    - offline: folders that could not be listed, whose files are kept and marked.
+    """
+    statements = [
+        "ALTER TABLE files ADD COLUMN ctime_ns INTEGER",
+        "ALTER TABLE files ADD COLUMN dev INTEGER",
+        "ALTER TABLE files ADD COLUMN ino INTEGER",
+        "ALTER TABLE segments ADD COLUMN preprocess_version TEXT",
+        "ALTER TABLE modalities ADD COLUMN shadow_model_id TEXT",
+        "ALTER TABLE modalities ADD COLUMN shadow_preprocess_version TEXT",
+        "ALTER TABLE modalities ADD COLUMN shadow_dim INTEGER",
+        """CREATE TABLE shadow_segments (
+            id INTEGER PRIMARY KEY,
+            file_id INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+            modality TEXT NOT NULL,
+            start_s REAL NOT NULL,
+            end_s REAL NOT NULL,
+            vector BLOB NOT NULL)""",
+        "CREATE INDEX shadow_segments_file ON shadow_segments (file_id, modality)",
+        """CREATE TABLE shadow_failures (
+            file_id INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+            modality TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            detail TEXT,
+            PRIMARY KEY (file_id, modality))""",
+        "ALTER TABLE runs ADD COLUMN encodings TEXT NOT NULL DEFAULT '{}'",
+        """CREATE TABLE offline (
+            folder BLOB PRIMARY KEY,
+            root BLOB NOT NULL,
+            reason TEXT NOT NULL,
+            since REAL NOT NULL)""",
+    ]
+    for sql in statements:
+        conn.exec_driver_sql(sql)
+    rows = conn.exec_driver_sql("SELECT modality, preprocess_version FROM modalities").all()
+    for modality, recipe in rows:
+        version = _without_encoding(str(recipe))
+        conn.exec_driver_sql(
+            "UPDATE modalities SET preprocess_version = ? WHERE modality = ?", (version, modality)
+        )
+        conn.exec_driver_sql(
+            "UPDATE segments SET preprocess_version = ? WHERE modality = ?", (version, modality)
+        )
+
+
+def _without_encoding(recipe: str) -> str:
+    """v2 recorded `<preprocess version>;<backend>/<dtype>`; the version has ';' of its own."""
+    head, sep, last = recipe.rpartition(";")
+    return head if sep and "/" in last else recipe
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "files, segments, modalities, meta", _v1_initial),
     Migration(2, "runs: history of index runs (replaces meta.last_run_at)", _v2_runs),
+    Migration(
+        3,
+        "change detection, offline folders, shadow models, encodings per run",
+        _v3_keep_what_was_given,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -135,6 +200,9 @@ modalities = Table(
     Column("dim", Integer),
     Column("generation", Integer, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("shadow_model_id", Text),
+    Column("shadow_preprocess_version", Text),
+    Column("shadow_dim", Integer),
 )
 
 files = Table(
@@ -155,6 +223,9 @@ files = Table(
     Column("height", Integer),
     Column("model_id", Text),
     Column("indexed_at", Float, nullable=False),
+    Column("ctime_ns", Integer),
+    Column("dev", Integer),
+    Column("ino", Integer),
 )
 
 segments = Table(
@@ -167,6 +238,36 @@ segments = Table(
     Column("end_s", Float, nullable=False),
     Column("model_id", Text, nullable=False),
     Column("vector", LargeBinary, nullable=False),
+    Column("preprocess_version", Text),
+)
+
+shadow_segments = Table(
+    "shadow_segments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("file_id", Integer, ForeignKey("files.id", ondelete="CASCADE"), nullable=False),
+    Column("modality", Text, nullable=False),
+    Column("start_s", Float, nullable=False),
+    Column("end_s", Float, nullable=False),
+    Column("vector", LargeBinary, nullable=False),
+)
+
+shadow_failures = Table(
+    "shadow_failures",
+    metadata,
+    Column("file_id", Integer, ForeignKey("files.id", ondelete="CASCADE"), primary_key=True),
+    Column("modality", Text, primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("detail", Text),
+)
+
+offline = Table(
+    "offline",
+    metadata,
+    Column("folder", LargeBinary, primary_key=True),
+    Column("root", LargeBinary, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("since", Float, nullable=False),
 )
 
 runs = Table(
@@ -178,4 +279,5 @@ runs = Table(
     Column("roots", Text, nullable=False),
     Column("status", Text, nullable=False),
     Column("counts", Text, nullable=False),
+    Column("encodings", Text, nullable=False),
 )

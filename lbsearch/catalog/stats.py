@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from ..types import Modality
-from .engine import CatalogBase
+from .folders import CatalogFolders
 from .records import (
     CatalogStats,
     FileStatus,
@@ -27,16 +27,22 @@ from .rows import FILE_COLUMNS, file_record, load_states
 from .schema import files, runs, segments
 
 
-class CatalogRuns(CatalogBase):
+class CatalogRuns(CatalogFolders):
     """Index runs and statistics of `Catalog`."""
 
-    def start_run(self, roots: Sequence[str]) -> int:
-        """Record the start of an index run; earlier runs left open were interrupted."""
+    def start_run(self, roots: Sequence[str], encodings: dict[str, str] | None = None) -> int:
+        """Record the start of an index run and the encoding (back-end/dtype) of each modality
+        it embeds with; earlier runs left open were interrupted."""
         with self._write() as conn:
             conn.execute(
                 update(runs).where(runs.c.status == "running").values(status="interrupted")
             )
-            values = {"started_at": time.time(), "roots": json.dumps(list(roots)), "counts": "{}"}
+            values = {
+                "started_at": time.time(),
+                "roots": json.dumps(list(roots)),
+                "counts": "{}",
+                "encodings": json.dumps(encodings or {}, sort_keys=True),
+            }
             stmt = insert(runs).values(status="running", **values).returning(runs.c.id)
             return int(conn.execute(stmt).scalar_one())
 
@@ -81,6 +87,7 @@ class CatalogRuns(CatalogBase):
                 roots=_root_stats(conn),
                 last_run=_last_run(conn),
                 catalog_bytes=self.size_on_disk(),
+                offline=self.offline_folders(),
             )
 
     def size_on_disk(self) -> int:
@@ -141,4 +148,5 @@ def _last_run(conn: Connection) -> RunRecord | None:
         roots=tuple(json.loads(row.roots)),
         status=row.status,
         counts=RunCounts(**known),
+        encodings=dict(json.loads(row.encodings or "{}")),
     )

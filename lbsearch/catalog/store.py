@@ -8,20 +8,23 @@ transactions keep a crash from leaving half a batch.
 
 `Catalog` is assembled from one part per concern: `engine` (opening, pragmas, transactions,
 schema checks), `reads` (files, modalities, vectors, search), `writes` (batches, deletions,
-models per modality, with `deltas` for the vector indices) and `stats` (runs, status).
+models per modality, with `deltas` for the vector indices), `stats` (runs, status) and
+`folders` (offline folders, counts under a path).
 """
 
 from __future__ import annotations
 
 from .engine import CatalogMigrationNeeded
+from .folders import CatalogFolders
 from .reads import CatalogReads
+from .shadow import CatalogShadow
 from .stats import CatalogRuns
 from .writes import CatalogWrites
 
 __all__ = ["Catalog", "CatalogMigrationNeeded"]
 
 
-class Catalog(CatalogReads, CatalogWrites, CatalogRuns):
+class Catalog(CatalogReads, CatalogWrites, CatalogRuns, CatalogShadow):
     """The library's source of truth: files, their segments and vectors, models per modality.
 
     Catalog(path, *, create=False, migrate=True, busy_timeout_s=30.0) opens the database (see

@@ -7,12 +7,12 @@ returns what changed per modality so the vector indices can follow.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, delete, insert, or_, select, update
+from sqlalchemy import Connection, delete, insert, select
 
 from ..types import Modality
 from .deltas import Deltas
@@ -20,26 +20,30 @@ from .engine import CatalogBase
 from .records import (
     BatchResult,
     CatalogError,
-    DeltaKind,
     FailedFile,
     FileStatus,
     IndexedFile,
     ModalityChange,
-    ModalityDelta,
-    ModalityState,
+    ModelChangedError,
+    NewSegment,
 )
 from .rows import chunks, enc, load_states, update_modality
+from .shadow import delete_shadow_rows, insert_shadow_segments
 from .schema import files, modalities, segments
 
 
 class CatalogWrites(CatalogBase):
     """Write transactions of `Catalog`."""
 
-    def write_batch(self, batch: Sequence[IndexedFile | FailedFile]) -> BatchResult:
+    def write_batch(
+        self, batch: Sequence[IndexedFile | FailedFile], shadow: Collection[Modality] = ()
+    ) -> BatchResult:
         """Store a batch of files and their segments in ONE transaction.
 
         A file already in the catalog (same path) is replaced, its old segments deleted. Every
         segment's modality must be registered with set_modality and carry its model id.
+        `shadow`: modalities being re-embedded (`--reembed`): their segments go beside the
+        serving ones, and a file whose content is unchanged keeps its serving vectors of them.
         """
         for item in batch:
             _check_input(item)
@@ -48,15 +52,19 @@ class CatalogWrites(CatalogBase):
         now = time.time()
         with self._write() as conn:
             deltas = Deltas(self.path, load_states(conn))
+            same_content = _unchanged_content(conn, batch) if shadow else set()
             file_ids = [_upsert_file(conn, item, now) for item in batch]
-            for part in chunks(sorted(set(file_ids))):
-                deltas.remove(_delete_segments(conn, part))
             last = dict(zip(file_ids, batch, strict=True))
+            for part in chunks(sorted(last)):
+                keep = {i for i in part if last[i].path in same_content}
+                deltas.remove(_delete_segments(conn, part, keep, shadow))
             rows: list[tuple[Any, ...]] = []
             next_id = _next_segment_id(conn)
             for file_id, item in last.items():  # a path given twice: its last entry wins
                 if isinstance(item, IndexedFile):
-                    next_id = _segment_rows(file_id, item, next_id, deltas, rows)
+                    serving = [s for s in item.segments if s.modality not in shadow]
+                    next_id = _segment_rows(file_id, item.path, serving, next_id, deltas, rows)
+                    insert_shadow_segments(conn, file_id, item.segments, shadow)
             if rows:
                 conn.exec_driver_sql(_INSERT_SEGMENT, rows)
             return BatchResult(tuple(file_ids), deltas.commit(conn, now))
@@ -82,9 +90,10 @@ class CatalogWrites(CatalogBase):
     ) -> ModalityChange:
         """Register the model (and preprocessing version) a modality is embedded with.
 
-        If either differs from what the catalog holds, every segment of the modality is deleted
-        and the files that had them become `stale` (to be embedded again); other modalities of
-        those files are kept.
+        Never deletes anything. A new preprocessing version of the same model becomes the
+        modality's current one: new vectors are made with it, stored ones keep theirs (and keep
+        serving) until `--reembed`. A different model is another vector space: ModelChangedError,
+        and nothing changes (the caller refuses, or re-embeds beside it with begin_shadow).
         """
         now = time.time()
         with self._write() as conn:
@@ -92,12 +101,16 @@ class CatalogWrites(CatalogBase):
             if before is None:
                 _insert_modality(conn, modality, model_id, preprocess_version, dim, now)
                 return ModalityChange(modality, None, load_states(conn, counts=True)[modality])
-            same = (before.model_id, before.preprocess_version) == (model_id, preprocess_version)
-            if same and (dim is None or before.dim in (None, dim)):
-                if dim is not None and before.dim is None:
-                    update_modality(conn, modality, dim=dim, updated_at=now)
-                return ModalityChange(modality, before, load_states(conn, counts=True)[modality])
-            return _wipe_modality(conn, before, model_id, preprocess_version, dim, now)
+            if before.model_id != model_id or (dim is not None and before.dim not in (None, dim)):
+                raise ModelChangedError(modality, before.model_id, model_id, self.path)
+            values: dict[str, Any] = {}
+            if dim is not None and before.dim is None:
+                values["dim"] = dim
+            if before.preprocess_version != preprocess_version:
+                values["preprocess_version"] = preprocess_version
+            if values:
+                update_modality(conn, modality, updated_at=now, **values)
+            return ModalityChange(modality, before, load_states(conn, counts=True)[modality])
 
 
 def _check_input(item: IndexedFile | FailedFile) -> None:
@@ -133,6 +146,9 @@ _FILE_FIELDS = (
     "height",
     "model_id",
     "indexed_at",
+    "ctime_ns",
+    "dev",
+    "ino",
 )
 # Hot path (once per file per batch): plain SQL, not SQLAlchemy statements, which cost ~3 ms each
 # to build and compile here against ~0.05 ms to run.
@@ -143,8 +159,8 @@ _UPSERT_FILE = (
     + " RETURNING id"
 )
 _INSERT_SEGMENT = (
-    "INSERT INTO segments (id, file_id, modality, start_s, end_s, model_id, vector) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO segments (id, file_id, modality, start_s, end_s, model_id, vector, "
+    "preprocess_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -157,16 +173,45 @@ def _upsert_file(conn: Connection, item: IndexedFile | FailedFile, now: float) -
     else:
         status = (FileStatus.FAILED.value, item.reason, item.detail)
         extra = (None, None, None, None)
-    params = (*common, modality, *status, *extra, now)
+    params = (*common, modality, *status, *extra, now, item.ctime_ns, item.dev, item.ino)
     return int(conn.exec_driver_sql(_UPSERT_FILE, params).scalar_one())
 
 
-def _delete_segments(conn: Connection, file_ids: list[int]) -> list[tuple[int, str]]:
+def _delete_segments(
+    conn: Connection,
+    file_ids: list[int],
+    keep: Collection[int] = (),
+    shadow: Collection[Modality] = (),
+) -> list[tuple[int, str]]:
+    """Delete the files' segments, except the serving `shadow`-modality ones of the files in
+    `keep` (same content: their old vectors serve until the re-embed completes)."""
     marks = ",".join("?" * len(file_ids))
+    names = tuple(m.value for m in shadow)
+    spared = ""
+    if keep and names:
+        spared = (
+            f" AND NOT (file_id IN ({','.join('?' * len(keep))}) "
+            f"AND modality IN ({','.join('?' * len(names))}))"
+        )
+    params = (*file_ids, *keep, *names) if spared else tuple(file_ids)
     rows = conn.exec_driver_sql(
-        f"DELETE FROM segments WHERE file_id IN ({marks}) RETURNING id, modality", tuple(file_ids)
+        f"DELETE FROM segments WHERE file_id IN ({marks}){spared} RETURNING id, modality", params
     )
+    if names:
+        delete_shadow_rows(conn, file_ids, names)
     return [(int(r[0]), str(r[1])) for r in rows]
+
+
+def _unchanged_content(conn: Connection, batch: Sequence[IndexedFile | FailedFile]) -> set[str]:
+    """Paths in `batch` whose catalogued row has the same content hash as the new one."""
+    same = set()
+    for item in batch:
+        row = conn.execute(
+            select(files.c.content_hash).where(files.c.path == enc(item.path))
+        ).first()
+        if row is not None and row[0] is not None and row[0] == item.content_hash:
+            same.add(item.path)
+    return same
 
 
 def _next_segment_id(conn: Connection) -> int:
@@ -176,13 +221,20 @@ def _next_segment_id(conn: Connection) -> int:
 
 
 def _segment_rows(
-    file_id: int, item: IndexedFile, next_id: int, deltas: Deltas, rows: list[tuple[Any, ...]]
+    file_id: int,
+    path: str,
+    new: Sequence[NewSegment],
+    next_id: int,
+    deltas: Deltas,
+    rows: list[tuple[Any, ...]],
 ) -> int:
-    for seg in item.segments:
-        vector = deltas.add(item.path, seg, next_id)
+    for seg in new:
+        vector = deltas.add(path, seg, next_id)
         blob = vector.astype("<f4").tobytes()
         start, end = float(seg.start_s), float(seg.end_s)
-        rows.append((next_id, file_id, seg.modality.value, start, end, seg.model_id, blob))
+        version = seg.preprocess_version or deltas.states[seg.modality].preprocess_version
+        modality = seg.modality.value
+        rows.append((next_id, file_id, modality, start, end, seg.model_id, blob, version))
         next_id += 1
     return next_id
 
@@ -200,42 +252,3 @@ def _insert_modality(
             updated_at=now,
         )
     )
-
-
-def _wipe_modality(
-    conn: Connection,
-    before: ModalityState,
-    model_id: str,
-    version: str,
-    dim: int | None,
-    now: float,
-) -> ModalityChange:
-    modality = before.modality
-    had = select(segments.c.file_id).where(segments.c.modality == modality.value)
-    stale = conn.execute(
-        update(files)
-        .where(
-            files.c.status == FileStatus.INDEXED.value,
-            or_(files.c.id.in_(had), files.c.modality == modality.value),
-        )
-        .values(status=FileStatus.STALE.value)
-    ).rowcount
-    removed = conn.execute(
-        delete(segments).where(segments.c.modality == modality.value).returning(segments.c.id)
-    ).scalars()
-    removed_ids = np.fromiter(removed, dtype=np.int64)
-    generation = before.generation + 1
-    values = {"model_id": model_id, "preprocess_version": version, "dim": dim}
-    update_modality(conn, modality, generation=generation, updated_at=now, **values)
-    delta = ModalityDelta(
-        modality=modality,
-        generation_before=before.generation,
-        generation=generation,
-        added_ids=np.zeros(0, dtype=np.int64),
-        added_vectors=np.zeros((0, dim or 0), dtype=np.float32),
-        removed_ids=removed_ids,
-        kind=DeltaKind.MODEL,
-        dim=dim,
-    )
-    current = load_states(conn, counts=True)[modality]
-    return ModalityChange(modality, before, current, len(removed_ids), int(stale or 0), delta)
