@@ -15,7 +15,6 @@ models per modality, with `deltas` for the vector indices), `stats` (runs, statu
 from __future__ import annotations
 
 from .engine import CatalogMigrationNeeded
-from .folders import CatalogFolders
 from .reads import CatalogReads
 from .shadow import CatalogShadow
 from .stats import CatalogRuns

@@ -28,8 +28,8 @@ from .records import (
     NewSegment,
 )
 from .rows import chunks, enc, load_states, update_modality
+from .schema import files, modalities
 from .shadow import delete_shadow_rows, insert_shadow_segments
-from .schema import files, modalities, segments
 
 
 class CatalogWrites(CatalogBase):
