@@ -119,6 +119,20 @@ def test_checkpoints_with_one_text_tower_load_and_encode_it_once(
         identity.text_tower_identity(fresh.checkpoint(modality))
 
 
+def test_a_batch_larger_than_the_text_cache_returns_every_vector(tiny_config: Path) -> None:
+    """More distinct texts than the cache holds: the batch evicted its own first entries and
+    raised KeyError."""
+    from lbsearch.embedder import languagebind
+
+    texts = [f"text number {i}" for i in range(languagebind._TEXT_CACHE_SIZE + 50)]
+    embedder = open_embedder(load_config(tiny_config), **TORCH_ONLY)
+    rows = embedder.embed_texts(Modality.IMAGE, [*texts, texts[0]])
+    assert rows.shape[0] == len(texts) + 1 and embedder.texts_encoded == len(texts)
+    np.testing.assert_array_equal(rows[0], rows[-1])
+    again = embedder.embed_texts(Modality.IMAGE, [texts[0], texts[-1]])
+    np.testing.assert_allclose(again, rows[[0, -2]], atol=1e-6)
+
+
 def test_changing_a_checkpoint_file_hashes_its_text_tower_again(
     tiny_dir: Path, tmp_path: Path
 ) -> None:

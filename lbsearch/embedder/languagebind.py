@@ -109,16 +109,25 @@ class LanguageBindEmbedder:
 
     def embed_texts(self, modality: Modality, texts: Sequence[str]) -> np.ndarray:
         identity = self._text_identity(modality)
+        if not texts:
+            return np.zeros((0, self.dim(modality)), dtype=np.float32)
         with self._text_lock:
-            missing = [t for t in dict.fromkeys(texts) if (identity, t) not in self._vectors]
+            # The answer is assembled from this call's own vectors: a batch larger than the
+            # cache would otherwise evict entries it still needs.
+            found: dict[str, np.ndarray] = {}
+            for text in dict.fromkeys(texts):
+                cached = self._vectors.get((identity, text))
+                if cached is not None:
+                    self._vectors.move_to_end((identity, text))  # recently used: kept longer
+                    found[text] = cached
+            missing = [t for t in dict.fromkeys(texts) if t not in found]
             if missing:
                 encoded = self._text_tower(modality, identity).encode(missing)
                 self.texts_encoded += len(missing)
                 for text, vector in zip(missing, encoded, strict=True):
+                    found[text] = vector
                     self._remember((identity, text), vector)
-            if not texts:
-                return np.zeros((0, self.dim(modality)), dtype=np.float32)
-            return np.stack([self._vectors[(identity, t)] for t in texts])
+            return np.stack([found[t] for t in texts])
 
     # -------------------------------------------------------------------------- towers
 
