@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from ..errors import UsageError
@@ -103,7 +103,7 @@ def _unix_seconds(moment: datetime) -> float:
     except (OverflowError, ValueError, OSError):
         offset = moment.utcoffset()
         if offset is None:
-            offset = datetime.now(timezone.utc).astimezone().utcoffset() or timedelta(0)
+            offset = datetime.now(UTC).astimezone().utcoffset() or timedelta(0)
         return (moment.replace(tzinfo=None) - _EPOCH).total_seconds() - offset.total_seconds()
 
 
