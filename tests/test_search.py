@@ -170,6 +170,36 @@ def test_over_fetching_fills_the_limit_past_one_files_many_segments(engine: Sear
     assert long_hit.start_s == 0 and long_hit.end_s == 5  # segment 0 is exactly x3
 
 
+def test_a_commit_between_the_count_and_the_search_hides_no_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """k came from a segment count read before the index was loaded: an indexer committing in
+    between pushed old files out of the top k (`--limit 1000` gave 42-45 of 47 old files)."""
+    from lbsearch.testing.library import image_files
+
+    old = image_files(0, 47, dim=DIM, model_id="stub/image", folder="/old")
+    new = [_file(f"/new/{i}.jpg", IMG, [(IMG, 0, 0, unit(1, 0.01 * i, 0, 0))]) for i in range(20)]
+    with Library.open(tmp_path, write=True) as lib:
+        lib.set_modality(IMG, "stub/image", "1", DIM)
+        lib.write_batch(old)
+    with Library.open(tmp_path) as reader:
+        count = reader.modality_states
+        commits = []
+
+        def count_then_commit() -> dict:  # type: ignore[type-arg]
+            states = count()
+            if not commits:  # another root's files land right after the count
+                with Library.open(tmp_path, write=True) as writer:
+                    commits.append(writer.write_batch(new))
+            return states
+
+        monkeypatch.setattr(reader, "modality_states", count_then_commit)
+        engine = SearchEngine(reader, Config(), StubEmbedder())
+        hits = engine.search(Query((Term("x0"),), limit=1000))
+    assert commits, "the hook did not run: the test no longer interleaves a commit"
+    assert {h.path for h in hits} == {f.path for f in old + new}
+
+
 def test_filters(engine: SearchEngine) -> None:
     def names(**kw: object) -> set[str]:
         return {Path(h.path).name for h in engine.search(Query((Term("x0"),), limit=50, **kw))}  # type: ignore[arg-type]

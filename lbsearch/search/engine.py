@@ -74,8 +74,7 @@ class SearchEngine:
         best: dict[int, Hit] = {}
         for modality, vector in vectors.items():
             want = query.limit + len(excluded)
-            total = targets[modality][1]
-            hits = self._search_modality(modality, vector, where, want, total, excluded)
+            hits = self._search_modality(modality, vector, where, want, excluded)
             for file_id, hit in hits.items():
                 if file_id not in best or hit.score > best[file_id].score:
                     best[file_id] = hit
@@ -85,7 +84,9 @@ class SearchEngine:
         return ranked[: query.limit]
 
     def _sizes(self) -> dict[Modality, tuple[int, int]]:
-        """(vector dimension, segment count) of each indexed modality (one catalog read)."""
+        """(vector dimension, segment count) of each indexed modality (one catalog read). The
+        counts say which modalities to search, never how far: an indexer may commit before the
+        index is loaded, and the index searched is what bounds k."""
         states = self.library.modality_states()
         found = {m: states[m] for m in Modality if m in states}
         return {m: (s.dim or 0, s.segment_count) for m, s in found.items() if s.segment_count}
@@ -121,19 +122,21 @@ class SearchEngine:
         vector: np.ndarray,
         where: SegmentFilter,
         want: int,
-        total: int,
         excluded: frozenset[str],
     ) -> dict[int, Hit]:
-        """Best hit per file id, asking the index for more segments until `want` files show."""
-        k = min(total, max(_MIN_FETCH, 4 * want))
+        """Best hit per file id, asking the index for more segments until `want` files show or
+        the index has no more. k is bounded by the size of the index as it is searched (read
+        again after each search: a refresh may swap in a larger one meanwhile)."""
+        k = min(self.library.index_size(modality), max(_MIN_FETCH, 4 * want))
         while k > 0:
             result = self.library.search(modality, vector[None, :], k, where=where)
             ids, scores = result.ids[0], result.scores[0]
             found = ids >= 0
             hits = self._roll_up(ids[found], scores[found], excluded)
-            if len(hits) >= want or not found.all() or k >= total:
+            size = self.library.index_size(modality)
+            if len(hits) >= want or not found.all() or k >= size:
                 return hits
-            k = min(total, 4 * k)
+            k = min(size, 4 * k)
         return {}
 
     def _roll_up(
