@@ -41,7 +41,14 @@ from ..errors import MediaError
 from ..types import MediaSpec, Segment
 from .bell import Bell
 from .jobs import LATER, DecodeJob, DecodeResult, IterSource, JobQueue, no_wakeup
-from .processes import default_workers, release_multiprocessing_files, start_context
+from .processes import (
+    PoolBrokenError,
+    broken_pool,
+    default_workers,
+    release_multiprocessing_files,
+    safe_start,
+    start_context,
+)
 from .reasons import media_error
 from .worker import DecodeFn, receive_segments, worker_main
 
@@ -50,10 +57,7 @@ _MAX_START_FAILURES = 3  # workers dying before they are ready: the pool itself 
 _JOIN_S = 2.0
 
 __all__ = ["DecodeFn", "DecodeJob", "DecodePool", "DecodeResult", "DecodeStream", "JobQueue"]
-
-
-class PoolBrokenError(RuntimeError):
-    """Workers cannot even start (e.g. the environment lacks a dependency)."""
+__all__ += ["PoolBrokenError"]  # from processes.py, raised here
 
 
 class DecodeStream:
@@ -98,9 +102,17 @@ class _Worker:
             daemon=True,
             name="lbsearch-decode",
         )
-        self.proc.start()
-        child.close()
+        try:
+            with safe_start():  # never the current directory's `lbsearch` (processes.py)
+                self.proc.start()
+        except (OSError, EOFError) as exc:  # e.g. the forkserver died while starting
+            raise broken_pool(
+                f"a worker could not be started ({type(exc).__name__}: {exc})"
+            ) from exc
+        finally:
+            child.close()
         self.ready = False
+        self.fatal = ""  # why the worker gave up before it was ready, if it could say
         self.job: tuple[int, DecodeJob] | None = None
         self.started = 0.0  # when the job was sent
         self.clock = 0.0  # when the time limit started counting (job sent, or last part read)
@@ -275,7 +287,7 @@ class DecodePool:
                 if worker is not None and not self._service(worker, ready, out):
                     start_failures = start_failures + 1 if not worker.ready else 0
                     if start_failures >= _MAX_START_FAILURES:
-                        raise PoolBrokenError("decode workers die before they start")
+                        raise broken_pool(_start_failure(worker, start_failures))
                     self._replace(worker)
             self._expire(out)
 
@@ -319,6 +331,9 @@ class DecodePool:
             message = w.conn.recv()
             if message[0] == "ready":
                 w.ready = True
+            elif message[0] == "fatal":
+                w.fatal = message[1]
+                return False
             elif w.job is not None and message[1] == w.job[0]:
                 out.put(self._receive(w, message))  # reads the tensors that follow
         except (EOFError, OSError):  # died before or while sending
@@ -373,6 +388,13 @@ class DecodePool:
 
 
 _END = object()
+
+
+def _start_failure(w: _Worker, count: int) -> str:
+    if w.fatal:
+        return w.fatal
+    w.proc.join(_JOIN_S)
+    return f"{count} in a row exited before they were ready (exit code {w.proc.exitcode})"
 
 
 def _failure(w: _Worker, reason: str, detail: str) -> DecodeResult:

@@ -1,7 +1,7 @@
 """The decode worker process: one file at a time, its segments sent back in parts as they are made.
 
 Wire protocol on the worker's pipe (the pool's side is in pool.py):
-- worker -> pool: ("ready", pid) once, then per job any number of ("part", job_id, metas)
+- worker -> pool: ("ready", pid) once (or ("fatal", detail) if it cannot decode at all), then per job any number of ("part", job_id, metas)
   followed by one ("ok", job_id, metas, seconds) or ("err", job_id, reason, detail, hint,
   seconds). `metas` lists (path, modality, start, end, shape) of the segments whose tensors follow
   as raw bytes, one `send_bytes` each (no pickling of pixel data).
@@ -38,10 +38,13 @@ def worker_main(conn: Connection, cfg: Config, threads: int, decode_fn: DecodeFn
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    import torch
+    try:
+        import torch
 
-    from .decode import decode_stream
-
+        from .decode import decode_stream
+    except Exception as exc:  # the pool stops with this as the reason (a broken pool)
+        conn.send(("fatal", f"{type(exc).__name__}: {exc}"))
+        return
     run = decode_fn or decode_stream
     torch.set_num_threads(max(1, threads))
     conn.send(("ready", os.getpid()))
