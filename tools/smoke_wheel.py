@@ -60,7 +60,8 @@ def build_wheel(out: Path, root: Path = ROOT) -> Path:
     """Build the wheel from a copy of the source files (never the checkout's own stale build/
     folder) with pip and the running interpreter's setuptools: no download."""
     src = out / "src"
-    for name in [*BUILD_FILES, *map(str, source_files(root))]:
+    present = [name for name in BUILD_FILES if (root / name).exists()]
+    for name in [*present, *map(str, source_files(root))]:
         (src / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / name, src / name)
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]

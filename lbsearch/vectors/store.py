@@ -152,8 +152,8 @@ class VectorStore:
         if self.config.device == "gpu":
             raise VectorIndexError(
                 "index.device is 'gpu' but faiss sees no GPU",
-                "install faiss with CUDA (pip install 'lbsearch[gpu]') or set index.device = "
-                '"auto"',
+                "install a CUDA build of faiss in place of faiss-cpu (README: FAISS on the GPU)"
+                ' or set index.device = "auto"',
             )
         return "cpu"
 
