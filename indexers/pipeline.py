@@ -16,19 +16,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lbsearch.catalog import FailedFile, RunCounts
+from lbsearch.catalog import FailedFile, FileStatus, RunCounts, StoredSegment
 from lbsearch.config import Config
 from lbsearch.embedder import Embedder
 from lbsearch.library import Library
-from lbsearch.media.versions import preprocess_version
 from lbsearch.types import Modality
 
 from .assemble import Assembler, Completed
+from .models import ModelPlan, finish_reembeds, model_recipe, register_models
+from .offline import Walked, refuse_unknown_roots, sweep
 from .plan import PlanOptions, Probed, Prober, Survey, survey
 from .progress import (
     FileFailed,
@@ -37,11 +38,10 @@ from .progress import (
     Planned,
     Progress,
     Skipped,
-    Swept,
     Warning_,
     ignore_progress,
 )
-from .walk import FoundFile, WalkOptions, WalkProblem, walk
+from .walk import WalkOptions
 
 if TYPE_CHECKING:
     from lbsearch.media.pool import DecodeJob, DecodePool, DecodeResult, DecodeStream, JobQueue
@@ -58,6 +58,7 @@ class IndexOptions:
     plan: PlanOptions = field(default_factory=PlanOptions)
     stop: threading.Event = field(default_factory=threading.Event, compare=False)
     ray: RayOptions | None = None  # decode and embed on a Ray cluster (indexers/ray)
+    reembed: bool = False  # a model change re-embeds beside the old vectors (else refused)
 
 
 def run_index(
@@ -71,16 +72,13 @@ def run_index(
     options = options or IndexOptions()
     started = time.monotonic()
     roots = [Path(r).expanduser().absolute() for r in roots]
+    refuse_unknown_roots(roots, library)
+    models = register_models(library, encoders, config, options.reembed, progress)
     encodings = {m.value: str(encoders.encoding(m)) for m in Modality}
-    for modality in Modality:
-        library.set_modality(
-            modality, encoders.model_id(modality), modality_recipe(modality, encoders, config)
-        )
-    run_id = library.catalog.start_run([str(r) for r in roots], encodings)
-    swept_roots = [r for r in roots if r.exists()]
-    for missing in set(roots) - set(swept_roots):
-        progress(Warning_(str(missing), "not found: skipped (its indexed files are kept)"))
-    surveyed = survey(_found(swept_roots, options.walk, progress), library, options.plan)
+    run_id = library.start_run([str(r) for r in roots], encodings)
+    walked = Walked(roots, options.walk, library, progress)
+    todo = _reembed_todo(library, models)
+    surveyed = survey(walked.files(), library, options.plan, todo)
     progress(
         Planned(
             len(surveyed.seen),
@@ -89,36 +87,51 @@ def run_index(
             surveyed.candidate_bytes,
         )
     )
-    run = _Run(surveyed, library, encoders, config, options, progress)
+    run = _Run(surveyed, library, encoders, config, options, progress, models)
     interrupted = run.execute(options.stop)
-    removed = 0 if interrupted else _sweep(library, swept_roots, surveyed, progress)
+    removed = 0
+    if not interrupted:
+        removed = sweep(library, roots, surveyed.seen, walked, progress)
+        library.set_offline([str(r) for r in roots], walked.offline)
+        run.settle_reembeds()
+        finish_reembeds(library, models, progress)
     library.save()
     tally = run.tally
     counts = RunCounts(
-        tally.added, tally.updated, surveyed.unchanged, tally.reused, removed, tally.failed
+        tally.added,
+        tally.updated,
+        surveyed.unchanged,
+        tally.reused,
+        removed,
+        tally.failed,
+        walked.kept,
     )
-    library.catalog.finish_run(run_id, counts, status="interrupted" if interrupted else "finished")
+    status = "interrupted" if interrupted else ("offline" if walked.offline else "finished")
+    library.finish_run(run_id, counts, status)
     embedded = run.assembler.embedded
     seconds = time.monotonic() - started
-    finished = Finished(counts, embedded, seconds, interrupted, tally.reasons)
+    finished = Finished(
+        counts, embedded, seconds, interrupted, tally.reasons, tuple(walked.offline)
+    )
     progress(finished)
     return finished
 
 
 def modality_recipe(modality: Modality, encoders: Embedder, config: Config) -> str:
-    """Recorded with the model id: the preprocessing the vectors are made with. The back-end
-    and dtype are not part of it: torch fp32/bf16/fp16 and ONNX Runtime fp32/int8 give the same
-    vectors for search (cosine >= 0.997), so they are recorded per run, as provenance."""
-    del encoders  # one signature for every caller; the encoding is not part of the recipe
-    return preprocess_version(modality, config)
+    """What the library records with a modality's model id (see indexers.models)."""
+    del encoders  # the back-end and dtype are provenance, recorded per run
+    return model_recipe(modality, config)
 
 
-def _found(roots: Sequence[Path], options: WalkOptions, progress: Progress) -> Iterator[FoundFile]:
-    for item in walk(roots, options):
-        if isinstance(item, WalkProblem):
-            progress(Warning_(str(item.path), item.detail))
-        else:
-            yield item
+def _reembed_todo(library: Library, models: ModelPlan) -> set[str]:
+    """Paths of the files whose old vectors still need a re-embedded replacement."""
+    ids = {i for m in models.reembed for i in library.reembed_file_ids(m)}
+    paths = set()
+    for file_id in ids:
+        record = library.file_by_id(file_id)
+        if record is not None:
+            paths.add(record.path)
+    return paths
 
 
 class _Tally:
@@ -182,8 +195,13 @@ class _Run:
         config: Config,
         options: IndexOptions,
         progress: Progress,
+        models: ModelPlan,
     ) -> None:
         self.library, self.encoders, self.progress = library, encoders, progress
+        self.shadow = models.reembed
+        # what the catalog held for the files to check: a failure must not undo a good row
+        self.known = {str(c.found.path): c.record for c in surveyed.candidates if c.record}
+        self.attempted: dict[Modality, set[str]] = {m: set() for m in self.shadow}
         # segments gathered per encoder call; the embedder splits them into its device's batches
         self.assembler = Assembler(encoders, config.runtime.batch_size or 32, progress)
         self.tally = _Tally()
@@ -237,15 +255,23 @@ class _Run:
             self.progress(FileFailed(outcome.path, outcome.reason, outcome.detail))
             self._ready.append(Completed(outcome))
         else:
-            catalog = self.library.catalog
             for target in outcome.targets:
-                model_id = self.encoders.model_id(target)
-                stored = catalog.segments_for_hash(outcome.content_hash, target, model_id)
+                stored = self._stored(outcome.content_hash, target)
                 if stored is not None:
                     outcome.reused[target] = stored
+                elif target in self.shadow:
+                    self.attempted[target].add(path)
             index, decode = self.assembler.add_unit(outcome)
             for target in decode:
                 self._submit(index, target)
+
+    def _stored(self, content_hash: str, target: Modality) -> tuple[StoredSegment, ...] | None:
+        """Vectors already made for this content: the re-embedded ones for a modality being
+        re-embedded, else the serving ones."""
+        if target in self.shadow:
+            return self.library.reembedded_for_hash(content_hash, target)
+        model_id = self.encoders.model_id(target)
+        return self.library.segments_for_hash(content_hash, target, model_id)
 
     def _submit(self, index: int, target: Modality) -> None:
         from lbsearch.media.pool import DecodeJob
@@ -269,22 +295,38 @@ class _Run:
 
     def _write(self) -> None:
         """Commit the files completed since the last call in one transaction."""
-        ready = self._ready + self.assembler.take_ready()
+        ready = [item for item in self._ready + self.assembler.take_ready() if self._writes(item)]
         self._ready = []
         if ready:
-            self.library.write_batch([item.row for item in ready])
+            self.library.write_batch([item.row for item in ready], self.shadow)
             self.tally.count(ready)
 
+    def _writes(self, item: Completed) -> bool:
+        """False for a failure of a file whose indexed content did not change (permissions, a
+        time-out, a crash, a re-embed's new model): its row and vectors stay as they are, and
+        the file is checked again at the next run (its row keeps the identity it had)."""
+        row = item.row
+        record = self.known.get(row.path)
+        if not isinstance(row, FailedFile) or record is None:
+            return True
+        if record.status is not FileStatus.INDEXED:
+            return True
+        if row.content_hash is not None and row.content_hash != record.content_hash:
+            return True  # the content changed and cannot be embedded: it is a failed file now
+        for modality in self.shadow:
+            self.library.record_reembed_failure(row.path, modality, row.reason, row.detail)
+        self.progress(
+            Warning_(row.path, f"{row.detail}; its indexed vectors are kept ({row.reason})")
+        )
+        return False
 
-def _sweep(library: Library, roots: Sequence[Path], surveyed: Survey, progress: Progress) -> int:
-    """Forget files under the walked roots that are gone (or now ignored)."""
-    gone = [
-        record.id
-        for root in roots
-        for record in library.catalog.iter_files(str(root))
-        if record.path not in surveyed.seen
-    ]
-    if gone:
-        library.delete_files(gone)
-        progress(Swept(len(gone)))
-    return len(gone)
+    def settle_reembeds(self) -> None:
+        """A file this run tried to re-embed that still has no new vectors (its sound track
+        failed, say) is recorded as failed under the new model, so the re-embed can finish."""
+        for modality in self.shadow:
+            for file_id in self.library.reembed_file_ids(modality):
+                record = self.library.file_by_id(file_id)
+                if record is not None and record.path in self.attempted[modality]:
+                    self.library.record_reembed_failure(
+                        record.path, modality, "no_vectors", "the new model gave it no vectors"
+                    )

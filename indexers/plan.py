@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,15 +85,23 @@ class Probed:
     bytes_read: int
 
 
-def survey(found: Iterable[FoundFile], library: Library, options: PlanOptions) -> Survey:
-    """Split the walk into unchanged files (counted) and candidates, from the catalog alone."""
+def survey(
+    found: Iterable[FoundFile],
+    library: Library,
+    options: PlanOptions,
+    reembed: Collection[str] = (),
+) -> Survey:
+    """Split the walk into unchanged files (counted) and candidates, from the catalog alone.
+    `reembed`: paths whose vectors a `--reembed` still has to replace (candidates even when
+    unchanged; their hash is not read again)."""
     result = Survey()
     for chunk in _chunks(found, _LOOKUP_CHUNK):
-        records = library.catalog.files_by_paths([str(f.path) for f in chunk])
+        records = library.files_by_paths([str(f.path) for f in chunk])
         for item in chunk:
             result.seen.add(str(item.path))
             record = records.get(str(item.path))
-            if _same(item, record) and record is not None and _settled(record, options):
+            settled = record is not None and _settled(record, options)
+            if _same(item, record) and settled and str(item.path) not in reembed:
                 result.unchanged += 1
             else:
                 result.candidates.append(Candidate(item, record))
@@ -101,11 +109,12 @@ def survey(found: Iterable[FoundFile], library: Library, options: PlanOptions) -
 
 
 def probe(candidate: Candidate, config: Config, options: PlanOptions) -> Probed:
-    """Classify and hash one candidate (a stale file whose bytes are unchanged is not read)."""
+    """Classify and hash one candidate (an indexed or stale file that is unchanged, re-embedded
+    or forced to another modality, is not read: its recorded hash and modality hold)."""
     item, record = candidate.found, candidate.record
     read = 0
     try:
-        if _same(item, record) and record is not None and record.status is FileStatus.STALE:
+        if _same(item, record) and record is not None and _known(record, options):
             assert record.modality is not None and record.content_hash is not None
             modality, content_hash = record.modality, record.content_hash
         else:
@@ -176,6 +185,13 @@ def _same(item: FoundFile, record: FileRecord | None) -> bool:
 
 def _identity(item: FoundFile) -> FileIdentity:
     return FileIdentity(item.size, item.mtime_ns, item.ctime_ns, item.dev, item.ino)
+
+
+def _known(record: FileRecord, options: PlanOptions) -> bool:
+    """The record's hash and modality hold for an unchanged file (unless --as changes it)."""
+    if record.status not in (FileStatus.STALE, FileStatus.INDEXED):
+        return False
+    return options.forced is None or options.forced is record.modality
 
 
 def _settled(record: FileRecord, options: PlanOptions) -> bool:

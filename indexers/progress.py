@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from lbsearch.catalog import RunCounts
+from lbsearch.catalog import OfflineFolder, RunCounts
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ class Finished:
     seconds: float
     interrupted: bool = False
     failures_by_reason: dict[str, int] = field(default_factory=dict)
+    offline: tuple[OfflineFolder, ...] = ()  # folders that could not be listed: files kept
 
 
 Event = (

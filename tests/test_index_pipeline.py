@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from lbsearch.catalog import ModelChangedError
 from lbsearch.config import Config
 from lbsearch.indexers import plan as plan_module
 from lbsearch.indexers.pipeline import IndexOptions, run_index
@@ -107,10 +108,16 @@ def test_changed_file_is_embedded_again_and_deleted_file_swept(media: Path, tmp_
     assert counts[Modality.AUDIO] == 3 + 2 + 1 and counts[Modality.IMAGE] == 1
 
 
-def test_model_change_re_embeds_only_that_modality(media: Path, tmp_path: Path) -> None:
+def test_model_change_is_refused_then_re_embeds_only_that_modality(
+    media: Path, tmp_path: Path
+) -> None:
     _index(tmp_path / "lib", [media], FakeEncoders())
+    before = _consistent(tmp_path / "lib")
     encoders = FakeEncoders(models={Modality.AUDIO: "fake/audio-v2"})
-    _index(tmp_path / "lib", [media], encoders)
+    with pytest.raises(ModelChangedError, match="--reembed"):
+        _index(tmp_path / "lib", [media], encoders)
+    assert _consistent(tmp_path / "lib") == before and not encoders.calls
+    _index(tmp_path / "lib", [media], encoders, reembed=True)
     assert set(encoders.calls) == {Modality.AUDIO}
     assert encoders.segments[Modality.AUDIO] == 4
     with Library.open(tmp_path / "lib", config=CONFIG) as lib:

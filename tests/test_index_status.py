@@ -31,9 +31,9 @@ def library(tmp_path: Path) -> Path:
         for i in range(102)
     ]
     with Library.open(root, config=Config(), write=True) as lib:
-        run = lib.catalog.start_run(["/media"])
+        run = lib.start_run(["/media"], {})
         lib.write_batch(failed)
-        lib.catalog.finish_run(run, RunCounts(added=7, unchanged=3, reused=1, failed=105))
+        lib.finish_run(run, RunCounts(added=7, unchanged=3, reused=1, failed=105), "finished")
     return root
 
 

@@ -151,7 +151,7 @@ def test_reader_repairs_in_memory_and_the_next_writer_saves(tmp_path: Path) -> N
         lib.set_modality(IMG, "m", "1", 16)
         lib.write_batch(batch(0, 20))
         lib._indices.store.dirty.clear()  # as if killed before the save
-        lib.catalog.write_batch(batch(20, 5))
+        lib._catalog.write_batch(batch(20, 5))
     index_file = root / "vectors" / "image.faiss"
     assert not index_file.exists()  # never saved
     with Library.open(root) as reader:
@@ -175,7 +175,7 @@ def test_writer_open_recovers_every_modality(tmp_path: Path) -> None:
         lib.set_modality(IMG, "m", "1", 16)
         lib.write_batch(batch(0, 10))
         lib.save()
-        lib.catalog.write_batch(batch(10, 3))  # committed, never reached the index file
+        lib._catalog.write_batch(batch(10, 3))  # committed, never reached the index file
     with Library.open(root, write=True) as lib:
         event = lib.index_events[IMG]
         assert (event.action, event.added, event.removed) == (IndexAction.REPAIRED, 3, 0)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lbsearch.catalog import BatchResult, Catalog, IndexedFile
+from lbsearch.catalog import BatchResult, Catalog, IndexedFile, ModelChangedError, ShadowModel
 from lbsearch.config import Config, IndexConfig
 from lbsearch.library import IndexAction, IndexEvent, Library
 from lbsearch.testing.library import assert_library_consistent, indexed_file, unit_vectors
@@ -62,7 +63,7 @@ def exact_top(data: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) ->
 def test_an_index_is_built_saved_and_reopened_fresh(root: Path) -> None:
     data = unit_vectors(500, 32)
     with open_library(root) as lib:
-        commit(lib.catalog, data)
+        commit(lib._catalog, data)
         assert lib.index_size(IMG) == 500
         assert lib.index_events[IMG].action is IndexAction.REBUILT
         assert lib.save() == [IMG]
@@ -84,12 +85,12 @@ def test_an_index_is_built_saved_and_reopened_fresh(root: Path) -> None:
 
 def test_indices_follow_commits_and_repair_what_was_not_saved(root: Path) -> None:
     with open_library(root) as lib:
-        commit(lib.catalog, unit_vectors(300, 32))
+        commit(lib._catalog, unit_vectors(300, 32))
         lib.index_size(IMG)
         lib.save()
         # committed but never saved: a crash between the catalog commit and the index save
-        commit(lib.catalog, unit_vectors(50, 32, seed=2), start=300)
-        lib.catalog.delete_files([f.id for f in lib.catalog.iter_files("/r")][:20])
+        commit(lib._catalog, unit_vectors(50, 32, seed=2), start=300)
+        lib._catalog.delete_files([f.id for f in lib.catalog.iter_files("/r")][:20])
         lib._indices.store.dirty.clear()  # as if killed before the save
         assert not lib.index_info()[0].up_to_date
     with open_library(root, write=False) as reader:
@@ -137,14 +138,28 @@ def test_damaged_or_foreign_index_files_are_rebuilt(
         np.testing.assert_array_equal(reader.search(IMG, data.vectors, 1).ids[:, 0], data.ids)
 
 
-def test_model_change_resets_the_index(root: Path) -> None:
+def test_a_model_change_keeps_the_index_until_the_re_embed_replaces_it(root: Path) -> None:
     with open_library(root) as lib:
         lib.write_batch(pictures(unit_vectors(20, 32)))
         lib.save()
-        lib.set_modality(IMG, "img-2", "1", 16)
-        assert lib.index_size(IMG) == 0
+        with pytest.raises(ModelChangedError):
+            lib.set_modality(IMG, "img-2", "1", 16)
+        assert lib.index_size(IMG) == 20
+        lib.begin_reembed(IMG, ShadowModel("img-2", "1", 16))
+        assert lib.reembed_todo(IMG) == 20
+        new = [
+            replace(f, segments=tuple(replace(s, model_id="img-2") for s in f.segments))
+            for f in pictures(unit_vectors(20, 16, seed=3))
+        ]
+        lib.write_batch(new[:15], shadow={IMG})
+        assert lib.index_size(IMG) == 20 and lib.reembed_todo(IMG) == 5  # old vectors serve
+        lib.write_batch(new[15:], shadow={IMG})
+        lib.finish_reembed(IMG)
+        assert lib.index_size(IMG) == 20
+        found = lib.search(IMG, new[3].segments[0].vector[None, :], 1)
+        assert lib.segments_by_ids(found.ids[0])[int(found.ids[0][0])].file.path == "/r/3.jpg"
     meta = read_index_meta(root / "vectors" / "image.faiss")
-    assert meta is not None and (meta.dim, meta.model_id, meta.count) == (16, "img-2", 0)
+    assert meta is not None and (meta.dim, meta.model_id, meta.count) == (16, "img-2", 20)
 
 
 def test_growth_switches_to_ivf_and_shrinking_back_to_exact(root: Path) -> None:
@@ -174,7 +189,7 @@ def test_compressed_index_reranks_exactly_from_the_catalog(tmp_path: Path) -> No
     data = clustered_vectors(n, dim, clusters=100)
     with open_library(tmp_path / "lib", config) as lib:
         lib.set_modality(IMG, MODEL, "2", dim)
-        commit(lib.catalog, data)
+        commit(lib._catalog, data)
         assert lib.rebuild_index(IMG) == IndexEvent(IMG, IndexAction.REBUILT, reason="asked")
         assert lib.index_info()[0].kind == IndexKind.IVF_PQ.value
         queries = clustered_vectors(50, dim, clusters=100, sample_seed=7, gap=1.0)

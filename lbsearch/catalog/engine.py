@@ -38,6 +38,7 @@ class CatalogBase:
         create: bool = False,
         migrate: bool = True,
         busy_timeout_s: float = 30.0,
+        read_only: bool = False,
     ) -> None:
         self.path = Path(path)
         if not create and not self.path.is_file():
@@ -46,9 +47,18 @@ class CatalogBase:
                 "run `lbsearch index FOLDER` to create the library, or point --library at it",
             )
         self._busy_timeout_s = busy_timeout_s
-        self._engine = _make_engine(self.path, create=create, busy_timeout_s=busy_timeout_s)
+        self.read_only = read_only
+        mode = "ro" if read_only else ("rwc" if create else "rw")
+        self._engine = _make_engine(self.path, mode=mode, busy_timeout_s=busy_timeout_s)
         try:
-            self.schema_version = self._prepare_schema(create=create, migrate=migrate)
+            if read_only and not _readable_in_place(self._engine):
+                # a read-only folder: SQLite cannot create the WAL index beside the database,
+                # so read it as an immutable file (nobody can be writing where we cannot)
+                self._engine.dispose()
+                self._engine = _make_engine(self.path, mode="immutable", busy_timeout_s=0)
+            self.schema_version = self._prepare_schema(
+                create=create, migrate=migrate and not read_only
+            )
             self.library_id = self._meta("library_id")
         except BaseException:
             self._engine.dispose()
@@ -70,6 +80,11 @@ class CatalogBase:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        if self.read_only:
+            raise CatalogError(
+                f"{self.path}: this catalog was opened read-only",
+                "open the library for writing (`lbsearch index`); this is a bug if it shows",
+            )
         with self._errors(), self._engine.connect() as conn:
             conn.execution_options(lbsearch_begin="IMMEDIATE")
             with conn.begin():
@@ -93,6 +108,13 @@ class CatalogBase:
                 if version == schema.SCHEMA_VERSION:
                     return version
                 tables = int(raw.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+                if self.read_only and version < schema.SCHEMA_VERSION and version:
+                    raise CatalogError(
+                        f"{self.path}: catalog schema v{version} needs an upgrade to "
+                        f"v{schema.SCHEMA_VERSION}, and the library is read-only",
+                        "open it once with write access (any lbsearch command), or use the "
+                        "lbsearch version that wrote it",
+                    )
                 _check_version(self.path, version, tables, create=create)
                 if not migrate:
                     raise CatalogMigrationNeeded(
@@ -126,13 +148,27 @@ class CatalogBase:
 
     def checkpoint(self) -> None:
         """Fold the write-ahead log into the database file (end of an index run)."""
+        if self.read_only:
+            return
         with self._errors(), self._engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
 
-def _make_engine(path: Path, *, create: bool, busy_timeout_s: float) -> Engine:
-    mode = "rwc" if create else "rw"
-    uri = f"file:{quote(str(path.absolute()))}?mode={mode}"
+def _readable_in_place(engine: Engine) -> bool:
+    """Whether a read-only connection can read the database as it is (in WAL mode that needs
+    the -shm file, which SQLite cannot create in a folder the user cannot write)."""
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
+    except exc.DBAPIError:
+        return False
+    return True
+
+
+def _make_engine(path: Path, *, mode: str, busy_timeout_s: float) -> Engine:
+    """mode: rwc (create), rw, ro (read-only), or immutable (read-only, no locking at all)."""
+    query = "mode=ro&immutable=1" if mode == "immutable" else f"mode={mode}"
+    uri = f"file:{quote(str(path.absolute()))}?{query}"
 
     def connect() -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -140,7 +176,8 @@ def _make_engine(path: Path, *, create: bool, busy_timeout_s: float) -> Engine:
         )
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA synchronous = NORMAL")
+        if mode not in ("ro", "immutable"):
+            conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA cache_size = -32768")
         return conn
 

@@ -112,10 +112,12 @@ class SegmentRecord:
 
 @dataclass(frozen=True)
 class SegmentHit:
-    """A segment with the file it belongs to (what search results are built from)."""
+    """A segment with the file it belongs to (what search results are built from). `offline`:
+    the file lies in a folder the last run could not list (kept, but not reachable now)."""
 
     segment: SegmentRecord
     file: FileRecord
+    offline: bool = False
 
 
 @dataclass(frozen=True)

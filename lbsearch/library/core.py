@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..catalog.records import IndexedFile
 from ..config import Config
 from ..types import Modality
 from .events import IndexCheck, IndexEvent, IndexInfo
@@ -23,21 +22,22 @@ from .folder import (
     VECTORS_DIR,
     LibraryError,
     LibraryLocation,
+    is_writable,
     locate_library,
     prepare_folder,
+    refuse_read_only,
 )
 from .lock import WriterLock
+from .writes import LibraryWrites
 
 if TYPE_CHECKING:
     import numpy as np
 
     from ..catalog import (
-        BatchResult,
         CatalogStats,
-        FailedFile,
         FileRecord,
-        ModalityChange,
         ModalityState,
+        OfflineFolder,
         SegmentFilter,
         SegmentHit,
         StoredSegment,
@@ -45,6 +45,11 @@ if TYPE_CHECKING:
     from ..catalog.store import Catalog
     from ..vectors import SearchResult, VectorStore
     from .indices import LibraryIndices
+
+
+def is_under_any(path: str, folders: Sequence[str]) -> bool:
+    """`path` is one of `folders` or lies inside one of them."""
+    return any(path == f or path.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ class LibraryStats:
         return self.catalog_bytes + self.vectors_bytes
 
 
-class Library:
+class Library(LibraryWrites):
     """A library folder opened for reading (any number at once) or writing (one at a time).
 
     Use `Library.open`, as a context manager. Writers change the catalog through this class so
@@ -77,10 +82,21 @@ class Library:
         from .indices import LibraryIndices
 
         self.root = root
-        self.catalog = catalog  # the source of truth, for the indexer's run records and plans
+        self._catalog = catalog  # the source of truth; written only through this class
+        self._view: Catalog | None = None if writable else catalog
         self.writable = writable
         self._lock = lock
         self._indices: LibraryIndices = LibraryIndices(catalog, vectors)
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog, opened read-only (a second connection for a writer): for reading and
+        checks only; every write goes through this class's methods."""
+        if self._view is None:
+            from ..catalog.store import Catalog
+
+            self._view = Catalog(self._catalog.path, read_only=True)
+        return self._view
 
     @classmethod
     def open(
@@ -117,6 +133,7 @@ class Library:
         from ..vectors.store import VectorStore
 
         root = prepare_folder(where)
+        refuse_read_only(root, where)
         lock = WriterLock(root)
         lock.acquire(timeout, purpose)
         try:
@@ -145,6 +162,9 @@ class Library:
             )
         lock = WriterLock(root)
         busy = config.library.busy_timeout_s
+        if not is_writable(root):  # a read-only mount or a shared copy: read it as it is
+            catalog = Catalog(root / CATALOG_NAME, busy_timeout_s=busy, read_only=True)
+            return cls(root, catalog, VectorStore(root / VECTORS_DIR, config.index), lock, False)
         try:
             catalog = Catalog(root / CATALOG_NAME, migrate=False, busy_timeout_s=busy)
         except CatalogMigrationNeeded:
@@ -154,84 +174,59 @@ class Library:
                 catalog = Catalog(root / CATALOG_NAME, busy_timeout_s=busy)
         return cls(root, catalog, VectorStore(root / VECTORS_DIR, config.index), lock, False)
 
-    # ------------------------------------------------------------------------ writing
-
-    def _require_writer(self) -> None:
-        if not self.writable:
-            raise LibraryError(
-                f"{self.root} was opened read-only", "open it with write=True (this is a bug)"
-            )
-
-    def write_batch(self, batch: Sequence[IndexedFile | FailedFile]) -> BatchResult:
-        """Commit a batch to the catalog, then mirror it in the in-memory indices."""
-        self._require_writer()
-        touched = {s.modality for f in batch if isinstance(f, IndexedFile) for s in f.segments}
-        for modality in touched:
-            self._indices.index(modality)  # load before the commit: then the delta applies as is
-        result = self.catalog.write_batch(batch)
-        self._indices.follow(result.deltas.values())
-        return result
-
-    def delete_files(self, file_ids: Sequence[int]) -> BatchResult:
-        self._require_writer()
-        result = self.catalog.delete_files(file_ids)
-        self._indices.follow(result.deltas.values())
-        return result
-
-    def set_modality(
-        self, modality: Modality, model_id: str, preprocess_version: str, dim: int | None = None
-    ) -> ModalityChange:
-        """Register the modality's model; a different model wipes its segments and index."""
-        self._require_writer()
-        change = self.catalog.set_modality(modality, model_id, preprocess_version, dim)
-        self._indices.follow([change.delta] if change.delta is not None else [])
-        return change
-
-    def save(self) -> list[Modality]:
-        """Write the changed indices (atomically); returns the modalities written."""
-        self._require_writer()
-        return self._indices.save()
-
-    def rebuild_index(self, modality: Modality) -> IndexEvent | None:
-        """Build the modality's index anew from the catalog's vectors and save it."""
-        self._require_writer()
-        self._indices.rebuild(modality, "asked")
-        self._indices.save([modality])
-        return self._indices.events.get(modality)
-
     # ------------------------------------------------------------------ reading: catalog
 
+    def iter_files(self, under: str | None = None) -> Iterator[FileRecord]:
+        """Files inside folder `under` (all when None), in path order."""
+        return self._catalog.iter_files(under)
+
+    def offline_folders(self) -> tuple[OfflineFolder, ...]:
+        """Folders the last run could not list, with the files kept under each."""
+        return self._catalog.offline_folders()
+
+    def roots(self) -> tuple[str, ...]:
+        """Every folder the library's files were indexed from (online or offline)."""
+        return tuple(r.root for r in self._catalog.stats(0).roots)
+
     def file_by_path(self, path: str) -> FileRecord | None:
-        return self.catalog.file_by_path(path)
+        return self._catalog.file_by_path(path)
 
     def files_by_paths(self, paths: Sequence[str]) -> dict[str, FileRecord]:
-        return self.catalog.files_by_paths(paths)
+        return self._catalog.files_by_paths(paths)
 
     def segments_by_ids(
         self, ids: Sequence[int] | np.ndarray, where: SegmentFilter | None = None
     ) -> dict[int, SegmentHit]:
-        """Segments with their files by id; ids gone (or filtered out by `where`) are absent."""
-        return self.catalog.segments_by_ids(ids, where)
+        """Segments with their files by id; ids gone (or filtered out by `where`) are absent.
+        A file under a folder the last run could not list is marked `offline`."""
+        found = self._catalog.segments_by_ids(ids, where)
+        folders = [f.folder for f in self._catalog.offline_folders()] if found else []
+        if not folders:
+            return found
+        return {
+            i: replace(hit, offline=True) if is_under_any(hit.file.path, folders) else hit
+            for i, hit in found.items()
+        }
 
     def segments_for_hash(
         self, content_hash: str, modality: Modality, model_id: str
     ) -> tuple[StoredSegment, ...] | None:
         """The stored segments (with vectors) of a file with this content and model; None if
         no file has them (lets a renamed or duplicated file reuse vectors)."""
-        return self.catalog.segments_for_hash(content_hash, modality, model_id)
+        return self._catalog.segments_for_hash(content_hash, modality, model_id)
 
     def modality_states(self) -> dict[Modality, ModalityState]:
         """Per registered modality: its model, vector dimension and segment count."""
-        return self.catalog.modality_states()
+        return self._catalog.modality_states()
 
     def file_by_id(self, file_id: int) -> FileRecord | None:
-        return self.catalog.file_by_id(file_id)
+        return self._catalog.file_by_id(file_id)
 
     def stored_vectors(self, record: FileRecord) -> np.ndarray | None:
         """(n, d) vectors held for `record`'s content under its modality's current model."""
         import numpy as np
 
-        state = self.catalog.modality_state(record.modality) if record.modality else None
+        state = self._catalog.modality_state(record.modality) if record.modality else None
         if state is None or record.content_hash is None:
             return None
         stored = self.segments_for_hash(record.content_hash, state.modality, state.model_id)
@@ -250,7 +245,7 @@ class Library:
         """Top-k segment ids and scores per query; `where` filters by the segments' files."""
         allowed = None
         if where is not None and not where.is_empty():
-            allowed = self.catalog.segment_ids_matching(modality, where)  # empty if excluded
+            allowed = self._catalog.segment_ids_matching(modality, where)  # empty if excluded
         return self._indices.search(modality, queries, k, allowed)
 
     def refresh(self) -> dict[Modality, IndexEvent]:
@@ -271,10 +266,14 @@ class Library:
     def check(self) -> list[IndexCheck]:
         """Compare every modality's index with the catalog id by id (repairing in memory; a
         writer also saves the repaired indices when it closes)."""
-        return [self._indices.check(m) for m in self.catalog.modality_states()]
+        return [self._indices.check(m) for m in self._catalog.modality_states()]
 
     def stats(self, failed_limit: int = 100) -> LibraryStats:
-        catalog = self.catalog.stats(failed_limit)
+        catalog = self._catalog.stats(failed_limit)
+        run = catalog.last_run
+        if run is not None and run.status == "running" and not self._lock.held_elsewhere():
+            # the process that started it is gone (killed, crashed): nobody holds the lock
+            catalog = replace(catalog, last_run=replace(run, status="interrupted"))
         return LibraryStats(
             self.root,
             catalog,
@@ -287,9 +286,11 @@ class Library:
         try:
             if self.writable:
                 self._indices.save()
-                self.catalog.checkpoint()
+                self._catalog.checkpoint()
         finally:
-            self.catalog.close()
+            self._catalog.close()
+            if self._view is not None and self._view is not self._catalog:
+                self._view.close()
             self._lock.release()
 
     def __enter__(self) -> Library:

@@ -32,6 +32,30 @@ class LibraryLockedError(LibraryError):
     """Another process holds the library's writer lock."""
 
 
+class LibraryReadOnlyError(LibraryError):
+    """The library folder (or its catalog) cannot be written by this user."""
+
+
+def is_writable(root: Path) -> bool:
+    """Whether this user can change the library at `root`: the folder and, where they exist,
+    the catalog, its WAL files and the lock file (access(2) asks the file system, so a
+    read-only mount counts too)."""
+    entries = [root] + [
+        root / name
+        for name in (CATALOG_NAME, f"{CATALOG_NAME}-wal", f"{CATALOG_NAME}-shm", LOCK_NAME)
+    ]
+    return all(os.access(p, os.W_OK) for p in entries if p == root or p.exists())
+
+
+def refuse_read_only(root: Path, where: LibraryLocation) -> None:
+    if not is_writable(root):
+        raise LibraryReadOnlyError(
+            f"the library {root} (from {where.source}) is read-only for this user",
+            "`query`, `browse`, `status` and `serve` work on it as it is; to index or forget, "
+            "use a library you can write (--library DIR) or ask its owner",
+        )
+
+
 @dataclass(frozen=True)
 class LibraryLocation:
     """Where the library is and which setting chose it (for messages and `lbsearch status`)."""

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .folder import LOCK_NAME, LibraryLockedError
+from .folder import LOCK_NAME, LibraryLockedError, LibraryReadOnlyError
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,14 @@ class WriterLock:
     def try_acquire(self, purpose: str = "lbsearch index") -> bool:
         if self._fd is not None:
             return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except PermissionError as err:
+            raise LibraryReadOnlyError(
+                f"cannot create or open the lock file {self.path}: {err.strerror or err}",
+                "the library is read-only for this user: `query`, `status` and `serve` work on "
+                "it; to index, use a library you can write (--library DIR)",
+            ) from err
         if not _lock_fd(fd):
             os.close(fd)
             return False
@@ -65,6 +72,20 @@ class WriterLock:
             _unlock_fd(self._fd)
             os.close(self._fd)
             self._fd = None
+
+    def held_elsewhere(self) -> bool:
+        """Whether another open of the lock file holds it now (a writer is running). Opens the
+        file read-only and never takes the lock, so it works on a read-only library too."""
+        if self._fd is not None:
+            return False
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return False  # no lock file: nobody ever wrote here, or it cannot be read
+        try:
+            return _is_locked(fd)
+        finally:
+            os.close(fd)
 
     def holder(self) -> LockHolder | None:
         """Who wrote the lock file last (it may be stale when nobody holds the lock)."""
@@ -121,6 +142,9 @@ if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
         with contextlib.suppress(OSError):
             msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
 
+    def _is_locked(fd: int) -> bool:
+        return False  # a read-only handle cannot probe a Windows byte lock: assume not held
+
 else:
     import fcntl
 
@@ -134,3 +158,11 @@ else:
     def _unlock_fd(fd: int) -> None:
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _is_locked(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
