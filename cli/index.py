@@ -46,6 +46,15 @@ def index(
         str | None, typer.Option("--as", help="Index every file as this modality.")
     ] = None,
     retry_failed: Annotated[bool, typer.Option(help="Try files that failed before again.")] = False,
+    reembed: Annotated[
+        bool,
+        typer.Option(
+            "--reembed",
+            help="Re-embed modalities whose model (or preprocessing) changed, beside the old "
+            "vectors, which keep serving until every file has new ones. Without it a model "
+            "change is refused.",
+        ),
+    ] = False,
     backend: BackendOption = None,
     device: DeviceOption = None,
     dtype: DtypeOption = None,
@@ -77,10 +86,12 @@ def index(
 
     config = settings(ctx)
     forced = Modality.parse(as_modality) if as_modality else None
+    _refuse_missing_roots_of_a_new_library(roots, library, config)
     options = IndexOptions(
         walk=WalkOptions(include_hidden=include_hidden, excludes=tuple(exclude or ())),
         plan=PlanOptions(forced=forced, retry_failed=retry_failed),
         ray=_ray_options(config, ray, actors, gpus_per_actor, decode_cpus, backend, device, dtype),
+        reembed=reembed,
     )
     progress = RichProgress(enabled=sys.stderr.isatty())
     encoders = open_embedder(config, backend=backend, device=device, dtype=dtype)
@@ -91,8 +102,34 @@ def index(
     summary_table(finished, str(lib.root))
     if finished.interrupted:
         raise typer.Exit(130)
-    if finished.counts.failed:
+    if finished.offline:
+        folders = len(finished.offline)
+        print(
+            f"lbsearch: {folders} folder{'s' * (folders != 1)} could not be listed (offline); "
+            f"{finished.counts.offline} indexed files under them were kept. Mount or fix them "
+            "and index again, or `lbsearch forget PATH` to remove them from the library.",
+            file=sys.stderr,
+        )
+    if finished.counts.failed or finished.offline:
         raise typer.Exit(1)
+
+
+def _refuse_missing_roots_of_a_new_library(
+    roots: list[Path], library: Path | None, config: Config
+) -> None:
+    """A root that does not exist, for a library not made yet, is a typo: say so (exit 2) before
+    a library folder is created. (For an existing library the indexer decides: a root it holds
+    files from is offline, any other missing root is refused the same way.)"""
+    from lbsearch.errors import UsageError
+    from lbsearch.library import CATALOG_NAME, locate_library
+
+    missing = [r for r in roots if not r.expanduser().exists()]
+    where = locate_library(library, config.library)
+    if missing and not (where.path / CATALOG_NAME).exists():
+        raise UsageError(
+            f"{missing[0]}: no such file or folder",
+            "check the path (nothing was created)",
+        )
 
 
 def _ray_options(

@@ -13,6 +13,7 @@ from lbsearch import __version__
 from .browse import browse
 from .embed import embed
 from .errors import handles_errors
+from .forget import forget
 from .index import index, status
 from .models import config_command, models_command, pull
 from .query import query
@@ -51,6 +52,7 @@ def main(
 
 app.command("index")(handles_errors(index))
 app.command("status")(handles_errors(status))
+app.command("forget")(handles_errors(forget))
 app.command("query")(handles_errors(query))
 app.command("embed")(handles_errors(embed))
 app.command("pull")(handles_errors(pull))

@@ -16,6 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from lbsearch.indexers.progress import Event, Finished, Planned
@@ -129,12 +130,18 @@ def summary_table(finished: Finished, library: str) -> None:
         ("reused vectors (renamed or duplicate)", counts.reused),
         ("removed (gone from disk)", counts.removed),
         ("failed", counts.failed),
+        ("kept offline (folder not listed)", counts.offline),
         ("segments embedded", finished.segments_embedded),
         ("time", f"{finished.seconds:.1f} s"),
     ):
         table.add_row(label, str(value))
     for reason, count in sorted(finished.failures_by_reason.items()):
         table.add_row(f"  failed: {reason}", str(count))
+    for folder in finished.offline:
+        table.add_row(
+            Text(f"  offline: {folder.folder}", style="yellow"),
+            Text(f"{folder.files} kept — {folder.reason}"),
+        )
     if finished.interrupted:
         table.add_row("[yellow]interrupted[/]", "work done so far is kept; run again to finish")
     Console(file=sys.stderr if not sys.stdout.isatty() else sys.stdout).print(table)

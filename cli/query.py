@@ -265,6 +265,7 @@ def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
         "duration_s": hit.duration_s,
         "size": hit.size,
         "mtime": hit.mtime,
+        "offline": hit.offline,
     }
 
 
@@ -285,7 +286,8 @@ def _print_table(hits: list[Hit]) -> None:
     table.add_column("path", overflow="fold")  # a path is worth more than a tidy row
     table.add_column("time", no_wrap=True)
     for rank, hit in enumerate(hits, 1):
-        table.add_row(
-            str(rank), f"{hit.score:.3f}", hit.modality.value, Text(hit.path), format_span(hit)
-        )
+        path = Text(hit.path)
+        if hit.offline:  # kept from a folder the last run could not list
+            path.append(" (offline)", style="yellow")
+        table.add_row(str(rank), f"{hit.score:.3f}", hit.modality.value, path, format_span(hit))
     Console(highlight=False).print(table)

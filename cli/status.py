@@ -35,6 +35,19 @@ def print_status(stats: LibraryStats) -> None:
     for root in catalog.roots:
         line = f"root {root.root}: {root.files} files, last indexed {_when(root.last_indexed_at)}"
         console.print(Text(line), soft_wrap=True)
+    for folder in catalog.offline:
+        line = (
+            f"offline since {_when(folder.since)}: {folder.folder} ({folder.files} files kept): "
+            f"{folder.reason}"
+        )
+        console.print(Text(line, style="yellow"), soft_wrap=True)
+    if catalog.offline:
+        console.print(
+            "offline files stay searchable; they come back online when a run lists their folder "
+            "again, and `lbsearch forget PATH` removes them",
+            soft_wrap=True,
+            markup=False,
+        )
     if catalog.last_run:
         console.print(Text(f"last run: {_run_line(catalog.last_run)}"), soft_wrap=True)
     if catalog.failed_files:
@@ -61,6 +74,7 @@ def print_status_json(stats: LibraryStats) -> None:
 
 def status_json(stats: LibraryStats) -> dict[str, Any]:
     catalog = stats.catalog
+    run = catalog.last_run
     infos = {info.modality: info for info in stats.indices}
     modalities = []
     for m in catalog.modalities:
@@ -72,10 +86,10 @@ def status_json(stats: LibraryStats) -> dict[str, Any]:
                 "files": files,
                 "segments": m.segments,
                 "model": m.state.model_id if m.state else None,
+                "encoding": run.encodings.get(m.modality.value) if run else None,
                 "index": {"kind": info.kind, "up_to_date": info.up_to_date} if info else None,
             }
         )
-    run = catalog.last_run
     return {
         "library": str(stats.root),
         "files": catalog.files,
@@ -85,6 +99,16 @@ def status_json(stats: LibraryStats) -> dict[str, Any]:
         "roots": [
             {"root": r.root, "files": r.files, "last_indexed_at": _iso(r.last_indexed_at)}
             for r in catalog.roots
+        ],
+        "offline": [
+            {
+                "folder": f.folder,
+                "root": f.root,
+                "reason": f.reason,
+                "since": _iso(f.since),
+                "files": f.files,
+            }
+            for f in catalog.offline
         ],
         "last_run": _run_json(run) if run else None,
         "failures_by_reason": catalog.failures_by_reason,
@@ -125,7 +149,11 @@ def run_totals(counts: RunCounts) -> str:
 
 def _run_line(run: RunRecord) -> str:
     ended = f", ended {_when(run.finished_at)}" if run.finished_at else ""
-    return f"{run.status}, started {_when(run.started_at)}{ended}: {run_totals(run.counts)}"
+    used = sorted(set(run.encodings.values()))
+    encoding = f" with {', '.join(used)}" if used else ""
+    return (
+        f"{run.status}, started {_when(run.started_at)}{ended}{encoding}: {run_totals(run.counts)}"
+    )
 
 
 def _run_json(run: RunRecord) -> dict[str, Any]:
@@ -135,6 +163,7 @@ def _run_json(run: RunRecord) -> dict[str, Any]:
         "finished_at": _iso(run.finished_at) if run.finished_at else None,
         "roots": list(run.roots),
         "counts": dict(run.counts.__dict__),
+        "encodings": dict(run.encodings),
     }
 
 

@@ -46,7 +46,7 @@ class ResultsTable(DataTable[str | Text]):
         row = self.cursor_row if keep_cursor else 0
         self.hits = list(hits)
         self.clear()
-        cells = [(f"{h.score:.3f}", h.modality.value, time_column(h)) for h in self.hits]
+        cells = [(f"{h.score:.3f}", _modality_cell(h), time_column(h)) for h in self.hits]
         width = self.path_width(cells)
         for number, (hit, (score, modality, span)) in enumerate(zip(self.hits, cells, strict=True)):
             path = display_path(hit.path, width)
@@ -123,3 +123,8 @@ def facts_text(preview: Preview) -> Text:
     if preview.note:
         text.append(preview.note, style="red")
     return text
+
+
+def _modality_cell(hit: Hit) -> str:
+    """The modality, marked when the file's folder could not be listed at the last run."""
+    return f"{hit.modality.value} (offline)" if hit.offline else hit.modality.value

@@ -173,4 +173,5 @@ def _hit(found: SegmentHit, score: float) -> Hit:
         duration_s=file.duration_s,
         size=file.size,
         mtime=file.mtime_ns / 1e9,
+        offline=found.offline,
     )

@@ -31,6 +31,7 @@ class Hit:
     duration_s: float | None
     size: int
     mtime: float
+    offline: bool = False  # its folder could not be listed at the last run (kept, marked)
 
 
 @dataclass(frozen=True)

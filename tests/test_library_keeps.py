@@ -1,0 +1,337 @@
+"""The library never loses work: offline folders, encodings as provenance, change detection that
+catches replacements, explicit forgetting, read-only libraries, crashed runs."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from lbsearch.config import Config
+from lbsearch.errors import UsageError
+from lbsearch.indexers import plan as plan_module
+from lbsearch.indexers import walk as walk_module
+from lbsearch.indexers.pipeline import IndexOptions, run_index
+from lbsearch.indexers.progress import Event, Finished
+from lbsearch.library import Library
+from lbsearch.testing.fake_encoders import FakeEncoders
+from lbsearch.testing.library import assert_library_consistent
+from lbsearch.types import Modality
+
+CONFIG = Config()
+PHOTOS = 110
+
+
+def _pictures(folder: Path, count: int, start: int = 0) -> None:
+    (folder / "sub").mkdir(parents=True, exist_ok=True)
+    for i in range(start, start + count):
+        where = folder / "sub" if i % 2 else folder
+        colour = (i * 7 % 256, i * 13 % 256, i * 29 % 256)
+        Image.new("RGB", (24, 24), colour).save(where / f"p{i:03d}.png")
+
+
+def _index(
+    library: Path, roots: list[Path], encoders: FakeEncoders | None = None, **options: object
+) -> tuple[Finished, list[Event]]:
+    events: list[Event] = []
+    with Library.open(library, config=CONFIG, write=True) as lib:
+        done = run_index(
+            roots, lib, encoders or FakeEncoders(), CONFIG, IndexOptions(**options), events.append
+        )  # type: ignore[arg-type]
+    return done, events
+
+
+def _snapshot(library: Path) -> dict[str, list[float]]:
+    """Every file's first vector, by path: what the library holds and would search."""
+    with Library.open(library, config=CONFIG) as lib:
+        out = {}
+        for record in lib.iter_files():
+            vectors = lib.stored_vectors(record)
+            out[record.path] = [] if vectors is None else vectors[0].round(6).tolist()
+        return out
+
+
+@pytest.fixture
+def indexed(tmp_path: Path) -> tuple[Path, Path]:
+    media = tmp_path / "drive"
+    _pictures(media, PHOTOS)
+    done, _ = _index(tmp_path / "lib", [media])
+    assert done.counts.added == PHOTOS
+    return media, tmp_path / "lib"
+
+
+def test_an_unmounted_drive_keeps_every_file_and_comes_back_without_embedding(
+    indexed: tuple[Path, Path],
+) -> None:
+    media, library = indexed
+    before = _snapshot(library)
+    hidden = media.with_name("drive-away")
+    media.rename(hidden)
+    media.mkdir()  # the empty mount point an unmounted drive leaves
+    done, events = _index(library, [media])
+    assert done.counts.removed == 0 and done.counts.offline == PHOTOS
+    assert [f.folder for f in done.offline] == [str(media)]
+    assert any("offline" in getattr(e, "detail", "") for e in events)
+    assert _snapshot(library) == before
+    assert sum(assert_library_consistent(library, CONFIG).values()) == PHOTOS
+    with Library.open(library, config=CONFIG) as lib:
+        offline = lib.stats().catalog.offline
+        assert [(f.folder, f.files) for f in offline] == [(str(media), PHOTOS)]
+    media.rmdir()
+    hidden.rename(media)  # mounted again
+    encoders = FakeEncoders()
+    done, _ = _index(library, [media], encoders)
+    assert done.counts.unchanged == PHOTOS and not encoders.calls and not done.offline
+    with Library.open(library, config=CONFIG) as lib:
+        assert lib.stats().catalog.offline == ()
+
+
+def test_a_root_that_is_gone_is_offline_not_swept(indexed: tuple[Path, Path]) -> None:
+    media, library = indexed
+    before = _snapshot(library)
+    shutil.rmtree(media)
+    done, _ = _index(library, [media])
+    assert done.counts.removed == 0 and done.counts.offline == PHOTOS
+    assert _snapshot(library) == before
+
+
+def test_an_unreadable_folder_keeps_its_files_and_only_listed_ones_sweep(
+    indexed: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    media, library = indexed
+    (media / "p000.png").unlink()  # gone from a folder that is listed: swept
+    real_scandir = os.scandir
+
+    def scandir(path: object) -> object:
+        if Path(str(path)) == media / "sub":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(walk_module.os, "scandir", scandir)
+    done, _ = _index(library, [media])
+    assert done.counts.removed == 1
+    assert done.counts.offline == PHOTOS // 2
+    assert "Permission denied" in done.offline[0].reason
+    assert sum(assert_library_consistent(library, CONFIG).values()) == PHOTOS - 1
+
+
+def test_a_new_root_that_does_not_exist_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no such file or folder"):
+        _index(tmp_path / "lib", [tmp_path / "typo"])
+
+
+def test_an_encoding_change_on_an_unrelated_folder_keeps_every_vector(
+    indexed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    media, library = indexed
+    before = _snapshot(library)
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    encoders = FakeEncoders(dtype="bfloat16")
+    done, _ = _index(library, [empty], encoders)
+    assert done.counts.removed == 0 and _snapshot(library) == before
+    done, _ = _index(library, [media], encoders)
+    assert done.counts.unchanged == PHOTOS and not encoders.calls
+    with Library.open(library, config=CONFIG) as lib:
+        run = lib.stats().catalog.last_run
+        assert run is not None and run.encodings["image"] == "fake/bfloat16"
+
+
+def test_a_same_size_same_mtime_replacement_is_embedded_again(
+    indexed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    media, library = indexed
+    target = media / "p002.png"
+    before = _snapshot(library)[str(target)]
+    st = target.stat()
+    other = tmp_path / "other.png"
+    shutil.copy(media / "p004.png", other)  # same size: same tiny PNG shape, other colour
+    assert other.stat().st_size == st.st_size
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))  # `touch -r`
+    other.replace(target)  # an atomic replace, as editors and rsync do
+    done, _ = _index(library, [media])
+    assert done.counts.updated == 1
+    assert _snapshot(library)[str(target)] != before
+
+
+def test_a_chmod_rechecks_but_the_same_content_keeps_its_vectors(
+    indexed: tuple[Path, Path],
+) -> None:
+    media, library = indexed
+    before = _snapshot(library)
+    os.chmod(media / "p002.png", 0o600)  # ctime changes, content does not
+    encoders = FakeEncoders()
+    done, _ = _index(library, [media], encoders)
+    assert done.counts.updated == 1 and done.counts.reused == 1 and not encoders.calls
+    assert _snapshot(library) == before
+
+
+def test_a_file_unreadable_once_is_retried_when_its_permissions_come_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    media = tmp_path / "media"
+    _pictures(media, 2)
+    locked = media / "p000.png"
+    real_hash = plan_module.hash_file
+
+    def hash_file(path: Path) -> str:
+        if Path(path) == locked:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_hash(path)
+
+    monkeypatch.setattr(plan_module, "hash_file", hash_file)
+    done, _ = _index(tmp_path / "lib", [media])
+    assert done.counts.failed == 1
+    monkeypatch.setattr(plan_module, "hash_file", real_hash)
+    os.chmod(locked, 0o644)  # the permissions come back: ctime changes
+    done, _ = _index(tmp_path / "lib", [media])  # no --retry-failed
+    assert done.counts.updated == 1 and done.counts.failed == 0
+
+
+def test_an_indexed_file_that_becomes_unreadable_keeps_its_vectors(
+    indexed: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    media, library = indexed
+    before = _snapshot(library)
+    locked = media / "p002.png"
+    os.chmod(locked, 0o000)  # ctime changes: checked again
+    real_hash = plan_module.hash_file
+
+    def hash_file(path: Path) -> str:
+        if Path(path) == locked:  # as a non-root user sees it
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_hash(path)
+
+    monkeypatch.setattr(plan_module, "hash_file", hash_file)
+    done, _ = _index(library, [media])
+    assert done.counts.failed == 0 and _snapshot(library) == before
+
+
+def test_forget_is_the_way_files_leave(indexed: tuple[Path, Path]) -> None:
+    media, library = indexed
+    shutil.rmtree(media)
+    _index(library, [media])
+    with Library.open(library, config=CONFIG, write=True) as lib:
+        assert lib.forget([str(media / "sub")]) == PHOTOS // 2
+        assert [f.files for f in lib.offline_folders()] == [PHOTOS - PHOTOS // 2]
+        assert lib.forget([str(media)]) == PHOTOS - PHOTOS // 2
+        assert lib.offline_folders() == ()
+    assert assert_library_consistent(library, CONFIG) == {m: 0 for m in Modality}
+
+
+def _cli(*args: str, cwd: Path | None = None, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lbsearch", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        **kw,  # type: ignore[call-overload]
+    )
+
+
+def test_forget_on_the_command_line_asks_unless_told(indexed: tuple[Path, Path]) -> None:
+    media, library = indexed
+    refused = _cli(
+        "forget", str(media / "sub"), "--library", str(library), stdin=subprocess.DEVNULL
+    )
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    done = _cli("forget", str(media / "sub"), "--library", str(library), "--yes")
+    assert done.returncode == 0, done.stderr
+    assert f"forgot {PHOTOS // 2} files" in done.stderr
+    nothing = _cli("forget", str(media / "nowhere"), "--library", str(library), "--yes")
+    assert nothing.returncode == 2 and "Traceback" not in nothing.stderr
+
+
+def test_status_lists_offline_folders_and_a_killed_run_as_interrupted(
+    indexed: tuple[Path, Path],
+) -> None:
+    media, library = indexed
+    shutil.rmtree(media / "sub")
+    (media / "sub").mkdir()
+    _index(library, [media])
+    with Library.open(library, config=CONFIG, write=True) as lib:
+        lib.start_run(["/somewhere"], {})  # a run whose process died: never finished
+    shown = _cli("status", "--json", "--library", str(library))
+    assert shown.returncode == 0, shown.stderr
+    status = json.loads(shown.stdout)
+    assert [(o["folder"], o["files"]) for o in status["offline"]] == [
+        (str(media / "sub"), PHOTOS // 2)
+    ]
+    assert status["last_run"]["status"] == "interrupted"
+    text = _cli("status", "--library", str(library))
+    assert "offline" in text.stdout and str(media / "sub") in text.stdout
+
+
+def test_query_marks_offline_files(indexed: tuple[Path, Path]) -> None:
+    from lbsearch.search import SearchEngine
+    from lbsearch.search.query import Query, Term
+
+    media, library = indexed
+    shutil.rmtree(media / "sub")
+    (media / "sub").mkdir()  # a mount point inside the root, its drive away
+    _index(library, [media])
+    with Library.open(library, config=CONFIG) as lib:
+        engine = SearchEngine(lib, CONFIG, FakeEncoders())
+        hits = engine.search(Query((Term(text="a picture"),), limit=PHOTOS))
+    assert len(hits) == PHOTOS
+    assert {h.path for h in hits if h.offline} == {
+        str(media / "sub" / f"p{i:03d}.png") for i in range(1, PHOTOS, 2)
+    }
+
+
+def _run_as_nobody(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    def drop() -> None:
+        os.setgid(65534)
+        os.setuid(65534)
+
+    return subprocess.run(
+        [sys.executable, "-m", "lbsearch", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        preexec_fn=drop,  # noqa: PLW1509 - the test needs another user
+        env={**os.environ, "HOME": str(cwd), "LBSEARCH_CACHE": str(cwd / "cache")},
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+def test_a_read_only_library_can_be_shown_and_searched_but_not_indexed(
+    indexed: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """As another user, on a copy that user cannot write (a shared copy, a read-only mount)."""
+    media, library = indexed
+    shared = Path("/tmp") / f"lbsearch-ro-{os.getpid()}-{tmp_path.name}"
+    try:
+        shutil.copytree(library, shared / "lib")
+        (shared / "home").mkdir()
+        os.chmod(shared, 0o755)
+        os.chown(shared / "home", 65534, 65534)
+        for folder, _dirs, files in os.walk(shared / "lib"):
+            os.chmod(folder, 0o555)
+            for name in files:
+                os.chmod(Path(folder) / name, 0o444)
+        if not os.access(sys.executable, os.X_OK):
+            pytest.skip("the interpreter is not usable by another user")
+        probe = _run_as_nobody(["--version"], shared / "home")
+        if probe.returncode != 0:
+            pytest.skip(f"lbsearch cannot run as another user here: {probe.stderr[-200:]}")
+        lib = str(shared / "lib")
+        status = _run_as_nobody(["status", "--json", "--library", lib], shared / "home")
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["files"] == PHOTOS
+        index = _run_as_nobody(["index", str(media), "--library", lib], shared / "home")
+        assert index.returncode != 0 and "read-only" in index.stderr
+        assert "Traceback" not in index.stderr
+    finally:
+        for folder, _dirs, _files in os.walk(shared):
+            os.chmod(folder, 0o755)
+        shutil.rmtree(shared, ignore_errors=True)
