@@ -166,7 +166,7 @@ def test_a_chmod_rechecks_but_the_same_content_keeps_its_vectors(
 ) -> None:
     media, library = indexed
     before = _snapshot(library)
-    os.chmod(media / "p002.png", 0o600)  # ctime changes, content does not
+    (media / "p002.png").chmod(0o600)  # ctime changes, content does not
     encoders = FakeEncoders()
     done, _ = _index(library, [media], encoders)
     assert done.counts.updated == 1 and done.counts.reused == 1 and not encoders.calls
@@ -190,7 +190,7 @@ def test_a_file_unreadable_once_is_retried_when_its_permissions_come_back(
     done, _ = _index(tmp_path / "lib", [media])
     assert done.counts.failed == 1
     monkeypatch.setattr(plan_module, "hash_file", real_hash)
-    os.chmod(locked, 0o644)  # the permissions come back: ctime changes
+    Path(locked).chmod(0o644)  # the permissions come back: ctime changes
     done, _ = _index(tmp_path / "lib", [media])  # no --retry-failed
     assert done.counts.updated == 1 and done.counts.failed == 0
 
@@ -201,7 +201,7 @@ def test_an_indexed_file_that_becomes_unreadable_keeps_its_vectors(
     media, library = indexed
     before = _snapshot(library)
     locked = media / "p002.png"
-    os.chmod(locked, 0o000)  # ctime changes: checked again
+    Path(locked).chmod(0o000)  # ctime changes: checked again
     real_hash = plan_module.hash_file
 
     def hash_file(path: Path) -> str:
@@ -223,7 +223,7 @@ def test_forget_is_the_way_files_leave(indexed: tuple[Path, Path]) -> None:
         assert [f.files for f in lib.offline_folders()] == [PHOTOS - PHOTOS // 2]
         assert lib.forget([str(media)]) == PHOTOS - PHOTOS // 2
         assert lib.offline_folders() == ()
-    assert assert_library_consistent(library, CONFIG) == {m: 0 for m in Modality}
+    assert assert_library_consistent(library, CONFIG) == dict.fromkeys(Modality, 0)
 
 
 def _cli(*args: str, cwd: Path | None = None, **kw: object) -> subprocess.CompletedProcess[str]:
@@ -298,7 +298,7 @@ def _run_as_nobody(args: list[str], cwd: Path) -> subprocess.CompletedProcess[st
         text=True,
         timeout=120,
         cwd=cwd,
-        preexec_fn=drop,  # noqa: PLW1509 - the test needs another user
+        preexec_fn=drop,  # the test needs another user
         env={**os.environ, "HOME": str(cwd), "LBSEARCH_CACHE": str(cwd / "cache")},
     )
 
@@ -313,12 +313,12 @@ def test_a_read_only_library_can_be_shown_and_searched_but_not_indexed(
     try:
         shutil.copytree(library, shared / "lib")
         (shared / "home").mkdir()
-        os.chmod(shared, 0o755)
+        Path(shared).chmod(0o755)
         os.chown(shared / "home", 65534, 65534)
         for folder, _dirs, files in os.walk(shared / "lib"):
-            os.chmod(folder, 0o555)
+            Path(folder).chmod(0o555)
             for name in files:
-                os.chmod(Path(folder) / name, 0o444)
+                (Path(folder) / name).chmod(0o444)
         if not os.access(sys.executable, os.X_OK):
             pytest.skip("the interpreter is not usable by another user")
         probe = _run_as_nobody(["--version"], shared / "home")
@@ -333,5 +333,5 @@ def test_a_read_only_library_can_be_shown_and_searched_but_not_indexed(
         assert "Traceback" not in index.stderr
     finally:
         for folder, _dirs, _files in os.walk(shared):
-            os.chmod(folder, 0o755)
+            Path(folder).chmod(0o755)
         shutil.rmtree(shared, ignore_errors=True)
