@@ -47,13 +47,13 @@ class RuntimeConfig:
     """Where and how the encoders run."""
 
     backend: str = "auto"
-    """"torch", "onnxruntime" (CPU) or "auto" (torch for media towers; ONNX Runtime for the text
-    tower on a machine without a GPU)."""
+    """"torch", "onnxruntime" (CPU) or "auto" (measured for media towers; ONNX Runtime for the
+    text tower on a machine without a GPU unless `lbsearch models --tune` measured otherwise)."""
     device: str = "auto"
     """"auto" (cuda, then mps, then cpu) or a torch device name: "cpu", "cuda:1", "mps"."""
     dtype: str = "auto"
-    """"auto" (float16 on cuda, bfloat16 on a CPU with native bf16) or "float32", "bfloat16",
-    "float16", "int8" (ONNX Runtime media towers only)."""
+    """"auto" (measured: the fastest faithful dtype on this machine, see lbsearch.embedder.tuner)
+    or "float32", "bfloat16", "float16", "int8" (ONNX Runtime media towers only)."""
     attention: str = "auto"
     """Attention kernel: "auto" (chosen per device and dtype), "eager" or "sdpa"."""
     batch_size: int = 0
@@ -62,6 +62,9 @@ class RuntimeConfig:
     """Texts per text-tower call."""
     threads: int = 0
     """CPU threads for torch; 0 keeps torch's default."""
+    int8: str = "deny"
+    """"allow": measured "auto" may choose ONNX Runtime int8 weights (cosine >= 0.998 to
+    float32); "deny" keeps it to float dtypes (cosine >= 0.9999)."""
 
 
 @dataclass(frozen=True)

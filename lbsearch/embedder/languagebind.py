@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from ..types import MediaSpec, Modality, Segment
 from .identity import text_tower_identity
 from .options import ONNX, EmbedderOptions
 from .protocol import Encoding
+
+if TYPE_CHECKING:
+    from .tuner import Decision
 
 Notify = Callable[[str], None]
 _TEXT_CACHE_SIZE = 4096
@@ -64,6 +67,7 @@ class LanguageBindEmbedder:
         self._load_lock = threading.RLock()
         self._text_lock = threading.Lock()  # one text batch at a time: no oversubscribed cores
         self.texts_encoded = 0  # texts that went through a tower (the rest came from memory)
+        self.decisions: dict[Modality, Decision | None] = {}  # what "auto" measured or cached
 
     # ------------------------------------------------------------------ what, no weights
 
@@ -88,9 +92,18 @@ class LanguageBindEmbedder:
         return self.checkpoint(modality).spec.projection_dim
 
     def encoding(self, modality: Modality) -> Encoding:
+        """What the media tower runs (`str()`: "torch/float32"): exact once it has loaded; before,
+        the cached "auto" decision, else what options.py's rule predicts (the first load of an
+        "auto" tower measures and may choose another)."""
         with self._load_lock:
             if modality in self._media:
                 return self._media[modality].encoding
+        if self.options.tunes():
+            from .tuned_towers import cached_choice, encoding_of
+
+            choice = cached_choice(self.checkpoint(modality), modality.value, self.options)
+            if choice is not None:
+                return encoding_of(choice)
         if self.options.media_backend() == ONNX:
             return Encoding(ONNX, "int8" if self.options.is_int8 else "float32")
         from .torch_towers import torch_encoding
@@ -147,6 +160,15 @@ class LanguageBindEmbedder:
 
     def _load_media(self, modality: Modality) -> MediaTower:
         checkpoint = self.checkpoint(modality)
+        if self.options.tunes():  # "auto": the cached decision, or measured now
+            from .tuned_towers import load_media, tuned_media_tower
+
+            tuned = tuned_media_tower(checkpoint, modality, self.options, self.notify)
+            self.decisions[modality] = tuned.decision
+            if tuned.tower is not None:
+                return tuned.tower
+            if tuned.chosen is not None:
+                return load_media(checkpoint, modality, self.options, tuned.chosen, self.notify)
         if self.options.media_backend() == ONNX:
             from .onnx_towers import OnnxMediaTowerAdapter
 
@@ -159,7 +181,10 @@ class LanguageBindEmbedder:
         with self._load_lock:
             if identity not in self._text:
                 checkpoint = self.checkpoint(modality)
-                if self.options.text_backend() == ONNX:
+                tuned = self._tuned_text(checkpoint)
+                if tuned is not None:
+                    self._text[identity] = tuned
+                elif self.options.text_backend() == ONNX:
                     from .onnx_towers import OnnxTextTowerAdapter
 
                     self._text[identity] = OnnxTextTowerAdapter(
@@ -170,6 +195,17 @@ class LanguageBindEmbedder:
 
                     self._text[identity] = TorchTextTower(checkpoint, self.options)
             return self._text[identity]
+
+    def _tuned_text(self, checkpoint: Checkpoint) -> TextTower | None:
+        """The text tower `lbsearch models --tune` chose, if it measured this checkpoint here."""
+        if not self.options.tunes():
+            return None
+        from .tuned_towers import TEXT, cached_choice, load_text
+
+        choice = cached_choice(checkpoint, TEXT, self.options)
+        if choice is None:
+            return None
+        return load_text(checkpoint, self.options, choice, self.notify)
 
     def for_models(self, models: Mapping[Modality, str]) -> LanguageBindEmbedder:
         """An embedder on other checkpoints that shares this one's text towers and text vectors

@@ -1,7 +1,9 @@
 """How towers run: back-end, device, dtype and batch sizes, resolved from "auto" without torch.
 
 Resolving must stay cheap: the cold query path on ONNX Runtime never imports torch, so "auto"
-looks for an accelerator in the operating system rather than asking torch.
+looks for an accelerator in the operating system rather than asking torch. The rules here are
+what "auto" does before it has measured (tuner.py): a media tower's first use measures and a
+cached decision replaces them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class EmbedderOptions:
     # A one-shot process (`lbsearch query`) opens the ONNX text tower without pre-packing its
     # weights: 0.03 s instead of ~0.5 s to open, ~30 ms more per text. Warm services keep it off.
     quick_start: bool = False
+    # "allow": measured "auto" may choose int8 weights (cosine >= 0.998 to float32, not 0.9999).
+    int8: str = "deny"
 
     @classmethod
     def from_runtime(
@@ -51,11 +55,17 @@ class EmbedderOptions:
             text_batch_size=runtime.text_batch_size,
             threads=runtime.threads,
             quick_start=quick_start,
+            int8=runtime.int8,
         )
         options.check()
         return options
 
     def check(self) -> None:
+        if self.int8 not in ("deny", "allow"):
+            raise UsageError(
+                f"[runtime] int8 = {self.int8!r} is not a choice",
+                'use "allow" (measured auto may pick int8 weights) or "deny"',
+            )
         if self.backend not in BACKENDS:
             raise UsageError(
                 f"unknown backend {self.backend!r}", f"use one of: {', '.join(BACKENDS)}"
@@ -78,6 +88,11 @@ class EmbedderOptions:
 
     def with_overrides(self, **changes: object) -> EmbedderOptions:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    def tunes(self) -> bool:
+        """True when "auto" leaves a choice to measure (the back-end or the dtype); int8 asked
+        for is ONNX Runtime int8, nothing to choose."""
+        return (self.backend == "auto" or self.dtype == "auto") and not self.is_int8
 
     @property
     def is_int8(self) -> bool:
