@@ -9,6 +9,11 @@ each configuration's vectors to torch float32's. ONNX Runtime towers are exporte
 temporary cache: the export time and the cache size per tower are printed too. The text tower
 (12 layers x 768, as released) runs last, with the image checkpoint.
 
+Then "auto" runs as lbsearch runs it (lbsearch.embedder.tuner: one batch per candidate, the
+exports being cached by now; int8 a candidate when it is in --configs): the bench prints its
+choice, whether it equals this run's fastest faithful configuration (cosine >= 0.9999 to torch
+float32, int8 >= 0.998), and what measuring cost against a 1,000-item run at the chosen speed.
+
     python bench/encoders.py                              # image + text, all four configurations
     python bench/encoders.py --modalities image,audio --rounds 2 --batch-size 2
     python bench/encoders.py --configs torch/float32,onnxruntime/int8 --no-text
@@ -36,8 +41,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import lbsearch
+from lbsearch.embedder import EmbedderOptions
 from lbsearch.embedder.onnx import cpu_has_vnni, load_onnx_media_tower, load_onnx_text_tower
 from lbsearch.embedder.onnx.cache import folder_size
+from lbsearch.embedder.tuned_towers import Tuned, tuned_media_tower, tuned_text_tower
+from lbsearch.embedder.tuner import Candidate, Measured, choose, min_cosine
 from lbsearch.models.checkpoint import open_checkpoint
 from lbsearch.models.runtime import cpu_has_native_bf16
 from lbsearch.testing.checkpoints import VIT_L, write_tiny_checkpoint
@@ -169,6 +177,59 @@ def interleave(configs: list[Config], rounds: int) -> list[float]:
     return peaks
 
 
+def fastest_faithful(configs: list[Config], items: int) -> Candidate | None:
+    """The tuner's rule applied to this run's figures (best round, cosine to torch float32)."""
+    reference = next((c for c in configs if c.name == REFERENCE), None)
+    if reference is None or reference.vectors is None:
+        return None
+    rows = [
+        Measured(
+            Candidate.parse(c.name),
+            items / min(c.seconds),
+            min_cosine(c.vectors, reference.vectors) if c.vectors is not None else -1.0,
+        )
+        for c in configs
+    ]
+    return choose(rows)
+
+
+def auto_media(model_dir: Path, modality: str, names: list[str], threads: int) -> Tuned:
+    """What "auto" chooses at a tower's first use, as lbsearch runs it (the exports are cached
+    by now: every configuration of this run is a candidate)."""
+    options = EmbedderOptions(
+        device="cpu", threads=threads, int8="allow" if "onnxruntime/int8" in names else "deny"
+    )
+    checkpoint = open_checkpoint(str(model_dir))
+    return tuned_media_tower(checkpoint, Modality.parse(modality), options)
+
+
+def auto_text(model_dir: Path, threads: int) -> Tuned:
+    options = EmbedderOptions(device="cpu", threads=threads)
+    return tuned_text_tower(open_checkpoint(str(model_dir)), options)
+
+
+def report_auto(tuned: Tuned, fastest: Candidate | None, first_use: bool) -> None:
+    """auto's own measurement, its choice, and whether it is this run's fastest faithful one."""
+    decision = tuned.decision
+    if decision is None:
+        print(f"  auto: {tuned.chosen} (the only candidate here)")
+        return
+    rows = ", ".join(
+        f"{m.candidate} {m.items_per_s:.2f}/s cos {m.cosine:.5f}" for m in decision.table
+    )
+    agree = "equals" if decision.chosen == fastest else "DIFFERS FROM"
+    print(f"  auto chose {decision.chosen}: {agree} this run's fastest faithful ({fastest})")
+    print(f"    its own batch of {decision.items}: {rows}; measuring took {decision.seconds:.1f} s")
+    if first_use:
+        chosen = next(m for m in decision.table if m.candidate == decision.chosen)
+        run_s = 1000 / chosen.items_per_s
+        print(
+            f"    cost at first use: {decision.seconds:.1f} s = "
+            f"{100 * decision.seconds / run_s:.1f}% of a 1,000-item run at the chosen speed "
+            f"({run_s:.0f} s)"
+        )
+
+
 def report(title: str, configs: list[Config], items: int, flops: float, peak: float) -> None:
     reference = next((c for c in configs if c.name == REFERENCE), None)
     base_rate = items / min(reference.seconds) if reference else 0.0
@@ -223,11 +284,16 @@ def main() -> None:
             )
             peaks = interleave(configs, args.rounds)
             report(f"{modality} tower", configs, args.batch_size, flops, max(peaks))
+            fastest = fastest_faithful(configs, args.batch_size)
+            del configs  # ViT-L towers: free them before auto loads its own
+            report_auto(auto_media(model_dir, modality, names, threads), fastest, True)
             if index == 0 and not args.no_text:
                 text = text_configs(model_dir, names, threads, cache)
                 interleave(text, args.rounds)
                 report("text tower (32 texts)", text, 32, 0.0, 0.0)
-            del configs
+                fastest = fastest_faithful(text, 32)
+                del text
+                report_auto(auto_text(model_dir, threads), fastest, False)
             shutil.rmtree(model_dir)  # ViT-L checkpoints are 1.7 GB each
             shutil.rmtree(cache / "onnx" / "v1" / "media", ignore_errors=True)
 
