@@ -1,6 +1,6 @@
 # `make demo` (set up, then run lbsearch on a sample) and `make test` (set up, then every check:
 # formatting, lint, import layers, types, tests). Both create .venv on first use.
-# Single steps: lint, fix, typecheck, pytest, test-slow, snapshot-update.
+# Single steps: lint, fix, typecheck, pytest, smoke, test-slow, snapshot-update.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # torch 2.13.0 is a CPU build where a local wheel is provided; elsewhere pip picks the platform's.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test lint fix typecheck pytest test-slow snapshot-update clean
+.PHONY: demo test lint fix typecheck pytest smoke test-slow snapshot-update clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ demo: $(VENV)/.installed
 	$(PY) tools/demo.py
 
 # Everything CI checks (.ci/run runs exactly this).
-test: lint typecheck pytest
+test: lint typecheck pytest smoke
 
 # Formatting, lint rules and the import layers of pyproject.toml's [tool.importlinter].
 lint: $(VENV)/.installed
@@ -42,6 +42,12 @@ typecheck: $(VENV)/.installed
 pytest: $(VENV)/.installed
 	$(PY) -m pytest
 	$(PY) -m pytest -m ray
+
+# The wheel as a user gets it: built from the sources, installed into a fresh venv (torch first),
+# then index, query, status, embed, serve and browse --help run from a folder holding decoys
+# named lbsearch, cli and indexers, with tiny checkpoints (tools/smoke_wheel.py).
+smoke: $(VENV)/.installed
+	$(PY) tools/smoke_wheel.py --torch "$(TORCH)"
 
 # The tests deselected by default (full-size models, big corpora).
 test-slow: $(VENV)/.installed
