@@ -168,6 +168,10 @@ def _switch(
 ) -> ModalityChange:
     m = modality.value
     old = {"m": m, "model": target.model_id, "version": target.preprocess_version}
+    blob = conn.exec_driver_sql(
+        "SELECT vector FROM shadow_segments WHERE modality = ? LIMIT 1", (m,)
+    ).scalar()
+    dim = len(blob) // 4 if blob is not None else (target.dim or before.dim)
     replaced = np.fromiter(
         conn.exec_driver_sql(
             "DELETE FROM segments WHERE modality = :m AND NOT (model_id = :model AND "
@@ -191,14 +195,13 @@ def _switch(
         modality,
         model_id=target.model_id,
         preprocess_version=target.preprocess_version,
-        dim=target.dim or before.dim,
+        dim=dim,
         generation=generation,
         shadow_model_id=None,
         shadow_preprocess_version=None,
         shadow_dim=None,
         updated_at=now,
     )
-    dim = target.dim or before.dim
     delta = ModalityDelta(
         modality=modality,
         generation_before=before.generation,
