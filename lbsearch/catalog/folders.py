@@ -35,6 +35,12 @@ class CatalogFolders(CatalogBase):
             stmt = select(files.c.id).where(or_(*(at_or_under(p) for p in paths)))
             return [int(i) for i in conn.execute(stmt.order_by(files.c.id)).scalars()]
 
+    def roots(self) -> tuple[str, ...]:
+        """The distinct roots the catalogued files were indexed from, sorted."""
+        with self._read() as conn:
+            rows = conn.execute(select(files.c.root).distinct().order_by(files.c.root)).scalars()
+            return tuple(os.fsdecode(r) for r in rows)
+
     def offline_folders(self) -> tuple[OfflineFolder, ...]:
         """Every offline folder with the number of catalogued files under it, by path."""
         with self._read() as conn:

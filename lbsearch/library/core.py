@@ -186,7 +186,7 @@ class Library(LibraryWrites):
 
     def roots(self) -> tuple[str, ...]:
         """Every folder the library's files were indexed from (online or offline)."""
-        return tuple(r.root for r in self._catalog.stats(0).roots)
+        return self._catalog.roots()
 
     def file_by_path(self, path: str) -> FileRecord | None:
         return self._catalog.file_by_path(path)
