@@ -236,6 +236,15 @@ def test_without_a_cached_export_first_use_measures_nothing_and_exports_nothing(
     assert after == before
 
 
+def test_naming_the_encoding_never_downloads_a_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lbsearch.models import hub
+
+    monkeypatch.setattr(hub, "pull", lambda *a, **k: pytest.fail("downloaded"))
+    models = {Modality.AUDIO: "LanguageBind/Not_Downloaded"}
+    embedder = LanguageBindEmbedder(load_config(), EmbedderOptions(device="cpu"), models)
+    assert str(embedder.encoding(Modality.AUDIO)).startswith("torch/")
+
+
 # --------------------------------------------------------------------- models --tune
 
 

@@ -98,17 +98,30 @@ class LanguageBindEmbedder:
         with self._load_lock:
             if modality in self._media:
                 return self._media[modality].encoding
-        if self.options.tunes():
-            from .tuned_towers import cached_choice, encoding_of
-
-            choice = cached_choice(self.checkpoint(modality), modality.value, self.options)
-            if choice is not None:
-                return encoding_of(choice)
+        choice = self._cached_media_choice(modality)
+        if choice is not None:
+            return choice
         if self.options.media_backend() == ONNX:
             return Encoding(ONNX, "int8" if self.options.is_int8 else "float32")
         from .torch_towers import torch_encoding
 
         return torch_encoding(self.options)
+
+    def _cached_media_choice(self, modality: Modality) -> Encoding | None:
+        """The "auto" decision cached for the modality's tower; None when nothing is cached or
+        the checkpoint is not on this machine (naming an encoding never downloads one)."""
+        from ..errors import LbsearchError
+        from ..models.hub import available_without_download
+
+        if not self.options.tunes() or not available_without_download(self.reference(modality)):
+            return None
+        from .tuned_towers import cached_choice, encoding_of
+
+        try:
+            choice = cached_choice(self.checkpoint(modality), modality.value, self.options)
+        except LbsearchError:  # an incomplete checkpoint: its load will say what is wrong
+            return None
+        return encoding_of(choice) if choice is not None else None
 
     # ------------------------------------------------------------------------- vectors
 
