@@ -27,7 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_FOLDERS = ("lbsearch", "cli", "indexers")  # cli/, indexers/ install under lbsearch
 BUILD_FILES = ("pyproject.toml", "setup.py", "README.md", "LICENSE")
-DECOY = 'raise ImportError("a decoy in the current directory was imported: {}")\n'
+# A decoy imports without error (as the parent folder of a clone or a library folder named
+# `lbsearch` would) and says so: no command may import it, in any of its processes.
+DECOY = 'import sys; sys.stderr.write("DECOY IMPORTED: {}\\n")\n'
 
 
 class SmokeFailure(Exception):
@@ -78,7 +80,7 @@ def step(name: str, command: list[str], **kwargs: object) -> subprocess.Complete
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
     print(f"  {name}: exit {done.returncode} ({time.monotonic() - started:.1f} s)", flush=True)
-    if done.returncode != 0:
+    if done.returncode != 0 or "DECOY IMPORTED" in done.stderr:
         raise SmokeFailure(f"{name} failed (exit {done.returncode}):\n{done.stdout}{done.stderr}")
     return done
 
@@ -161,7 +163,7 @@ def serve(lbsearch: str, env: dict[str, str], work: Path) -> None:
             server.wait()
     rest = server.stderr.read() if server.stderr else ""
     print(f"  lbsearch serve: exit {code} ({time.monotonic() - started:.1f} s)", flush=True)
-    if code != 0:
+    if code != 0 or "DECOY IMPORTED" in rest:
         raise SmokeFailure(f"lbsearch serve exited with {code}:\n{rest}")
 
 
@@ -171,6 +173,8 @@ def _served_at(server: subprocess.Popen[str]) -> str:
     said = []
     for line in server.stderr:
         said.append(line)
+        if "DECOY IMPORTED" in line:
+            break
         if line.startswith("open http"):
             return line.split()[1].rstrip("/")
     raise SmokeFailure("lbsearch serve exited before listening:\n" + "".join(said))
