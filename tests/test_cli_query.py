@@ -36,6 +36,7 @@ FIELDS = {
     "duration_s",
     "size",
     "mtime",
+    "offline",
 }
 runner = CliRunner()
 

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from lbsearch.config import Config
+from lbsearch.embedder import Encoding
 from lbsearch.errors import UsageError
 from lbsearch.indexers import plan as plan_module
 from lbsearch.indexers import walk as walk_module
@@ -52,7 +53,7 @@ def _snapshot(library: Path) -> dict[str, list[float]]:
     """Every file's first vector, by path: what the library holds and would search."""
     with Library.open(library, config=CONFIG) as lib:
         out = {}
-        for record in lib.iter_files():
+        for record in lib.catalog.iter_files():
             vectors = lib.stored_vectors(record)
             out[record.path] = [] if vectors is None else vectors[0].round(6).tolist()
         return out
@@ -134,7 +135,11 @@ def test_an_encoding_change_on_an_unrelated_folder_keeps_every_vector(
     before = _snapshot(library)
     empty = tmp_path / "elsewhere"
     empty.mkdir()
-    encoders = FakeEncoders(dtype="bfloat16")
+    class Bfloat16(FakeEncoders):  # what another machine's "auto" resolves to
+        def encoding(self, modality: Modality) -> Encoding:
+            return Encoding("fake", "bfloat16")
+
+    encoders = Bfloat16()
     done, _ = _index(library, [empty], encoders)
     assert done.counts.removed == 0 and _snapshot(library) == before
     done, _ = _index(library, [media], encoders)

@@ -27,10 +27,8 @@ class FakeEncoders:
         image_size: int = 32,
         models: dict[Modality, str] | None = None,
         delay_s: float = 0.0,
-        dtype: str = "float32",
     ) -> None:
         self.dim = dim
-        self.dtype = dtype  # what encoding() reports: provenance only, vectors are the same
         self.model_suffix = model_suffix
         self.models = models or {}
         self.delay_s = delay_s
@@ -46,7 +44,7 @@ class FakeEncoders:
         return MediaSpec(modality, image_size=self.image_size, num_frames=8, num_mel_bins=112)
 
     def encoding(self, modality: Modality) -> Encoding:
-        return Encoding("fake", self.dtype)
+        return Encoding("fake", "float32")
 
     def embed_segments(self, modality: Modality, segments: Sequence[Segment]) -> np.ndarray:
         if self.delay_s:
