@@ -82,9 +82,10 @@ def test_an_unmounted_drive_keeps_every_file_and_comes_back_without_embedding(
     assert any("offline" in getattr(e, "detail", "") for e in events)
     assert _snapshot(library) == before
     assert sum(assert_library_consistent(library, CONFIG).values()) == PHOTOS
-    with Library.open(library, config=CONFIG) as lib:
-        offline = lib.stats().catalog.offline
-        assert [(f.folder, f.files) for f in offline] == [(str(media), PHOTOS)]
+    shown = _cli("status", "--json", "--library", str(library))
+    assert shown.returncode == 0, shown.stderr
+    offline = json.loads(shown.stdout)["offline"]
+    assert [(f["folder"], f["files"]) for f in offline] == [(str(media), PHOTOS)]
     media.rmdir()
     hidden.rename(media)  # mounted again
     encoders = FakeEncoders()

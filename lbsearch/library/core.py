@@ -200,7 +200,7 @@ class Library(LibraryWrites):
         """Segments with their files by id; ids gone (or filtered out by `where`) are absent.
         A file under a folder the last run could not list is marked `offline`."""
         found = self._catalog.segments_by_ids(ids, where)
-        folders = [f.folder for f in self._catalog.offline_folders()] if found else []
+        folders = self._catalog.offline_paths() if found else ()
         if not folders:
             return found
         return {
