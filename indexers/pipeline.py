@@ -125,13 +125,7 @@ def modality_recipe(modality: Modality, encoders: Embedder, config: Config) -> s
 
 def _reembed_todo(library: Library, models: ModelPlan) -> set[str]:
     """Paths of the files whose old vectors still need a re-embedded replacement."""
-    ids = {i for m in models.reembed for i in library.reembed_file_ids(m)}
-    paths = set()
-    for file_id in ids:
-        record = library.file_by_id(file_id)
-        if record is not None:
-            paths.add(record.path)
-    return paths
+    return {path for m in models.reembed for path in library.reembed_paths(m)}
 
 
 class _Tally:
@@ -324,9 +318,8 @@ class _Run:
         """A file this run tried to re-embed that still has no new vectors (its sound track
         failed, say) is recorded as failed under the new model, so the re-embed can finish."""
         for modality in self.shadow:
-            for file_id in self.library.reembed_file_ids(modality):
-                record = self.library.file_by_id(file_id)
-                if record is not None and record.path in self.attempted[modality]:
+            for path in self.library.reembed_paths(modality):
+                if path in self.attempted[modality]:
                     self.library.record_reembed_failure(
-                        record.path, modality, "no_vectors", "the new model gave it no vectors"
+                        path, modality, "no_vectors", "the new model gave it no vectors"
                     )

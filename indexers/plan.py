@@ -17,7 +17,6 @@ from pathlib import Path
 
 from lbsearch.catalog import (
     FailedFile,
-    FileIdentity,
     FileRecord,
     FileStatus,
     StoredSegment,
@@ -180,11 +179,7 @@ def _same(item: FoundFile, record: FileRecord | None) -> bool:
     """Unchanged: size, mtime, ctime, device and inode as recorded. A changed ctime alone (a
     chmod, a replacement dated back with `touch -r`) makes the file a candidate: it is hashed,
     and the same content keeps its vectors."""
-    return record is not None and record.identity == _identity(item)
-
-
-def _identity(item: FoundFile) -> FileIdentity:
-    return FileIdentity(item.size, item.mtime_ns, item.ctime_ns, item.dev, item.ino)
+    return record is not None and record.identity == item.identity
 
 
 def _known(record: FileRecord, options: PlanOptions) -> bool:

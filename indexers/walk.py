@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pathspec
 
+from lbsearch.catalog import FileIdentity
 from lbsearch.media import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS
 
 IGNORE_FILE = ".lbsearchignore"
@@ -47,6 +48,10 @@ class FoundFile:
     @classmethod
     def of(cls, path: Path, root: Path, st: os.stat_result) -> FoundFile:
         return cls(path, root, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
+
+    @property
+    def identity(self) -> FileIdentity:
+        return FileIdentity(self.size, self.mtime_ns, self.ctime_ns, self.dev, self.ino)
 
 
 @dataclass(frozen=True)

@@ -75,8 +75,8 @@ class CatalogFolders(CatalogBase):
                 os.fsdecode(r.folder): r.since
                 for r in conn.execute(select(offline.c.folder, offline.c.since))
             }
-            if roots:
-                conn.execute(delete(offline).where(offline.c.root.in_([enc(r) for r in roots])))
+            for root in roots:  # every mark at or under a walked root is decided anew
+                conn.execute(delete(offline).where(_offline_at_or_under(root)))
             for item in folders:
                 conn.execute(
                     insert(offline)

@@ -10,6 +10,7 @@ next `--reembed` resumes: what is already in the shadow is not embedded again.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -130,6 +131,22 @@ class CatalogShadow(CatalogBase):
             if state is None or state.shadow is None:
                 return []
             return _todo(conn, modality, state.shadow)
+
+    def shadow_todo_paths(self, modality: Modality) -> list[str]:
+        """The paths of `shadow_todo`'s files."""
+        with self._read() as conn:
+            state = load_states(conn).get(modality)
+            if state is None or state.shadow is None:
+                return []
+            params = {
+                "m": modality.value,
+                "model": state.shadow.model_id,
+                "version": state.shadow.preprocess_version,
+            }
+            rows = conn.exec_driver_sql(
+                f"SELECT path FROM files WHERE id IN ({_TODO})", params
+            ).scalars()
+            return [os.fsdecode(r) for r in rows]
 
     def outdated_files(self, modality: Modality) -> int:
         """Files with vectors of `modality` made with another preprocessing version than the

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     )
     from ..catalog.store import Catalog
     from ..vectors import SearchResult, VectorStore
+    from ..vectors.bias import Bank
     from .indices import LibraryIndices
 
 
@@ -240,13 +241,34 @@ class Library(LibraryWrites):
         return index.ntotal if index is not None else 0
 
     def search(
-        self, modality: Modality, queries: np.ndarray, k: int, *, where: SegmentFilter | None = None
+        self,
+        modality: Modality,
+        queries: np.ndarray,
+        k: int,
+        *,
+        where: SegmentFilter | None = None,
+        alpha: float = 0.0,
     ) -> SearchResult:
-        """Top-k segment ids and scores per query; `where` filters by the segments' files."""
+        """Top-k segment ids and scores per query; `where` filters by the segments' files.
+        Scores are `cosine - alpha * bias` (the hubness correction; alpha 0: raw cosine)."""
         allowed = None
         if where is not None and not where.is_empty():
             allowed = self._catalog.segment_ids_matching(modality, where)  # empty if excluded
-        return self._indices.search(modality, queries, k, allowed)
+        return self._indices.search(modality, queries, k, allowed, alpha)
+
+    def use_bank(self, modality: Modality, bank: Bank) -> None:
+        """Compute the modality's bias column with `bank` from now on (a writer saves the bank
+        and the index rebuilt with it; a reader uses it in memory)."""
+        self._indices.use_bank(modality, bank, persist=self.writable)
+
+    def bank_fingerprint(self, modality: Modality) -> str:
+        """The fingerprint of the bank the modality's index file was built with ("": none)."""
+        meta = self._indices.store.read_meta(modality)
+        return meta.bias if meta is not None else ""
+
+    def null_moments(self, modality: Modality) -> dict[str, list[float]] | None:
+        """The modality's null moments (lbsearch.vectors.bias), loading its index if needed."""
+        return self._indices.null(modality)
 
     def refresh(self) -> dict[Modality, IndexEvent]:
         """See what writers committed since the indices were loaded: every loaded index whose

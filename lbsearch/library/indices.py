@@ -7,6 +7,10 @@ missing or damaged file, a reader that opened the file before a writer's next ba
 when the index is loaded: the ids are compared with the catalog's, extra ids removed and missing
 vectors added from the catalog's stored vectors; a file from another catalog, of another
 dimension or unreadable is rebuilt from the catalog. Nothing is re-embedded.
+
+Each index has one column more than the vectors: the segment's hubness bias, computed from its
+stored vector and the modality's reference bank (`lbsearch.vectors.bias`). An index built with
+another bank than the library's is rebuilt the same way, from the stored vectors.
 """
 
 from __future__ import annotations
@@ -20,12 +24,23 @@ import numpy as np
 
 from ..catalog.records import DeltaKind, ModalityDelta
 from ..types import Modality
+from ..vectors.bias import (
+    NO_BIAS,
+    Bank,
+    bank_path,
+    null_moments,
+    query_with_bias,
+    read_bank,
+    with_bias,
+    write_bank,
+)
 from ..vectors.index import (
     IndexKind,
     IndexPlan,
     SearchResult,
     VectorIndex,
     VectorIndexError,
+    index_dim,
     plan_index,
     plan_still_fits,
 )
@@ -36,6 +51,7 @@ if TYPE_CHECKING:
     from ..catalog.store import Catalog
 
 _ADD_CHUNK = 8192
+_NULL_SAMPLE = 2048  # segments the null moments are measured on
 
 
 class LibraryIndices:
@@ -50,6 +66,58 @@ class LibraryIndices:
         self.store = store
         self.events: dict[Modality, IndexEvent] = {}
         self._lock = threading.RLock()  # one loader at a time; searches do not take it
+        self._banks: dict[Modality, Bank | None] = {}
+
+    # ------------------------------------------------------------------ the bias column
+
+    def bank(self, modality: Modality, dim: int | None) -> Bank | None:
+        """The library's reference bank for the modality, if it fits vectors of `dim`."""
+        if modality not in self._banks:
+            self._banks[modality] = read_bank(bank_path(self.store.directory, modality.value))
+        bank = self._banks[modality]
+        return bank if bank is not None and bank.vectors.shape[1] == dim else None
+
+    def fingerprint(self, modality: Modality, dim: int | None) -> str:
+        bank = self.bank(modality, dim)
+        return bank.fingerprint if bank is not None else NO_BIAS
+
+    def _rows(self, modality: Modality, vectors: np.ndarray, width: int) -> np.ndarray:
+        """Stored vectors as an index of `width` columns holds them: [v, bias, 0...]."""
+        vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        bank = self.bank(modality, vectors.shape[1])
+        biases = bank.biases(vectors) if bank and len(vectors) else None
+        return with_bias(vectors, biases, width)
+
+    def use_bank(self, modality: Modality, bank: Bank, *, persist: bool) -> None:
+        """Make `bank` the modality's: a writer saves it (`persist`) before the index rebuilt
+        with it, so a crash in between leaves an index that names the old bank and is rebuilt
+        at the next open; a reader only uses it in memory."""
+        with self._lock:
+            if persist:
+                write_bank(bank_path(self.store.directory, modality.value), bank)
+            self._banks[modality] = bank
+            index = self.store.loaded(modality)
+            if index is not None and index.bias != bank.fingerprint:
+                self._install(modality, self._rebuild(modality, "the reference bank changed"))
+        if persist and self.store.is_loaded(modality):
+            self.save([modality])
+
+    def null(self, modality: Modality) -> dict[str, list[float]] | None:
+        """The loaded index's null moments ("text": bank queries, "file": the library's own
+        segments as queries), measured on a sample of stored vectors when not known yet."""
+        index = self.index(modality)
+        if index is None:
+            return None
+        if index.null is None:
+            sample = self.catalog.sample_vectors(modality, _NULL_SAMPLE).vectors
+            dim = sample.shape[1]
+            bank = self.bank(modality, dim)
+            biases = self._rows(modality, sample, dim + 1)[:, -1]
+            null = {"file": null_moments(sample[::2], sample[1::2], biases[1::2])}
+            if bank is not None:
+                null["text"] = null_moments(bank.vectors, sample, biases)
+            index.null = null
+        return index.null
 
     def index(self, modality: Modality) -> VectorIndex | None:
         """The modality's index (None: no vectors yet), loaded on first use."""
@@ -75,6 +143,9 @@ class LibraryIndices:
         index, meta = found
         if meta.library_id != self.catalog.library_id or meta.dim != state.dim:
             return self._rebuild(modality, "the file belongs to another catalog or model")
+        if meta.bias != self.fingerprint(modality, state.dim):
+            return self._rebuild(modality, "the file was built with another reference bank")
+        index.bias, index.null = meta.bias, meta.null
         wanted = (state.generation, state.segment_count, state.segment_count)
         if (meta.generation, meta.count, index.ntotal) == wanted:
             index.generation = state.generation
@@ -92,8 +163,9 @@ class LibraryIndices:
         index.remove(extra)
         for start in range(0, len(missing), _ADD_CHUNK):
             chunk = self.catalog.vectors_by_ids(modality, missing[start : start + _ADD_CHUNK])
-            index.add(chunk.ids, chunk.vectors)
+            index.add(chunk.ids, self._rows(modality, chunk.vectors, index.dim))
         index.generation = snapshot.generation
+        index.null = None if len(missing) or len(extra) else index.null
         self.events[modality] = IndexEvent(
             modality, IndexAction.REPAIRED, added=len(missing), removed=len(extra)
         )
@@ -108,10 +180,12 @@ class LibraryIndices:
         training = None
         if plan.kind is not IndexKind.FLAT:
             size = plan.training_size(state.segment_count)
-            training = self.catalog.sample_vectors(modality, size).vectors
-        index = VectorIndex.new(plan, state.dim, training)
+            sample = self.catalog.sample_vectors(modality, size).vectors
+            training = self._rows(modality, sample, index_dim(plan, state.dim))
+        index = VectorIndex.new(plan, index_dim(plan, state.dim), training)
+        index.bias = self.fingerprint(modality, state.dim)
         for chunk in self.catalog.stream_vectors(modality, _ADD_CHUNK):
-            index.add(chunk.ids, chunk.vectors)
+            index.add(chunk.ids, self._rows(modality, chunk.vectors, index.dim))
             index.generation = chunk.generation
         self.events[modality] = IndexEvent(modality, IndexAction.REBUILT, reason=reason)
         return index
@@ -152,16 +226,21 @@ class LibraryIndices:
             return
         index = self.store.loaded(modality)
         if delta.kind is DeltaKind.MODEL:  # every segment is gone, the dimension may differ
-            fresh = VectorIndex.new(IndexPlan(IndexKind.FLAT), delta.dim) if delta.dim else None
-            if fresh is not None:
+            fresh = None
+            if delta.dim:
+                fresh = VectorIndex.new(IndexPlan(IndexKind.FLAT), delta.dim + 1)
                 fresh.generation = delta.generation
+                fresh.bias = self.fingerprint(modality, delta.dim)
             self.store.put(modality, fresh, changed=True)
         elif index is None:
             self._install(modality, self._load(modality))
         elif index.generation == delta.generation_before:
             index.remove(delta.removed_ids)
-            index.add(delta.added_ids, delta.added_vectors)
+            if len(delta.added_ids):
+                rows = self._rows(modality, delta.added_vectors, index.dim)
+                index.add(delta.added_ids, rows)
             index.generation = delta.generation
+            index.null = None  # measured again when asked, or at the next save
             self.store.dirty.add(modality)
         elif index.generation < delta.generation:
             self._repair(modality, index)
@@ -194,12 +273,14 @@ class LibraryIndices:
             modality=modality.value,
             generation=index.generation,
             count=index.ntotal,
-            dim=index.dim,
+            dim=index.dim - index_dim(index.plan, 0),
             kind=index.plan.kind.value,
             nlist=index.plan.nlist,
             pq_m=index.plan.pq_m,
             model_id=state.model_id if state else "",
             saved_at=time.time(),
+            bias=index.bias,
+            null=self.null(modality) if index.ntotal else None,
         )
 
     def recover(self) -> dict[Modality, IndexEvent]:
@@ -232,7 +313,14 @@ class LibraryIndices:
                 meta.generation,
                 meta.count,
                 meta.dim,
-            ) == (self.catalog.library_id, state.generation, state.segment_count, state.dim)
+                meta.bias,
+            ) == (
+                self.catalog.library_id,
+                state.generation,
+                state.segment_count,
+                state.dim,
+                self.fingerprint(modality, state.dim),
+            )
             if meta is None and not state.segment_count:
                 up_to_date = True  # nothing to index yet; no file needed
             size = path.stat().st_size if path.exists() else 0
@@ -256,24 +344,34 @@ class LibraryIndices:
         )
 
     def search(
-        self, modality: Modality, queries: np.ndarray, k: int, allowed: np.ndarray | None
+        self,
+        modality: Modality,
+        queries: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None,
+        alpha: float = 0.0,
     ) -> SearchResult:
-        """Top-k segment ids and scores per query row; compressed indices re-ranked exactly."""
+        """Top-k segment ids and scores `q.v - alpha * bias` per query row (alpha 0: cosine);
+        compressed indices re-ranked exactly."""
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         index = self.index(modality)
         if index is None:
             return SearchResult.empty(len(queries), max(k, 0))
-        if queries.ndim != 2 or queries.shape[1] != index.dim:
+        dim = index.dim - (index_dim(index.plan, 0))
+        if queries.ndim != 2 or queries.shape[1] != dim:
             state = self.catalog.modality_state(modality)
             raise VectorIndexError(
                 f"{self.store.path(modality)}: query vectors of shape {tuple(queries.shape)} do "
-                f"not fit the {modality} index ({index.dim} dimensions, model "
+                f"not fit the {modality} index ({dim} dimensions, model "
                 f"{state.model_id if state else '?'})",
                 "encode queries with the text tower of the model the library was indexed with "
                 "(`lbsearch status` lists the models)",
             )
+        queries = query_with_bias(queries, alpha, index.dim)
         found = self.store.search(modality, index, queries, k, allowed=allowed)
         if index.plan.kind is not IndexKind.IVF_PQ:
             return found
         stored = self.catalog.vectors_by_ids(modality, np.unique(found.ids[found.ids >= 0]))
-        return rerank(queries, found, stored.ids, stored.vectors, k)
+        return rerank(
+            queries, found, stored.ids, self._rows(modality, stored.vectors, index.dim), k
+        )

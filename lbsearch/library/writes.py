@@ -119,8 +119,9 @@ class LibraryWrites:
         """Files whose old vectors of `modality` have no re-embedded replacement yet."""
         return len(self._catalog.shadow_todo(modality))
 
-    def reembed_file_ids(self, modality: Modality) -> list[int]:
-        return self._catalog.shadow_todo(modality)
+    def reembed_paths(self, modality: Modality) -> list[str]:
+        """The paths of the files whose old vectors of `modality` have no replacement yet."""
+        return self._catalog.shadow_todo_paths(modality)
 
     def outdated_files(self, modality: Modality) -> int:
         """Files with vectors of an older preprocessing version (what --reembed would refresh)."""
