@@ -11,6 +11,7 @@ import typer
 from lbsearch import __version__
 
 from .browse import browse
+from .cut import cut
 from .embed import embed
 from .errors import handles_errors
 from .forget import forget
@@ -60,6 +61,7 @@ app.command("models")(handles_errors(models_command))
 app.command("config")(handles_errors(config_command))
 app.command("browse")(handles_errors(browse))
 app.command("serve")(handles_errors(serve))
+app.command("cut")(handles_errors(cut))
 
 
 def run() -> None:
