@@ -21,7 +21,7 @@ from lbsearch.vectors import (
     faiss_module,
     plan_index,
 )
-from lbsearch.vectors.index import plan_still_fits
+from lbsearch.vectors.index import index_dim, plan_still_fits
 from lbsearch.vectors.store import IndexMeta, read_index_file, read_index_meta, rerank
 
 IMG = Modality.IMAGE
@@ -132,7 +132,8 @@ def flat_index(vectors: np.ndarray, first_id: int = 1) -> VectorIndex:
 
 def meta_for(index: VectorIndex, generation: int = 1) -> IndexMeta:
     plan = index.plan
-    return IndexMeta("lib", IMG.value, generation, index.ntotal, index.dim, plan.kind.value,
+    dim = index.dim - index_dim(plan, 0)  # the vectors' dimension: the index has a bias column
+    return IndexMeta("lib", IMG.value, generation, index.ntotal, dim, plan.kind.value,
                      plan.nlist, plan.pq_m, MODEL, 0.0)  # fmt: skip
 
 

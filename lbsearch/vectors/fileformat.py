@@ -15,10 +15,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .index import IndexKind, IndexPlan, VectorIndex, VectorIndexError
+from .index import IndexKind, IndexPlan, VectorIndex, VectorIndexError, index_dim
 
 MAGIC = b"LBSVEC01"
-FORMAT = 1
+FORMAT = 2  # 2: one column more than the vectors (the bias, vectors.bias)
 
 
 @dataclass(frozen=True)
@@ -29,13 +29,15 @@ class IndexMeta:
     modality: str
     generation: int
     count: int
-    dim: int
+    dim: int  # of the stored vectors; the index has more columns (index.index_dim)
     kind: str
     nlist: int
     pq_m: int
     model_id: str
     saved_at: float
     format: int = FORMAT
+    bias: str = ""  # fingerprint of the bank its bias column was computed with ("": none)
+    null: dict[str, list[float]] | None = None  # null moments per query kind (vectors.bias)
 
     @property
     def plan(self) -> IndexPlan:
@@ -79,7 +81,7 @@ def read_index_file(path: Path) -> tuple[VectorIndex, IndexMeta] | str:
         with path.open("rb") as handle:
             meta = _read_trailer(handle)
             handle.seek(0)
-            index = VectorIndex.read(handle, meta.plan, meta.dim)
+            index = VectorIndex.read(handle, meta.plan, index_dim(meta.plan, meta.dim))
     except FileNotFoundError:
         return "no index file"
     except Exception as err:  # damaged file: FAISS raises RuntimeError, trailers ValueError

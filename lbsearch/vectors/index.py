@@ -138,6 +138,14 @@ def plan_still_fits(plan: IndexPlan, count: int, dim: int, config: IndexConfig) 
     return ideal.kind is plan.kind and ideal.nlist / 4 < plan.nlist < ideal.nlist * 4
 
 
+def index_dim(plan: IndexPlan, dim: int) -> int:
+    """Columns of an index of `dim`-d vectors: one more for the bias (vectors.bias), padded
+    with zero columns to a multiple of the PQ bytes for a compressed index (PQ needs it)."""
+    if plan.kind is IndexKind.IVF_PQ and plan.pq_m:
+        return dim + plan.pq_m
+    return dim + 1
+
+
 def default_nprobe(plan: IndexPlan, config: IndexConfig) -> int:
     if plan.kind is IndexKind.FLAT:
         return 0
@@ -160,6 +168,8 @@ class VectorIndex:
         self.plan = plan
         self.dim = dim
         self.generation = generation
+        self.bias = ""  # the bank fingerprint of its last column (vectors.bias); "": no bias
+        self.null: dict[str, list[float]] | None = None  # null moments, measured on demand
         self._gpu: Any = None
         self._gpu_failed = False
 
