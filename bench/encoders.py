@@ -193,12 +193,12 @@ def fastest_faithful(configs: list[Config], items: int) -> Candidate | None:
     return choose(rows)
 
 
-def auto_media(model_dir: Path, modality: str, names: list[str], threads: int) -> Tuned:
+def auto_media(model_dir: Path, modality: str, names: list[str], threads: int, batch: int) -> Tuned:
     """What "auto" chooses at a tower's first use, as lbsearch runs it (the exports are cached
-    by now: every configuration of this run is a candidate)."""
-    options = EmbedderOptions(
-        device="cpu", threads=threads, int8="allow" if "onnxruntime/int8" in names else "deny"
-    )
+    by now: every configuration of this run is a candidate), at this run's batch size (the
+    ranking can change with it: GEMMs are more efficient on larger batches)."""
+    int8 = "allow" if "onnxruntime/int8" in names else "deny"
+    options = EmbedderOptions(device="cpu", threads=threads, batch_size=batch, int8=int8)
     checkpoint = open_checkpoint(str(model_dir))
     return tuned_media_tower(checkpoint, Modality.parse(modality), options)
 
@@ -286,7 +286,8 @@ def main() -> None:
             report(f"{modality} tower", configs, args.batch_size, flops, max(peaks))
             fastest = fastest_faithful(configs, args.batch_size)
             del configs  # ViT-L towers: free them before auto loads its own
-            report_auto(auto_media(model_dir, modality, names, threads), fastest, True)
+            auto = auto_media(model_dir, modality, names, threads, args.batch_size)
+            report_auto(auto, fastest, True)
             if index == 0 and not args.no_text:
                 text = text_configs(model_dir, names, threads, cache)
                 interleave(text, args.rounds)
