@@ -24,7 +24,9 @@ def failed_total(stats: LibraryStats) -> int:
 
 
 def print_status(stats: LibraryStats) -> None:
-    console = Console(highlight=False)
+    console = Console(
+        highlight=False, width=None if sys.stdout.isatty() else 10_000
+    )  # a pipe: no cut
     catalog = stats.catalog
     console.print(
         f"library [bold]{_escape(str(stats.root))}[/]: {catalog.files} files, "
