@@ -86,7 +86,15 @@ def models_command(
         model = config.models.for_modality(modality)
         status = checkpoint_status(model)
         table.add_row(modality.value, model, status.state, str(status.dim or "?"))
-    Console().print(table)
+    _table_console().print(table)
+
+
+def _table_console() -> Console:
+    """A terminal's width; on a pipe or file the width the table needs (Rich would cut it, and
+    the model paths in it, at 80 columns)."""
+    import sys
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 10_000)
 
 
 def config_command(
@@ -142,7 +150,7 @@ def _tune(config: Config, asked: list[str]) -> None:
     )
     checkpoints = [(m, open_checkpoint(config.models.for_modality(m))) for m in modalities]
     for tuning in tune_towers(checkpoints, options, notify=console.print):
-        Console(highlight=False).print(_tuning_table(tuning))
+        _table_console().print(_tuning_table(tuning))
 
 
 def _tune_targets(config: Config, asked: list[str]) -> list[Modality]:
