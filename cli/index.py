@@ -82,6 +82,7 @@ def index(
     from lbsearch.indexers.plan import PlanOptions
     from lbsearch.indexers.walk import WalkOptions
     from lbsearch.library import Library
+    from lbsearch.search.calibration import install_banks
     from lbsearch.types import Modality
 
     config = settings(ctx)
@@ -97,8 +98,10 @@ def index(
     encoders = open_embedder(config, backend=backend, device=device, dtype=dtype)
     with Library.open(library, config=config, write=True) as lib, _FirstCtrlCStops(options.stop):
         progress.library = str(lib.root)
+        install_banks(lib, encoders, config.relevance)  # new segments get their bias as added
         with progress:
             finished = run_index(roots, lib, encoders, config, options, progress)
+        install_banks(lib, encoders, config.relevance)  # modalities new in this run
     summary_table(finished, str(lib.root))
     if finished.interrupted:
         raise typer.Exit(130)

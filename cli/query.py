@@ -96,6 +96,23 @@ def query(
     min_score: Annotated[
         float | None, typer.Option(help="Hide results below this cosine similarity.")
     ] = None,
+    min_relevance: Annotated[
+        float | None,
+        typer.Option(
+            metavar="X",
+            help="Show the results of relevance X or more (replaces the default cut-off).",
+        ),
+    ] = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="No cut-off: every result, up to --limit.")
+    ] = False,
+    order: Annotated[
+        str,
+        typer.Option(metavar="ORDER", help="Rank by relevance (calibrated) or score (raw cosine)."),
+    ] = "relevance",
+    show_scores: Annotated[
+        bool, typer.Option("--scores", help="Add a column of raw cosine scores to the table.")
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="JSON Lines (implied when stdout is not a terminal).")
     ] = False,
@@ -110,8 +127,14 @@ def query(
     """Find the files that best match TEXT and/or --like examples, in every indexed modality.
 
     Terms add up: `lbsearch query "dog" --like bark.wav --not "cat"`. A term's weight follows a
-    colon ("dog:2", --not "cat:0.5"); --not and --not-like terms count negatively. Scores are
-    cosine similarities. --path globs match the absolute path (`*` crosses folders; a pattern
+    colon ("dog:2", --not "cat:0.5"); --not and --not-like terms count negatively.
+
+    Results are ranked by relevance: the hubness-corrected similarity on one scale for every
+    modality (standard deviations above what an unrelated query scores; README, "Relevance").
+    By default only the strong results show (relevance of at least [relevance] min_relevance,
+    ending at the first sharp drop); --all shows the rest, --min-relevance X sets the bar.
+    When none is strong the best 3 show, marked weak. `score` is the raw cosine similarity
+    (--order score ranks by it, --scores shows it). --path globs match the absolute path (`*` crosses folders; a pattern
     not starting with / ./ or * matches at any depth, so "holiday/*.jpg" works). --after and
     --before compare the file's modification time in local time: a date means the whole day
     (--after from its start, --before up to its end), a date-time is exact. Files without a
@@ -141,6 +164,9 @@ def query(
             max_duration=max_duration,
             limit=limit,
             min_score=min_score,
+            order=order,
+            min_relevance=min_relevance,
+            all=show_all,
         )
     )
     _note_paths_given_as_text(text or [])
@@ -155,12 +181,17 @@ def query(
         if not hits:
             _say(engine.explain_no_match(search))
             raise typer.Exit(1)
+    if hits[0].weak:
+        _say(
+            f"lbsearch: no result cleared the relevance bar; showing the best {len(hits)}, "
+            "marked weak (--all shows every result)"
+        )
     if paths_only:
         sys.stdout.write("".join(f"{hit.path}\n" for hit in hits))
     elif as_json or not terminal():
         _print_json(hits)
     else:
-        _print_table(hits)
+        _print_table(hits, scores=show_scores, cut=search.cut)
 
 
 def _note_paths_given_as_text(texts: list[str]) -> None:
@@ -266,6 +297,8 @@ def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
         "size": hit.size,
         "mtime": hit.mtime,
         "offline": hit.offline,
+        "relevance": None if hit.relevance is None else round(hit.relevance, 4),
+        "weak": hit.weak,
     }
 
 
@@ -274,14 +307,20 @@ def _print_json(hits: list[Hit]) -> None:
         sys.stdout.write(json.dumps(hit_json(rank, hit), ensure_ascii=False) + "\n")
 
 
-def _print_table(hits: list[Hit]) -> None:
+def format_relevance(hit: Hit) -> str:
+    return "" if hit.relevance is None else f"{hit.relevance:.1f}"
+
+
+def _print_table(hits: list[Hit], *, scores: bool = False, cut: bool = True) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     table = Table(box=None, header_style="bold")
     table.add_column("#", justify="right")
-    table.add_column("score", justify="right")
+    table.add_column("relevance", justify="right")
+    if scores:
+        table.add_column("score", justify="right")
     table.add_column("modality")
     table.add_column("path", overflow="fold")  # a path is worth more than a tidy row
     table.add_column("time", no_wrap=True)
@@ -289,5 +328,12 @@ def _print_table(hits: list[Hit]) -> None:
         path = Text(hit.path)
         if hit.offline:  # kept from a folder the last run could not list
             path.append(" (offline)", style="yellow")
-        table.add_row(str(rank), f"{hit.score:.3f}", hit.modality.value, path, format_span(hit))
-    Console(highlight=False).print(table)
+        if hit.weak:
+            path.append(" (weak)", style="dim")
+        numbers = [format_relevance(hit)] + ([f"{hit.score:.3f}"] if scores else [])
+        table.add_row(str(rank), *numbers, hit.modality.value, path, format_span(hit))
+    console = Console(highlight=False)
+    console.print(table)
+    if cut and not hits[0].weak:
+        many = len(hits)
+        console.print(f"{many} strong result{'s' * (many != 1)} (--all shows the rest)")

@@ -164,6 +164,21 @@ class IndexConfig:
 
 
 @dataclass(frozen=True)
+class RelevanceConfig:
+    """Calibrated relevance and the cut-off (README: Relevance; bench/relevance.py)."""
+
+    bank_k: int = 10
+    """A segment's hubness bias: the mean of its k best similarities to the reference bank."""
+    alpha: float = 1.0
+    """Search scores cosine - alpha x bias (0: no hubness correction)."""
+    min_relevance: float = 2.5
+    """The default bar, in standard deviations of the null (what a random query scores)."""
+    autocut_gap: float = 1.5
+    """The default cut-off also ends at the first drop between consecutive relevances wider than
+    this (0: no autocut)."""
+
+
+@dataclass(frozen=True)
 class Config:
     """Every setting, one section per dataclass (the sections of config.toml)."""
 
@@ -183,6 +198,8 @@ class Config:
     """[library]: location and waits."""
     index: IndexConfig = field(default_factory=IndexConfig)
     """[index]: vector index kinds and FAISS."""
+    relevance: RelevanceConfig = field(default_factory=RelevanceConfig)
+    """[relevance]: hubness correction, calibration, the cut-off."""
     sources: tuple[str, ...] = ()
     """Where the values came from ("defaults", then the user's file), for `lbsearch config`."""
 

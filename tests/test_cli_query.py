@@ -21,11 +21,14 @@ from lbsearch.config import load_config
 from lbsearch.indexers.pipeline import IndexOptions, run_index
 from lbsearch.library import Library
 from lbsearch.search import Query, SearchEngine, Term
+from lbsearch.search.calibration import install_banks
 from lbsearch.testing.fake_encoders import FakeEncoders
 from lbsearch.testing.samples import write_sample_media
 
 FIELDS = {
     "rank",
+    "relevance",
+    "weak",
     "score",
     "modality",
     "path",
@@ -54,6 +57,7 @@ def _index(media: Path, library: Path, encoders: object, config_path: Path | Non
     write_sample_media(media)
     with Library.open(library, config=config, write=True) as lib:
         run_index([media], lib, encoders, config, IndexOptions(), lambda event: None)  # type: ignore[arg-type]
+        install_banks(lib, encoders, config.relevance)  # as `lbsearch index` does  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +78,13 @@ def _query(library: Path, *args: str) -> tuple[int, str, str]:
 
 
 def test_json_lines_hold_every_field(fake_library: tuple[Path, Path], fake_cli: None) -> None:
-    code, out, _ = _query(fake_library[1], "a dog", "--limit", "50")  # not a terminal: JSON
+    code, out, _ = _query(fake_library[1], "a dog", "--limit", "50", "--all")  # piped: JSON
     assert code == 0
     rows = [json.loads(line) for line in out.splitlines()]
     assert len(rows) == 7 and all(set(row) == FIELDS for row in rows)
     assert [r["rank"] for r in rows] == list(range(1, 8))
-    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    assert [r["relevance"] for r in rows] == sorted((r["relevance"] for r in rows), reverse=True)
+    assert not any(r["weak"] for r in rows)
     assert {r["modality"] for r in rows} >= {"image", "depth", "thermal", "audio"}
     hum = next(r for r in rows if r["path"].endswith("hum.flac"))
     assert hum["end_s"] > hum["start_s"] and hum["span"].count(":") == 2
@@ -91,9 +96,9 @@ def test_table_on_a_terminal(
 ) -> None:
     monkeypatch.setattr(query_module, "terminal", lambda: True)
     monkeypatch.setenv("COLUMNS", "300")
-    code, out, _ = _query(fake_library[1], "a dog", "-m", "audio")
+    code, out, _ = _query(fake_library[1], "a dog", "-m", "audio", "--all", "--scores")
     assert code == 0
-    assert "score" in out and "modality" in out and "hum.flac" in out
+    assert "relevance" in out and "score" in out and "modality" in out and "hum.flac" in out
     assert "00:00-00:10" in out or "00:10-00:14" in out or "00:00-00:04" in out
 
 
@@ -102,7 +107,7 @@ def test_paths_only_and_like(
 ) -> None:
     media = fake_library[0]
     copy = shutil.copy(media / "whistle.wav", tmp_path / "copy.wav")
-    code, out, _ = _query(fake_library[1], "--like", str(copy), "--paths", "-n", "3")
+    code, out, _ = _query(fake_library[1], "--like", str(copy), "--paths", "-n", "3", "--all")
     assert code == 0
     assert out.splitlines()[0] == str(media / "whistle.wav") and len(out.splitlines()) == 3
     code, out, _ = _query(fake_library[1], "--like", str(media / "whistle.wav"), "--paths")
@@ -114,17 +119,17 @@ def test_negatives_and_filters_change_results(
 ) -> None:
     media, library = fake_library
     sunset = str(media / "sunset_beach.jpg")
-    _, plain, _ = _query(library, "beach", "-m", "image", "--paths")
-    _, pushed, _ = _query(library, "beach", "-m", "image", "--not-like", sunset, "--paths")
+    _, plain, _ = _query(library, "beach", "-m", "image", "--paths", "--all")
+    _, pushed, _ = _query(library, "beach", "-m", "image", "--not-like", sunset, "--paths", "--all")
     assert set(plain.splitlines()) == {sunset, str(media / "green_field.png")}
     assert pushed.splitlines() == [str(media / "green_field.png")], "the example itself is gone"
-    _, weighted, _ = _query(library, "beach:2", "--not", "cat:0.5", "--json", "-n", "3")
+    _, weighted, _ = _query(library, "beach:2", "--not", "cat:0.5", "--json", "-n", "3", "--all")
     assert len(weighted.splitlines()) == 3
-    _, only_wav, _ = _query(library, "beach", "--path", "*.wav", "--paths")
+    _, only_wav, _ = _query(library, "beach", "--path", "*.wav", "--paths", "--all")
     assert only_wav.splitlines() == [str(media / "whistle.wav")]
-    _, long_ones, _ = _query(library, "beach", "--min-duration", "10", "--paths")
+    _, long_ones, _ = _query(library, "beach", "--min-duration", "10", "--paths", "--all")
     assert {Path(p).name for p in long_ones.splitlines()} == {"bouncing_ball.mp4", "hum.flac"}
-    _, recent, _ = _query(library, "beach", "--after", "2000-01-01", "--paths")
+    _, recent, _ = _query(library, "beach", "--after", "2000-01-01", "--paths", "--all")
     assert len(recent.splitlines()) == 7
 
 
@@ -187,7 +192,7 @@ def test_text_query_loads_one_text_tower_and_no_media_tower(
         engine = SearchEngine(
             lib, config, query_module.make_encoders(lib, config, None, None, "torch")
         )
-        hits = engine.search(Query((Term("a dog barking"),), limit=50))
+        hits = engine.search(Query((Term("a dog barking"),), limit=50))  # no cut-off
         encoders = engine.embedder
         assert isinstance(encoders, LanguageBindEmbedder)
         assert encoders.texts_encoded == 1, "five modalities share one tiny text tower"
@@ -211,7 +216,9 @@ def test_cli_end_to_end_with_tiny_checkpoints(
     tiny_config: Path, tiny_library: tuple[Path, Path], tmp_path: Path
 ) -> None:
     media, library = tiny_library
-    done = _lbsearch(tiny_config, "a dog barking", "--limit", "50", "--library", str(library))
+    done = _lbsearch(
+        tiny_config, "a dog barking", "--limit", "50", "--all", "--library", str(library)
+    )
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]  # piped: JSON Lines
     assert len(rows) == 7 and all(set(row) == FIELDS for row in rows)
@@ -301,7 +308,7 @@ def dated_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_date_is_the_whole_day_and_a_date_time_is_exact(
     dated_library: Path, fake_cli: None, args: list[str], found: int
 ) -> None:
-    code, out, _ = _query(dated_library, "beach", "--paths", "-n", "50", *args)
+    code, out, _ = _query(dated_library, "beach", "--paths", "-n", "50", "--all", *args)
     assert (code, len(out.splitlines())) == ((0, found) if found else (1, 0))
 
 
@@ -320,7 +327,7 @@ def test_the_ends_of_time_are_bounds_like_any_other(
 ) -> None:
     """They ended in a traceback (local time at year 1 / Unix nanoseconds past 2262)."""
     result = runner.invoke(
-        app, ["query", "beach", "--paths", "--library", str(dated_library), *args]
+        app, ["query", "beach", "--paths", "--all", "--library", str(dated_library), *args]
     )
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert (result.exit_code, len(result.stdout.splitlines())) == ((0, found) if found else (1, 0))
@@ -345,5 +352,5 @@ def test_a_path_given_as_text_is_noted(fake_library: tuple[Path, Path], fake_cli
     code, out, err = _query(library, str(media / "whistle.wav"), "--paths")
     assert code == 0 and out, "still searched, as the text it was given as"
     assert "searched as a text" in err and f"--like {media / 'whistle.wav'}" in err
-    _, _, err = _query(library, "a whistle", "--paths")
+    _, _, err = _query(library, "a whistle", "--paths", "--all")
     assert err == ""

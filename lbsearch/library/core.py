@@ -261,6 +261,14 @@ class Library(LibraryWrites):
         and the index rebuilt with it; a reader uses it in memory)."""
         self._indices.use_bank(modality, bank, persist=self.writable)
 
+    def segment_biases(self, modality: Modality, ids: np.ndarray) -> np.ndarray:
+        """The hubness bias of each segment id, as its index holds it."""
+        return self._indices.biases(modality, ids)
+
+    def segment_sample(self, modality: Modality) -> tuple[np.ndarray, np.ndarray]:
+        """A random sample of the modality's stored vectors, with their biases."""
+        return self._indices.sample(modality)
+
     def bank_fingerprint(self, modality: Modality) -> str:
         """The fingerprint of the bank the modality's index file was built with ("": none)."""
         meta = self._indices.store.read_meta(modality)

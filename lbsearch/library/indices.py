@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 _ADD_CHUNK = 8192
 _NULL_SAMPLE = 2048  # segments the null moments are measured on
+_FILE_SAMPLE = 512  # segments an example-file query's null is measured on
 
 
 class LibraryIndices:
@@ -67,6 +68,7 @@ class LibraryIndices:
         self.events: dict[Modality, IndexEvent] = {}
         self._lock = threading.RLock()  # one loader at a time; searches do not take it
         self._banks: dict[Modality, Bank | None] = {}
+        self._samples: dict[Modality, tuple[VectorIndex | None, np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ the bias column
 
@@ -101,6 +103,38 @@ class LibraryIndices:
                 self._install(modality, self._rebuild(modality, "the reference bank changed"))
         if persist and self.store.is_loaded(modality):
             self.save([modality])
+
+    def biases(self, modality: Modality, ids: np.ndarray) -> np.ndarray:
+        """The bias column of segments `ids` as the loaded index holds it (0 for one gone)."""
+        index = self.index(modality)
+        ids = np.asarray(ids, dtype=np.int64)
+        if index is None or not len(ids):
+            return np.zeros(len(ids), dtype=np.float32)
+        column = index.dim - index_dim(index.plan, 0)
+        rows = index.rows(ids)
+        if rows is not None:
+            return rows[:, column].astype(np.float32)
+        stored = self.catalog.vectors_by_ids(modality, ids)
+        found = dict(
+            zip(
+                stored.ids.tolist(),
+                self._rows(modality, stored.vectors, column + 1)[:, column].tolist(),
+                strict=True,
+            )
+        )
+        return np.array([found.get(int(i), 0.0) for i in ids], dtype=np.float32)
+
+    def sample(self, modality: Modality) -> tuple[np.ndarray, np.ndarray]:
+        """A random sample of the modality's stored vectors and their biases (kept while the
+        index is): the null of an example-file query is its own scores against it."""
+        index = self.index(modality)
+        cached = self._samples.get(modality)
+        if cached is not None and cached[0] is index:
+            return cached[1], cached[2]
+        vectors = self.catalog.sample_vectors(modality, _FILE_SAMPLE).vectors
+        biases = self._rows(modality, vectors, vectors.shape[1] + 1)[:, -1]
+        self._samples[modality] = (index, vectors, biases)
+        return vectors, biases
 
     def null(self, modality: Modality) -> dict[str, list[float]] | None:
         """The loaded index's null moments ("text": bank queries, "file": the library's own
@@ -207,6 +241,7 @@ class LibraryIndices:
                 now = state.generation if state is not None and state.dim else None
                 if (index.generation if index is not None else None) == now:
                     continue
+                self._banks.pop(modality, None)  # a writer may have saved another bank
                 self._install(modality, self._load(modality))
                 if modality in self.events:
                     reloaded[modality] = self.events[modality]

@@ -4,9 +4,11 @@ For every modality searched, a query's terms become one vector, normalise(sum(w_
 text is embedded with the text tower of that modality's checkpoint, an example file as
 examples.py says. Each modality's index returns its best segments, filtered inside FAISS by the
 query's `SegmentFilter`; segments roll up to files (the best segment wins and carries its time
-span) and the modalities merge into one ranking by cosine similarity. A file met in two
-modalities (a video's frames and its sound track) keeps its best hit. Example files never come
-back as hits. The engine reads the library only through `Library`'s methods.
+span) and the modalities merge into one ranking by calibrated relevance (relevance.py: FAISS
+scores cosine - alpha x bias, each modality's null distribution maps that to one scale), or by
+raw cosine with `order="score"`. A file met in two modalities (a video's frames and its sound
+track) keeps its best hit. The cut-off then keeps the strong results (scoring.py). Example files
+never come back as hits. The engine reads the library only through `Library`'s methods.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from ..catalog.records import SegmentFilter, SegmentHit
 from ..config import Config
 from ..errors import UsageError
 from ..types import Modality
+from .calibration import install_banks
 from .examples import example_vector, excluded_paths, is_excluded
 from .explain import explain_no_match
 from .query import Hit, Query, Term, check_query, segment_filter
+from .scoring import apply_cut_off, rank_key, ranks_by_score, with_relevance
 
 if TYPE_CHECKING:
     from ..embedder import Embedder
@@ -42,6 +46,7 @@ class SearchEngine:
         self.config = config
         self.embedder = embedder
         self._lock = threading.Lock()
+        self._banks_checked: set[Modality] = set()
 
     def indexed_modalities(self) -> tuple[Modality, ...]:
         """Modalities with at least one segment in the library, in Modality order."""
@@ -68,20 +73,37 @@ class SearchEngine:
         targets = {m: s for m, s in sizes.items() if not query.modalities or m in query.modalities}
         if not targets:
             return []
+        self._check_banks(targets)
         vectors = self._query_vectors(query.terms, {m: dim for m, (dim, _) in targets.items()})
         excluded = excluded_paths(query.examples)
         where = segment_filter(query)
-        best: dict[int, Hit] = {}
+        settings = self.config.relevance
+        alpha = settings.alpha if query.order == "relevance" else 0.0  # what FAISS ranks by
+        has_text = any(t.text is not None for t in query.terms)
+        found: list[tuple[int, Hit]] = []
         for modality, vector in vectors.items():
             want = query.limit + len(excluded)
-            hits = self._search_modality(modality, vector, where, want, excluded)
-            for file_id, hit in hits.items():
-                if file_id not in best or hit.score > best[file_id].score:
-                    best[file_id] = hit
-        ranked = sorted(best.values(), key=lambda h: (-h.score, h.path, h.start_s))
+            hits = self._search_modality(modality, vector, where, want, excluded, alpha)
+            scored = with_relevance(
+                self.library, modality, hits, vector, alpha, settings.alpha, has_text
+            )
+            found += scored.items()
+        by_score = ranks_by_score(query, [hit for _, hit in found])
+        best: dict[int, Hit] = {}
+        for file_id, hit in found:
+            if file_id not in best or rank_key(hit, by_score) > rank_key(best[file_id], by_score):
+                best[file_id] = hit
+        ranked = sorted(best.values(), key=lambda h: (-rank_key(h, by_score), h.path, h.start_s))
         if query.min_score is not None:
             ranked = [h for h in ranked if h.score >= query.min_score]
-        return ranked[: query.limit]
+        return apply_cut_off(ranked, query, settings)[: query.limit]
+
+    def _check_banks(self, targets: dict[Modality, tuple[int, int]]) -> None:
+        """Once per engine and modality: give the library the current reference bank where
+        its index was built with another (a reader then rebuilds the index in memory)."""
+        if set(targets) - self._banks_checked:
+            install_banks(self.library, self.embedder, self.config.relevance)
+            self._banks_checked.update(targets)
 
     def _sizes(self) -> dict[Modality, tuple[int, int]]:
         """(vector dimension, segment count) of each indexed modality (one catalog read). The
@@ -123,13 +145,14 @@ class SearchEngine:
         where: SegmentFilter,
         want: int,
         excluded: frozenset[str],
+        alpha: float = 0.0,
     ) -> dict[int, Hit]:
         """Best hit per file id, asking the index for more segments until `want` files show or
         the index has no more. k is bounded by the size of the index as it is searched (read
         again after each search: a refresh may swap in a larger one meanwhile)."""
         k = min(self.library.index_size(modality), max(_MIN_FETCH, 4 * want))
         while k > 0:
-            result = self.library.search(modality, vector[None, :], k, where=where)
+            result = self.library.search(modality, vector[None, :], k, where=where, alpha=alpha)
             ids, scores = result.ids[0], result.scores[0]
             found = ids >= 0
             hits = self._roll_up(ids[found], scores[found], excluded)

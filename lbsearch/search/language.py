@@ -44,6 +44,9 @@ class QueryRequest:
     max_duration: float | None = None
     limit: int = 20
     min_score: float | None = None
+    order: str = "relevance"  # or "score"
+    min_relevance: float | None = None
+    all: bool = False  # no cut-off
 
 
 def parse_query(request: QueryRequest) -> Query:
@@ -63,6 +66,9 @@ def parse_query(request: QueryRequest) -> Query:
         max_duration_s=request.max_duration,
         limit=request.limit,
         min_score=request.min_score,
+        order=request.order,
+        min_relevance=request.min_relevance,
+        cut=not request.all,
     )
     if query.after is not None and query.before is not None and query.after > query.before:
         raise UsageError(

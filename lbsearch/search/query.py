@@ -32,6 +32,8 @@ class Hit:
     size: int
     mtime: float
     offline: bool = False  # its folder could not be listed at the last run (kept, marked)
+    relevance: float | None = None  # calibrated, comparable across modalities (relevance.py)
+    weak: bool = False  # shown although below the bar: nothing cleared it (relevance.py)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class Query:
     max_duration_s: float | None = None
     limit: int = 20
     min_score: float | None = None
+    order: str = "relevance"  # or "score": raw cosine
+    min_relevance: float | None = None  # the bar, replacing the default cut-off
+    cut: bool = False  # the default cut-off (front ends: on unless --all; QueryRequest.all)
 
     @property
     def examples(self) -> tuple[Path, ...]:
@@ -82,6 +87,8 @@ def check_query(query: Query) -> None:
             raise UsageError(f"term weight {term.weight} is not usable", "use a non-zero number")
     if not any(t.weight > 0 for t in query.terms):
         raise UsageError("every term is negative", "add something to look for, not only a not")
+    if query.order not in ("relevance", "score"):
+        raise UsageError(f"unknown order {query.order!r}", "order by relevance or score")
     if query.limit < 1:
         raise UsageError(f"a limit of {query.limit} is less than 1", "ask for at least one result")
 

@@ -208,6 +208,15 @@ class VectorIndex:
         selector = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
         return int(self.index.remove_ids(selector))
 
+    def rows(self, ids: np.ndarray) -> np.ndarray | None:
+        """The stored rows of `ids` (an exact index only; None for the others or a missing id)."""
+        if self.plan.kind is not IndexKind.FLAT:
+            return None
+        try:
+            return np.stack([self.index.reconstruct(int(i)) for i in ids])
+        except RuntimeError:  # an id gone since it was found
+            return None
+
     def ids(self) -> np.ndarray:
         """Every id in the index, sorted (duplicates kept, so a check can see them)."""
         faiss = faiss_module()

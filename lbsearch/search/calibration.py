@@ -1,0 +1,127 @@
+"""The reference bank of text queries, and each modality's calibration.
+
+The bank is a packaged list of ~1,000 generic captions (bank.txt, written for lbsearch: everyday
+subjects of every modality). Embedded once per text tower (cached in the user cache folder) it
+gives each segment its hubness bias (lbsearch.vectors.bias) and each modality its null
+distribution. `install_banks` hands a library the bank of every modality whose index was built
+with another (a new library, a changed text tower, changed captions or k): a writer saves it and
+rebuilds the index from stored vectors in one pass; a reader uses it in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..config import RelevanceConfig
+from ..types import Modality
+from ..vectors.bias import Bank, bank_fingerprint
+from .relevance import Calibration
+
+if TYPE_CHECKING:
+    from ..embedder import Embedder
+    from ..library import Library
+
+
+@cache
+def captions() -> tuple[str, ...]:
+    """The packaged bank captions, one per line."""
+    text = resources.files("lbsearch.search").joinpath("bank.txt").read_text(encoding="utf-8")
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+@cache
+def captions_sha() -> str:
+    return hashlib.sha256("\n".join(captions()).encode()).hexdigest()[:16]
+
+
+def expected_fingerprint(model_id: str, config: RelevanceConfig) -> str:
+    """The bank fingerprint a modality indexed with `model_id` should have now."""
+    return bank_fingerprint(model_id, captions_sha(), config.bank_k)
+
+
+def text_bank(embedder: Embedder, modality: Modality, model_id: str, k: int) -> Bank:
+    """The captions embedded with `modality`'s text tower, from the cache when there."""
+    fingerprint = bank_fingerprint(model_id, captions_sha(), k)
+    path = _cache_path(bank_fingerprint(model_id, captions_sha(), 0))
+    vectors = _read_cached(path)
+    if vectors is None:
+        vectors = np.asarray(embedder.embed_texts(modality, list(captions())), dtype=np.float32)
+        _write_cached(path, vectors)
+    return Bank(fingerprint, vectors, k)
+
+
+def install_banks(library: Library, embedder: Embedder, config: RelevanceConfig) -> None:
+    """Give `library` the current bank of each indexed modality whose index has another."""
+    for modality, state in library.modality_states().items():
+        if not state.dim or not state.segment_count:
+            continue
+        wanted = expected_fingerprint(state.model_id, config)
+        if library.bank_fingerprint(modality) != wanted:
+            library.use_bank(modality, text_bank(embedder, modality, state.model_id, config.bank_k))
+
+
+@dataclass(frozen=True)
+class ModalityCalibration:
+    """Null distributions of one modality: for text queries and for example files."""
+
+    text: Calibration | None
+    file: Calibration | None
+
+    def for_query(self, has_text: bool) -> Calibration | None:
+        return (self.text if has_text else self.file) or self.file or self.text
+
+
+def calibration(library: Library, modality: Modality, alpha: float) -> ModalityCalibration:
+    moments = library.null_moments(modality) or {}
+    return ModalityCalibration(
+        Calibration.from_moments(moments.get("text"), alpha),
+        Calibration.from_moments(moments.get("file"), alpha),
+    )
+
+
+def calibration_status(library: Library, config: RelevanceConfig) -> dict[Modality, dict]:
+    """Per indexed modality: whether its index file was built with the current bank
+    (`status --json`: "calibration": {"current": ..., "bank": ..., "expected": ...})."""
+    out: dict[Modality, dict] = {}
+    for modality, state in library.modality_states().items():
+        have = library.bank_fingerprint(modality)
+        wanted = expected_fingerprint(state.model_id, config)
+        current = have == wanted or not state.segment_count
+        out[modality] = {"current": current, "bank": have or None, "expected": wanted}
+    return out
+
+
+# ----------------------------------------------------------------------------- the cache
+
+
+def _cache_path(key: str) -> Path:
+    from ..embedder.cache import cache_dir
+
+    return cache_dir() / "banks" / f"{key}.npy"
+
+
+def _read_cached(path: Path) -> np.ndarray | None:
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return vectors if vectors.ndim == 2 and len(vectors) == len(captions()) else None
+
+
+def _write_cached(path: Path, vectors: np.ndarray) -> None:
+    """Best effort (a cache): a read-only cache folder only costs embedding again."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
+        np.save(tmp, vectors)
+        tmp.replace(path)
+    except OSError:
+        pass
