@@ -164,6 +164,26 @@ class IndexConfig:
 
 
 @dataclass(frozen=True)
+class ServeConfig:
+    """`lbsearch serve`: limits that keep a long-running service up, and its sessions."""
+
+    thumbnail_cache_mb: int = 256
+    """Disk space for cached thumbnails (least recently used removed first)."""
+    session_hours: float = 24.0
+    """How long a browser's login lasts (a new login cookie each time, HttpOnly)."""
+    max_upload_mb: int = 256
+    """Largest request body (every file uploaded in it together), checked while it arrives."""
+    body_timeout_s: float = 60.0
+    """A request body must be complete this many seconds after its head."""
+    max_connections: int = 512
+    """Open connections in all; past it new ones get 503 at once."""
+    max_client_connections: int = 0
+    """Open connections from one client address (0: a quarter of max_connections)."""
+    max_jobs: int = 8
+    """Uploads and embeddings queued or running at once; past it 503 with Retry-After."""
+
+
+@dataclass(frozen=True)
 class RelevanceConfig:
     """Calibrated relevance and the cut-off (README: Relevance; bench/relevance.py)."""
 
@@ -198,6 +218,8 @@ class Config:
     """[library]: location and waits."""
     index: IndexConfig = field(default_factory=IndexConfig)
     """[index]: vector index kinds and FAISS."""
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    """[serve]: limits and sessions of `lbsearch serve`."""
     relevance: RelevanceConfig = field(default_factory=RelevanceConfig)
     """[relevance]: hubness correction, calibration, the cut-off."""
     sources: tuple[str, ...] = ()

@@ -6,19 +6,26 @@
 - video segments: the frame at the segment's middle;
 - audio segments (and a video's sound track): a log-magnitude spectrogram of the segment's span.
 
-Files are read through lbsearch.media (`preview` for pictures and key frames, the guarded open
-for depth readings and sound: regular files only, size and pixel limits) and must still be what
-the catalog recorded (size and mtime, before and after reading): a file changed or replaced
-since it was indexed gets `ThumbnailError`, never a picture of something else. Rendered thumbnails are
-cached on disk under `<library>/cache/thumbnails/`, named by content hash, modality, segment span
-and size, so they survive restarts and are shared by renamed or duplicated files.
+Files are opened only through `lbsearch.media.indexed.open_indexed` (an indexed row, inside a
+root, no link, the recorded device, inode, size and mtime) and read from that handle with the
+usual limits (Pillow's pixel limit, the video decoder's frame numbering). The check runs on every
+request, cached thumbnail or not: a file that was deleted, failed or swapped since gets
+`ThumbnailError` and its cached pictures are removed.
+
+Sizes: three (`SIDES`); any asked size rounds up to the next one (the largest past it), so a
+page cannot fill the cache with one file per pixel count. Rendered thumbnails are cached under
+`<library>/cache/thumbnails/`, named by content hash, modality, segment span and size (shared by
+renamed or duplicated files, kept across restarts), in an LRU capped in bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -27,6 +34,7 @@ import numpy as np
 
 from .config import Config
 from .errors import LbsearchError, MediaError
+from .media.indexed import NotServable, Roots, open_indexed
 from .types import Modality
 
 if TYPE_CHECKING:
@@ -35,8 +43,9 @@ if TYPE_CHECKING:
     from .catalog.records import FileRecord, SegmentRecord
 
 THUMBNAIL_DIR = ("cache", "thumbnails")
+SIDES = (160, 320, 640)
 DEFAULT_SIDE = 320
-MAX_SIDE = 1024
+DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 _JPEG_QUALITY = 85
 _SPECTROGRAM_RATE = 16000
 _FFT = 2048  # 7.8 Hz bins at 16 kHz: low pitches get rows of their own on the log axis
@@ -67,39 +76,119 @@ class Thumbnail:
     media_type: str = "image/jpeg"
 
 
-class ThumbnailCache:
-    """Renders thumbnails on demand and keeps them in `<library>/cache/thumbnails/`."""
+def fixed_side(asked: int) -> int:
+    """The thumbnail size served for `asked` pixels: the next of `SIDES` (the largest past it)."""
+    return next((side for side in SIDES if side >= asked), SIDES[-1])
 
-    def __init__(self, library_root: Path, config: Config) -> None:
+
+class ThumbnailCache:
+    """Renders thumbnails on demand and keeps the recent ones in `<library>/cache/thumbnails/`,
+    at most `max_bytes` of them (least recently used go first). Thread-safe."""
+
+    def __init__(
+        self, library_root: Path, config: Config, max_bytes: int = DEFAULT_CACHE_BYTES
+    ) -> None:
         self.folder = Path(library_root).joinpath(*THUMBNAIL_DIR)
         self.config = config
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Path, int] = OrderedDict()  # oldest use first
+        self._bytes = 0
+        self._scan()
+
+    @property
+    def used_bytes(self) -> int:
+        return self._bytes
 
     def path_for(self, file: FileRecord, segment: SegmentRecord, side: int) -> Path:
-        digest = file.content_hash or f"id{file.id}-{file.size}-{file.mtime_ns}"
+        digest = _digest(file)
         span = f"{round(segment.start_s * 1000)}-{round(segment.end_s * 1000)}"
         return self.folder / digest[:2] / f"{digest}-{segment.modality.value}-{span}-{side}.jpg"
 
-    def get(self, file: FileRecord, segment: SegmentRecord, side: int = DEFAULT_SIDE) -> Thumbnail:
-        """The cached thumbnail, or a fresh one (then cached); ThumbnailError if impossible."""
-        side = max(16, min(int(side), MAX_SIDE))
-        cached = self.path_for(file, segment, side)
+    def get(
+        self, file: FileRecord, segment: SegmentRecord, roots: Roots, side: int = DEFAULT_SIDE
+    ) -> Thumbnail:
+        """The cached thumbnail, or a fresh one (then cached); ThumbnailError if the file may
+        not be shown (see `lbsearch.media.indexed`) or cannot be drawn."""
+        side = fixed_side(side)
         try:
-            return Thumbnail(cached.read_bytes())
-        except OSError:
-            pass
-        picture = render(file, segment, side, self.config)
-        data = _jpeg(picture)
-        _write_atomically(cached, data)
+            handle, _ = open_indexed(file, roots)
+        except NotServable as error:
+            self.forget(file)
+            raise ThumbnailError(error.message, error.hint) from None
+        with handle:
+            cached = self.path_for(file, segment, side)
+            data = self._read(cached)
+            if data is None:
+                data = _jpeg(render(handle, file, segment, side, self.config))
+                self._store(cached, data)
         return Thumbnail(data)
 
+    def forget(self, file: FileRecord) -> None:
+        """Remove every cached thumbnail of `file`'s content (gone, failed or swapped)."""
+        prefix = f"{_digest(file)}-"
+        with self._lock:
+            for path in [p for p in self._entries if p.name.startswith(prefix)]:
+                self._drop(path)
 
-def render(file: FileRecord, segment: SegmentRecord, side: int, config: Config) -> Image:
-    """The thumbnail of `segment` of `file` as an RGB picture at most `side` pixels a side."""
-    path = Path(file.path)
+    # ---- the LRU ---------------------------------------------------------------------------
+
+    def _scan(self) -> None:
+        """Adopt what earlier runs left, oldest first, trimmed to the cap."""
+        found = []
+        for path in self.folder.glob("*/*.jpg"):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            found.append((st.st_mtime_ns, path, st.st_size))
+        for _, path, size in sorted(found):
+            self._entries[path] = size
+            self._bytes += size
+        with self._lock:
+            self._trim()
+
+    def _read(self, path: Path) -> bytes | None:
+        with self._lock:
+            if path not in self._entries:
+                return None
+            self._entries.move_to_end(path)
+        try:
+            return path.read_bytes()
+        except OSError:
+            with self._lock:
+                self._drop(path)
+            return None
+
+    def _store(self, path: Path, data: bytes) -> None:
+        if len(data) > self.max_bytes or not _write_atomically(path, data):
+            return
+        with self._lock:
+            self._bytes += len(data) - self._entries.pop(path, 0)
+            self._entries[path] = len(data)
+            self._trim()
+
+    def _trim(self) -> None:
+        while self._bytes > self.max_bytes and self._entries:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, path: Path) -> None:
+        self._bytes -= self._entries.pop(path, 0)
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _digest(file: FileRecord) -> str:
+    return file.content_hash or f"id{file.id}-{file.size}-{file.mtime_ns}"
+
+
+def render(
+    handle: BinaryIO, file: FileRecord, segment: SegmentRecord, side: int, config: Config
+) -> Image:
+    """The thumbnail of `segment` of the opened `file` as an RGB picture at most `side` a side."""
+    path = Path(file.path)  # names the file in messages; never opened again
     try:
-        _check_recorded(path, file)
-        picture = _draw(path, segment, side, config)
-        _check_recorded(path, file)  # not swapped while it was read
+        picture = _draw(handle, path, segment, side, config)
     except MediaError as error:
         raise ThumbnailError(error.message, error.hint) from None
     except ThumbnailError:
@@ -110,29 +199,19 @@ def render(file: FileRecord, segment: SegmentRecord, side: int, config: Config) 
     return picture.convert("RGB")
 
 
-def _check_recorded(path: Path, file: FileRecord) -> None:
-    from .media.fileio import stat_regular
-
-    st = stat_regular(path)
-    if (st.st_size, st.st_mtime_ns) != (file.size, file.mtime_ns):
-        raise ThumbnailError(
-            f"{path}: changed since it was indexed", "run `lbsearch index` on its folder again"
-        )
-
-
-def _draw(path: Path, segment: SegmentRecord, side: int, config: Config) -> Image:
+def _draw(handle: BinaryIO, path: Path, segment: SegmentRecord, side: int, config: Config) -> Image:
     from .media import preview
-    from .media.fileio import open_media
 
     modality = segment.modality
-    if modality in (Modality.IMAGE, Modality.THERMAL):
-        return preview.picture(path, modality, side, config)
-    if modality is Modality.VIDEO:
-        return preview.key_frame(path, (segment.start_s + segment.end_s) / 2, side, config)
-    with open_media(path, config.media.max_file_bytes) as (handle, _):
-        if modality is Modality.DEPTH:
-            return false_colour(_depth_values(handle, path, config))
-        return _spectrogram(handle, path, segment.start_s, segment.end_s)
+    handle.seek(0)
+    if modality in (Modality.IMAGE, Modality.THERMAL, Modality.VIDEO):
+        at_s = (segment.start_s + segment.end_s) / 2
+        view = preview.describe_open(handle, path, modality, at_s, side, config)
+        assert view.picture is not None
+        return view.picture
+    if modality is Modality.DEPTH:
+        return false_colour(_depth_values(handle, path, config))
+    return _spectrogram(handle, path, segment.start_s, segment.end_s)
 
 
 # ----------------------------------------------------------------------------- pictures
@@ -238,7 +317,7 @@ def _jpeg(picture: Image) -> bytes:
     return out.getvalue()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def _write_atomically(path: Path, data: bytes) -> bool:
     """Temp file + rename: a reader sees a whole thumbnail or none. A cache that cannot be
     written (read-only library) is not an error: the thumbnail is just made again next time."""
     try:
@@ -248,4 +327,5 @@ def _write_atomically(path: Path, data: bytes) -> None:
             out.write(data)
         Path(temp).replace(path)
     except OSError:
-        return
+        return False
+    return True

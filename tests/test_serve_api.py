@@ -141,8 +141,8 @@ def test_bad_input_is_a_json_error_never_a_500(
 
 
 def test_similar_by_file_id_leaves_the_example_out(client: httpx.Client) -> None:
-    rows = _results(client.get("/api/search", params={"q": "sunset", "limit": 50}))
-    beach = next(r for r in rows if str(r["path"]).endswith("sunset_beach.jpg"))
+    rows = _results(client.get("/api/search", params={"q": "x", "m": "image"}))
+    beach = rows[0]
     similar = _results(client.get("/api/search", params={"like_id": beach["file_id"]}))
     assert similar and all(r["file_id"] != beach["file_id"] for r in similar)
 
@@ -152,14 +152,16 @@ def _upload_folders() -> set[str]:
 
 
 def test_search_by_uploaded_example(client: httpx.Client, library: tuple[Path, Path]) -> None:
+    """An upload that is a copy of an indexed file finds its neighbours, never that file (as
+    `lbsearch query --like FILE` leaves FILE out); it is deleted after the request."""
     media = library[0]
     before = _upload_folders()
     for name in ("sunset_beach.jpg", "whistle.wav", "bouncing_ball.mp4"):
         data = (media / name).read_bytes()
         response = client.post("/api/search", files={"like": (name, data)}, data={"limit": "3"})
         rows = _results(response)
-        assert rows[0]["path"] == str(media / name), "the same content comes first"
-        assert float(rows[0]["score"]) > 0.999  # type: ignore[arg-type]
+        assert rows, name
+        assert str(media / name) not in [r["path"] for r in rows], "the example came back"
     assert _upload_folders() == before, "uploads are deleted after the request"
 
 
@@ -171,9 +173,11 @@ def test_upload_with_filters_and_a_negative_example(
         ("like", ("a.jpg", (media / "sunset_beach.jpg").read_bytes())),
         ("not_like", ("b.png", (media / "green_field.png").read_bytes())),
     ]
-    rows = _results(client.post("/api/search", files=files, data={"m": "image", "q": "sea"}))
-    assert {r["modality"] for r in rows} == {"image"}
-    assert str(media / "green_field.png") not in [r["path"] for r in rows[:1]]
+    data = {"m": ["image", "thermal"], "q": "sea"}
+    rows = _results(client.post("/api/search", files=files, data=data))
+    assert rows and {r["modality"] for r in rows} <= {"image", "thermal"}
+    shown = {Path(str(r["path"])).name for r in rows}
+    assert not shown & {"sunset_beach.jpg", "green_field.png"}, "examples never come back"
 
 
 def test_an_undecodable_upload_is_422(client: httpx.Client) -> None:
@@ -301,8 +305,8 @@ def test_thumbnails_for_every_modality(client: httpx.Client) -> None:
         if modality == "audio":  # a spectrogram: wider than tall
             assert picture.width > picture.height
     assert seen and rows
-    big = _picture(client.get(str(rows[0]["thumbnail_url"]), params={"size": 64}))
-    assert max(big.size) <= 64
+    small = _picture(client.get(str(rows[0]["thumbnail_url"]), params={"size": 64}))
+    assert max(small.size) <= 160  # sizes round up to 160, 320 or 640
 
 
 def test_thumbnails_are_cached_on_disk_and_survive_restarts(

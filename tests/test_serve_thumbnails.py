@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -11,9 +12,17 @@ import pytest
 from PIL import Image
 
 from lbsearch.catalog.records import FileRecord, FileStatus, SegmentRecord
-from lbsearch.config import load_config
+from lbsearch.config import Config, load_config
+from lbsearch.media.indexed import Roots
 from lbsearch.testing.samples import write_audio, write_video
-from lbsearch.thumbnails import ThumbnailCache, ThumbnailError, colour_scale, false_colour, render
+from lbsearch.thumbnails import (
+    ThumbnailCache,
+    ThumbnailError,
+    colour_scale,
+    false_colour,
+    fixed_side,
+    render,
+)
 from lbsearch.types import Modality
 
 
@@ -35,7 +44,15 @@ def _record(path: Path, modality: Modality) -> FileRecord:
         height=None,
         model_id="fake",
         indexed_at=0.0,
+        ctime_ns=st.st_ctime_ns,
+        dev=st.st_dev,
+        ino=st.st_ino,
     )
+
+
+def _render(record: FileRecord, segment: SegmentRecord, side: int, config: Config) -> Image.Image:
+    with Path(record.path).open("rb") as handle:
+        return render(handle, record, segment, side, config)
 
 
 def _segment(modality: Modality, start: float, end: float) -> SegmentRecord:
@@ -54,8 +71,8 @@ def _frame_at(path: Path, seconds: float) -> np.ndarray:
 def test_video_thumbnail_is_the_frame_at_the_segments_middle(tmp_path: Path) -> None:
     video = write_video(tmp_path / "ball.mp4", seconds=12.0)
     record, config = _record(video, Modality.VIDEO), load_config()
-    early = np.asarray(render(record, _segment(Modality.VIDEO, 0, 4), 640, config), np.float64)
-    late = np.asarray(render(record, _segment(Modality.VIDEO, 8, 12), 640, config), np.float64)
+    early = np.asarray(_render(record, _segment(Modality.VIDEO, 0, 4), 640, config), np.float64)
+    late = np.asarray(_render(record, _segment(Modality.VIDEO, 8, 12), 640, config), np.float64)
     assert np.abs(early - _frame_at(video, 2.0)).mean() < 4  # JPEG-free, so near exact
     assert np.abs(late - _frame_at(video, 10.0)).mean() < 4
     assert np.abs(early - late).mean() > 2, "the ball moved between the two middles"
@@ -67,7 +84,9 @@ def test_audio_thumbnail_is_a_spectrogram_with_the_tone(tmp_path: Path) -> None:
     config = load_config()
     rows = []
     for path in (low, high):
-        picture = render(_record(path, Modality.AUDIO), _segment(Modality.AUDIO, 0, 4), 320, config)
+        picture = _render(
+            _record(path, Modality.AUDIO), _segment(Modality.AUDIO, 0, 4), 320, config
+        )
         assert picture.width > picture.height
         brightness = np.asarray(picture.convert("L"), dtype=np.float64).mean(axis=1)
         rows.append(int(np.argmax(brightness)))  # the tone's row (low pitches at the bottom)
@@ -92,7 +111,7 @@ def test_a_changed_file_gets_no_thumbnail(tmp_path: Path) -> None:
     Image.new("RGB", (50, 40), (10, 10, 200)).save(path)
     os.utime(path, ns=(record.mtime_ns + 10**9, record.mtime_ns + 10**9))
     with pytest.raises(ThumbnailError, match="changed since it was indexed"):
-        cache.get(record, _segment(Modality.IMAGE, 0, 0))
+        cache.get(record, _segment(Modality.IMAGE, 0, 0), Roots.of([str(tmp_path)]))
     assert not cache.folder.exists() or not any(cache.folder.rglob("*.jpg"))
 
 
@@ -101,9 +120,74 @@ def test_picture_thumbnails_are_scaled_and_cached(tmp_path: Path) -> None:
     Image.new("RGB", (1200, 600), (20, 200, 20)).save(path)
     record = _record(path, Modality.IMAGE)
     cache = ThumbnailCache(tmp_path / "library", load_config())
-    thumb = cache.get(record, _segment(Modality.IMAGE, 0, 0), 200)
-    cached = cache.path_for(record, _segment(Modality.IMAGE, 0, 0), 200)
+    roots = Roots.of([str(tmp_path)])
+    thumb = cache.get(record, _segment(Modality.IMAGE, 0, 0), roots, 320)
+    cached = cache.path_for(record, _segment(Modality.IMAGE, 0, 0), 320)
     assert cached.read_bytes() == thumb.data
     assert cached.is_relative_to(tmp_path / "library" / "cache" / "thumbnails")
     with Image.open(cached) as picture:
-        assert picture.size == (200, 100)
+        assert picture.size == (320, 160)
+
+
+def test_sizes_round_up_to_three_fixed_ones() -> None:
+    assert [fixed_side(n) for n in (1, 16, 160, 161, 320, 321, 640, 641, 99999)] == [
+        160,
+        160,
+        160,
+        320,
+        320,
+        640,
+        640,
+        640,
+        640,
+    ]
+
+
+def test_the_cache_is_an_lru_capped_in_bytes(tmp_path: Path) -> None:
+    """Every size from 16 to 1024 once was a file of its own, never removed: now at most
+    three sizes per segment, and the least recently used go once the cap is reached."""
+    roots = Roots.of([str(tmp_path)])
+    records = []
+    for i in range(6):
+        path = tmp_path / f"p{i}.png"
+        pixels = np.random.default_rng(i).integers(0, 255, (300, 300, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(path)
+        records.append(replace(_record(path, Modality.IMAGE), content_hash=f"{i:02d}" * 16))
+    one = len(_jpeg_of(records[0], roots, tmp_path / "probe"))
+    cache = ThumbnailCache(tmp_path / "library", load_config(), max_bytes=int(3.5 * one))
+    segment = _segment(Modality.IMAGE, 0, 0)
+    for size in range(16, 1025, 7):
+        cache.get(records[0], segment, roots, size)
+    assert len(list(cache.folder.rglob("*.jpg"))) <= 3
+    for record in records:
+        cache.get(record, segment, roots, 320)
+        cache.get(records[0], segment, roots, 320)  # kept in use: never the oldest
+    assert cache.used_bytes <= 3.5 * one
+    on_disk = sum(p.stat().st_size for p in cache.folder.rglob("*.jpg"))
+    assert on_disk == cache.used_bytes
+    assert cache.path_for(records[0], segment, 320).exists()
+    assert not cache.path_for(records[1], segment, 320).exists()
+    reopened = ThumbnailCache(tmp_path / "library", load_config(), max_bytes=one)
+    assert reopened.used_bytes <= one, "the cap holds for what earlier runs left"
+
+
+def test_a_deleted_files_thumbnails_are_removed(tmp_path: Path) -> None:
+    path = tmp_path / "p.png"
+    Image.new("RGB", (50, 40), (200, 10, 10)).save(path)
+    record, roots = _record(path, Modality.IMAGE), Roots.of([str(tmp_path)])
+    cache = ThumbnailCache(tmp_path / "library", load_config())
+    for side in (160, 320):
+        cache.get(record, _segment(Modality.IMAGE, 0, 0), roots, side)
+    assert len(list(cache.folder.rglob("*.jpg"))) == 2
+    path.unlink()
+    with pytest.raises(ThumbnailError):
+        cache.get(record, _segment(Modality.IMAGE, 0, 0), roots, 160)
+    assert not list(cache.folder.rglob("*.jpg")) and cache.used_bytes == 0
+
+
+def _jpeg_of(record: FileRecord, roots: Roots, folder: Path) -> bytes:
+    return (
+        ThumbnailCache(folder, load_config())
+        .get(record, _segment(Modality.IMAGE, 0, 0), roots, 320)
+        .data
+    )

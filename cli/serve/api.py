@@ -1,67 +1,55 @@
 """The JSON API of `lbsearch serve`. Handlers are thin: parse, call the service, shape JSON.
 
-Blocking work (search, decoding, thumbnails) runs in worker threads, so one slow request never
-holds up the event loop. Errors come back as {"error": message, "hint": hint} with a fitting
-status: 400 bad input, 404 unknown or unservable ids, 413 too large, 422 an upload that cannot
-be decoded, 503 a model or library that cannot be used now.
+Blocking work (search, thumbnails) runs in worker threads, and decoding in the service's shared
+decode pool (uploads.py), so one slow request never holds up the event loop. Errors come back as
+{"error": message, "hint": hint} with a fitting status: 400 bad input, 404 unknown or unservable
+ids, 413 too large, 422 an upload that cannot be decoded, 503 busy (with Retry-After) or a model
+or library that cannot be used now.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from starlette.concurrency import run_in_threadpool
+import anyio
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from lbsearch.errors import (
-    CheckpointError,
-    LbsearchError,
-    MediaError,
-    ModelNotAvailableError,
-    UsageError,
-)
+from lbsearch.errors import MediaError
 from lbsearch.search import QueryRequest
 from lbsearch.thumbnails import DEFAULT_SIDE, ThumbnailError
 
 from ..query import hit_json
 from ..status import ALL, FAILED_SHOWN, status_json
+from .base import HttpError, ServeSettings, error_response, status_for
 from .content import NotServable, file_response
 from .embedding import embed_texts, embed_uploads
+from .examples import Cancelled, Example
 from .forms import UploadFolder, file_ids, read_request, to_query
+from .uploads import cancellable, examples_of, save_upload, save_uploads, upload_slot
+
+__all__ = ["HttpError", "error_response", "status_for"]
 
 if TYPE_CHECKING:
-    from .app import ServeSettings
     from .service import Found, SearchService
 
 log = logging.getLogger("lbsearch.serve")
 
-_UPLOAD_CHUNK = 1024 * 1024
+
+T = TypeVar("T")
 
 
-class HttpError(Exception):
-    def __init__(self, status: int, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.status, self.message, self.hint = status, message, hint
-
-
-def error_response(status: int, message: str, hint: str = "") -> JSONResponse:
-    body = {"error": message, **({"hint": hint} if hint else {})}
-    return JSONResponse(body, status_code=status)
-
-
-def status_for(error: LbsearchError) -> int:
-    if isinstance(error, UsageError):
-        return 400
-    if isinstance(error, MediaError):
-        return 422
-    if isinstance(error, ModelNotAvailableError | CheckpointError):
-        return 503
-    return 500
+async def _blocking(request: Request, work: Callable[..., T], *args: Any) -> T:
+    """`work(*args)` in a worker thread, at most `CATALOG_THREADS` at once: each may hold a
+    catalog connection, and a burst (a page of thumbnails) must queue here rather than time
+    out waiting for one of the catalog's 15."""
+    limiter: anyio.CapacityLimiter = request.app.state.catalog_limiter
+    return await anyio.to_thread.run_sync(functools.partial(work, *args), limiter=limiter)
 
 
 def service(request: Request) -> SearchService:
@@ -76,46 +64,57 @@ def settings(request: Request) -> ServeSettings:
 
 
 async def search_get(request: Request) -> Response:
-    return await _search(request, read_request(request.query_params), request.query_params)
+    return await _search(request, read_request(request.query_params), request.query_params, {})
 
 
 async def search_post(request: Request) -> Response:
-    async with _form(request) as form:
+    async with upload_slot(request), _form(request) as form:
         with UploadFolder() as folder:
-            like = await _save_uploads(request, form, "like", folder)
-            not_like = await _save_uploads(request, form, "not_like", folder)
+            like = await save_uploads(request, form, "like", folder)
+            not_like = await save_uploads(request, form, "not_like", folder)
+            asked = read_request(form, like, not_like)  # bad fields: 400 before any decoding
             try:
-                return await _search(request, read_request(form, like, not_like), form)
+                examples = await examples_of(request, service(request), like + not_like)
+                return await _search(request, asked, form, examples)
             except MediaError as error:  # name the upload as sent, not its temporary path
                 shown = folder.shown_name(error.path)
                 raise HttpError(422, f"{shown}: {error.detail}", error.hint) from None
+            except Cancelled:
+                return Response(status_code=499)  # nobody reads it: the client left
 
 
-async def _search(request: Request, asked: QueryRequest, fields: Any) -> Response:
+async def _search(
+    request: Request, asked: QueryRequest, fields: Any, examples: dict[str, Example]
+) -> Response:
     svc = service(request)
-    chosen = await run_in_threadpool(_catalog_examples, svc, fields)
-    asked = dataclasses.replace(
-        asked,
-        like=asked.like + tuple(str(p) for p in chosen["like_id"]),
-        not_like=asked.not_like + tuple(str(p) for p in chosen["not_like_id"]),
-    )
+    chosen = {name: file_ids(fields, name) for name in ("like_id", "not_like_id")}
+    if chosen["like_id"] or chosen["not_like_id"]:
+        examples = {**examples}
+        paths: dict[str, list[str]] = {}
+        for name, ids in chosen.items():
+            paths[name] = [
+                await _blocking(request, _catalog_example, svc, file_id, examples)
+                for file_id in ids
+            ]
+        asked = dataclasses.replace(
+            asked,
+            like=asked.like + tuple(paths["like_id"]),
+            not_like=asked.not_like + tuple(paths["not_like_id"]),
+        )
     query = to_query(asked)
-    found = await run_in_threadpool(svc.search, query)
+    found = await _blocking(request, svc.search, query, examples)
     return JSONResponse({"results": [result_json(rank, f) for rank, f in enumerate(found, 1)]})
 
 
-def _catalog_examples(svc: SearchService, fields: Any) -> dict[str, tuple[Path, ...]]:
-    """`like_id`/`not_like_id`: examples chosen by catalog file id ("similar" on a result)."""
-    chosen: dict[str, tuple[Path, ...]] = {}
-    for name in ("like_id", "not_like_id"):
-        paths = []
-        for file_id in file_ids(fields, name):
-            record = svc.file(file_id)
-            if record is None:
-                raise HttpError(404, f"no file with id {file_id} in the library")
-            paths.append(Path(record.path))
-        chosen[name] = tuple(paths)
-    return chosen
+def _catalog_example(svc: SearchService, file_id: int, examples: dict[str, Example]) -> str:
+    """`like_id`/`not_like_id` ("similar" on a result): a served file's stored vectors."""
+    try:
+        path, example = svc.catalog_example(file_id)
+    except NotServable as error:
+        log.info("not using file %d as an example: %s", file_id, error.message)
+        raise HttpError(404, f"no file with id {file_id} in the library") from None
+    examples[path] = dataclasses.replace(example, content_hash=None)  # left out by its path
+    return path
 
 
 def result_json(rank: int, found: Found) -> dict[str, Any]:
@@ -134,14 +133,11 @@ async def embed(request: Request) -> Response:
     svc = service(request)
     kind = request.headers.get("content-type", "")
     if kind.startswith("application/json"):
-        try:
-            body = await request.json()
-        except ValueError:
-            raise HttpError(400, "the request body is not valid JSON") from None
-        texts, modality = _text_request(body)
-        results = await run_in_threadpool(embed_texts, svc, texts, modality)
+        body = await request.json()  # bad or too deep JSON: 400 (app's handlers)
+        texts, modality = _text_request(body, settings(request).max_texts)
+        results = await _blocking(request, embed_texts, svc, texts, modality)
         return JSONResponse({"results": [r.to_json() for r in results]})
-    async with _form(request) as form:
+    async with upload_slot(request), _form(request) as form:
         asked = form.get("modality")
         forced = asked if isinstance(asked, str) and asked else None
         with UploadFolder() as folder:
@@ -149,19 +145,28 @@ async def embed(request: Request) -> Response:
             if not uploads:
                 raise HttpError(400, "nothing to embed", "send files as `file` or JSON texts")
             saved = [
-                (await _save_upload(request, upload, folder), upload.filename or "upload")
+                (await save_upload(request, upload, folder), upload.filename or "upload")
                 for upload in uploads
             ]
-            results = await run_in_threadpool(embed_uploads, svc, saved, forced)
+            try:
+                results = await cancellable(
+                    request, lambda cancelled: embed_uploads(svc, saved, forced, cancelled)
+                )
+            except Cancelled:
+                return Response(status_code=499)
     return JSONResponse({"results": [r.to_json() for r in results]})
 
 
-def _text_request(body: Any) -> tuple[list[str], str]:
+def _text_request(body: Any, max_texts: int) -> tuple[list[str], str]:
     if not isinstance(body, dict):
         raise HttpError(400, 'the JSON body must be an object like {"texts": ["a dog"]}')
     texts, modality = body.get("texts"), body.get("modality", "image")
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
         raise HttpError(400, '"texts" must be a non-empty list of strings')
+    if len(texts) > max_texts:
+        raise HttpError(
+            400, f"{len(texts)} texts in one request; at most {max_texts}", "send them in parts"
+        )
     if not isinstance(modality, str):
         raise HttpError(400, '"modality" must be a string such as "image"')
     return texts, modality
@@ -173,34 +178,64 @@ def _text_request(body: Any) -> tuple[list[str], str]:
 async def status(request: Request) -> Response:
     """What `lbsearch status --json` prints (the first 100 failed files; `?all_failed=1` for all)."""
     every = request.query_params.get("all_failed", "") in ("1", "true", "yes")
-    stats = await run_in_threadpool(service(request).stats, ALL if every else FAILED_SHOWN)
+    stats = await _blocking(request, service(request).stats, ALL if every else FAILED_SHOWN)
     return JSONResponse(status_json(stats))
 
 
 async def file_content(request: Request) -> Response:
-    record = await run_in_threadpool(service(request).file, request.path_params["file_id"])
+    svc = service(request)
+    record = await _blocking(request, svc.file, _id(request, "file_id"))
     if record is None:
-        raise HttpError(404, "no such file in the library")
+        raise HttpError(404, NOT_FOUND)
     try:
-        return await run_in_threadpool(file_response, record, request.headers.get("range"))
-    except NotServable as error:
-        raise HttpError(404, str(error), "run `lbsearch index` on its folder again") from None
+        return await _blocking(
+            request, file_response, record, svc.roots(), request.headers.get("range")
+        )
+    except NotServable as error:  # the reason stays in the log: a client learns nothing more
+        log.info("not serving file %d: %s", record.id, error.message)
+        raise HttpError(404, NOT_FOUND) from None
 
 
 async def thumbnail(request: Request) -> Response:
     svc = service(request)
-    found = await run_in_threadpool(svc.segment, request.path_params["segment_id"])
+    found = await _blocking(request, svc.segment, _id(request, "segment_id"))
     if found is None:
-        raise HttpError(404, "no such segment in the library")
-    size = request.query_params.get("size", str(DEFAULT_SIDE))
-    if not size.isdigit():
-        raise HttpError(400, f"size={size!r} is not a number of pixels")
+        raise HttpError(404, NOT_FOUND)
+    side = _side(request.query_params.get("size"))
     try:
-        thumb = await run_in_threadpool(svc.thumbnails.get, found.file, found.segment, int(size))
+        thumb = await _blocking(
+            request, svc.thumbnails.get, found.file, found.segment, svc.roots(), side
+        )
     except ThumbnailError as error:
-        raise HttpError(404, error.message, error.hint) from None
-    headers = {"Cache-Control": "private, max-age=86400"}
+        log.info("no thumbnail for segment %d: %s", found.segment.id, error.message)
+        raise HttpError(404, NOT_FOUND) from None
+    headers = {
+        "Cache-Control": "private, max-age=86400",
+        "Cross-Origin-Resource-Policy": "same-origin",
+        "X-Content-Type-Options": "nosniff",
+    }
     return Response(thumb.data, media_type=thumb.media_type, headers=headers)
+
+
+NOT_FOUND = "no such file in the library"
+_MAX_ID = 2**63 - 1  # SQLite's largest integer
+
+
+def _id(request: Request, name: str) -> int:
+    """A path id; one past SQLite's integers is no row (404), not an overflow (500)."""
+    value = request.path_params[name]
+    if not 0 < value <= _MAX_ID:
+        raise HttpError(404, NOT_FOUND)
+    return int(value)
+
+
+def _side(asked: str | None) -> int:
+    """?size=N: ASCII digits only (`isdigit` accepts "²"), at most 5 of them."""
+    if asked is None:
+        return DEFAULT_SIDE
+    if not (asked.isascii() and asked.isdigit() and len(asked) <= 5) or int(asked) == 0:
+        raise HttpError(400, f"size={asked[:20]!r} is not a number of pixels", "e.g. size=320")
+    return int(asked)
 
 
 # ------------------------------------------------------------------------------ uploads
@@ -225,26 +260,3 @@ class _form:
     async def __aexit__(self, *exc: object) -> None:
         if self.form is not None:
             await self.form.close()
-
-
-async def _save_uploads(
-    request: Request, form: FormData, name: str, folder: UploadFolder
-) -> list[Path]:
-    uploads = [u for u in form.getlist(name) if isinstance(u, UploadFile)]
-    return [await _save_upload(request, upload, folder) for upload in uploads]
-
-
-async def _save_upload(request: Request, upload: UploadFile, folder: UploadFolder) -> Path:
-    """Copy one upload into the request's private folder, refusing it past the size cap."""
-    cap = settings(request).max_upload_bytes
-    path = folder.new_file(upload.filename)
-    written = 0
-    with path.open("wb") as out:
-        while chunk := await upload.read(_UPLOAD_CHUNK):
-            written += len(chunk)
-            if written > cap:
-                raise HttpError(413, f"{upload.filename}: larger than {cap} bytes", "send less")
-            out.write(chunk)
-    if written == 0:
-        raise HttpError(400, f"{upload.filename or 'an upload'}: the file is empty")
-    return path

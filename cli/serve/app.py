@@ -12,13 +12,14 @@ connection; the access check (see `security`); then the routes. No CORS headers 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -30,23 +31,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lbsearch.errors import LbsearchError
 
 from . import api
+from .base import RETRY_AFTER_S, HttpError, ServeSettings, error_response, status_for
 from .security import Access, AccessMiddleware
+
+__all__ = ["ServeSettings", "build_app", "configure_logging"]
 
 if TYPE_CHECKING:
     from .service import SearchService
 
 STATIC = Path(__file__).parent / "static"
+CATALOG_THREADS = 10  # fewer than the catalog's connection pool (5 + 10 overflow)
 access_log = logging.getLogger("lbsearch.serve.access")
-
-
-@dataclass(frozen=True)
-class ServeSettings:
-    max_upload_bytes: int = 256 * 1024 * 1024  # one uploaded file
-    max_upload_files: int = 16
-    max_body_bytes: int = 1024 * 1024 * 1024  # a whole request
-    body_timeout_s: float = 60.0  # a request body must keep arriving
-    head_timeout_s: float = 15.0  # a request's head (method, path, headers) must be in by then
-    reload_poll_s: float = 1.0  # how often the catalog is checked for an indexer's commits
 
 
 def build_app(service: SearchService, access: Access, settings: ServeSettings) -> Starlette:
@@ -62,7 +57,9 @@ def build_app(service: SearchService, access: Access, settings: ServeSettings) -
         Mount("/static", StaticFiles(directory=STATIC, follow_symlink=False), name="static"),
     ]
     handlers: dict[Any, Any] = {
-        api.HttpError: _http_error,
+        HttpError: _http_error,
+        RecursionError: _too_deep,
+        json.JSONDecodeError: _bad_json,
         LbsearchError: _lbsearch_error,
         HTTPException: _starlette_error,
         Exception: _unexpected_error,
@@ -71,44 +68,74 @@ def build_app(service: SearchService, access: Access, settings: ServeSettings) -
     app.state.service = service
     app.state.settings = settings
     app.state.access = access
+    app.state.catalog_limiter = anyio.CapacityLimiter(CATALOG_THREADS)
+    app.state.uploads = 0  # upload requests being handled (uploads.upload_slot)
     app.add_middleware(AccessMiddleware, access=access)
     app.add_middleware(
-        BodyLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s
+        BodyLimit, max_bytes=settings.max_upload_bytes, timeout_s=settings.body_timeout_s
     )
     app.add_middleware(AccessLog)
     return app
 
 
+# The page loads its own script and style only; media and thumbnails come from this service;
+# no other page may frame it.
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": PAGE_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 async def _index(request: Request) -> Response:
-    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+    return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
 
 
 async def _http_error(request: Request, error: Exception) -> Response:
-    assert isinstance(error, api.HttpError)
-    return api.error_response(error.status, error.message, error.hint)
+    assert isinstance(error, HttpError)
+    return error_response(error.status, error.message, error.hint, error.retry_after)
+
+
+async def _too_deep(request: Request, error: Exception) -> Response:
+    return error_response(400, "the request is nested too deeply", "send a flat JSON object")
+
+
+async def _bad_json(request: Request, error: Exception) -> Response:
+    return error_response(400, "the request body is not valid JSON")
 
 
 async def _lbsearch_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, LbsearchError)
-    status = api.status_for(error)
+    status = status_for(error)
     if status == 500:
         access_log.error("%s %s failed: %s", request.method, request.url.path, error)
-    return api.error_response(status, error.message, error.hint)
+    retry = RETRY_AFTER_S if status == 503 else 0
+    return error_response(status, error.message, error.hint, retry)
 
 
 async def _starlette_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
     messages = {404: "not found", 405: "method not allowed"}
-    return api.error_response(error.status_code, messages.get(error.status_code, error.detail))
+    return error_response(error.status_code, messages.get(error.status_code, error.detail))
 
 
 async def _unexpected_error(request: Request, error: Exception) -> Response:
     access_log.exception("%s %s failed", request.method, request.url.path)
-    return api.error_response(500, f"internal error: {type(error).__name__}: {error}")
+    return error_response(500, f"internal error: {type(error).__name__}")
 
 
 class BodyLimit:
-    """413 for a body declared or found larger than `max_bytes`; 408 for one that stalls."""
+    """413 for a body declared or found larger than `max_bytes` (counted as it arrives, so a
+    multipart upload is cut off at the limit, not spooled first); 408 for one not complete
+    `timeout_s` after the request began, however it trickles. Once the body is in, `receive`
+    passes through untouched: a response (a video streamed to a slow client) has no limit."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
         self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
@@ -118,20 +145,26 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await api.error_response(413, "the request is too large")(scope, receive, send)
+        if declared is not None and (
+            not declared.isdigit() or len(declared) > 18 or int(declared) > self.max_bytes
+        ):
+            await error_response(413, "the request is too large")(scope, receive, send)
             return
-        seen = 0
+        deadline = time.monotonic() + self.timeout_s
+        seen, complete = 0, False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, complete
+            if complete:
+                return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.timeout_s)
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
             except TimeoutError:
-                raise api.HttpError(408, "the request body stopped arriving") from None
+                raise HttpError(408, "the request body did not arrive in time") from None
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise api.HttpError(413, "the request is too large")
+                raise HttpError(413, "the request is too large")
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
         await self.app(scope, limited, send)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import sys
+from pathlib import Path  # typer reads the annotations at run time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -15,7 +16,6 @@ from ..runtime_options import BackendOption, DeviceOption, DtypeOption
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
     import uvicorn
     from starlette.applications import Starlette
@@ -40,9 +40,19 @@ def serve(
         str | None,
         typer.Option(
             envvar="LBSEARCH_TOKEN",
-            help="Require this secret: `Authorization: Bearer TOKEN`, or a browser cookie from "
-            "the one-time login URL printed at start ($LBSEARCH_TOKEN).",
+            help="Require this secret (16+ non-blank characters; `generate` makes and prints a "
+            "strong one): `Authorization: Bearer TOKEN`, or a browser cookie from the one-time "
+            "login URL printed at start ($LBSEARCH_TOKEN).",
         ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert", help="Serve HTTPS with this certificate (PEM); needs --tls-key."
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="The certificate's private key (PEM).")
     ] = None,
     backend: BackendOption = None,
     device: DeviceOption = None,
@@ -52,16 +62,34 @@ def serve(
 
     The encoders stay loaded between queries. The service follows a running `lbsearch index`:
     new files show up after each committed batch. Binds 127.0.0.1 unless told otherwise; any
-    other address requires --token. Stop it with Ctrl-C.
+    other address requires --token (and, on a network, --tls-cert/--tls-key so that the token
+    does not travel in clear text). Stop it with Ctrl-C.
     """
     from ..query import quiet_idle_threads
-    from .security import check_binding
+    from .security import check_binding, generate_token
 
     quiet_idle_threads()
+    if token == "generate":
+        token = generate_token()
+        _say(f"lbsearch serve: token {token}")
     check_binding(host, token)
+    tls = _tls(tls_cert, tls_key)
     config = settings(ctx)
     factory = _embedder_factory(config, backend, device, dtype)
-    run_server(config, library, host, port, token, factory)
+    run_server(config, library, host, port, token, factory, tls=tls)
+
+
+def _tls(cert: Path | None, key: Path | None) -> tuple[str, str] | None:
+    from lbsearch.errors import UsageError
+
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise UsageError("HTTPS needs both --tls-cert and --tls-key", "give both files")
+    for path in (cert, key):
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file", "give the PEM files of the certificate")
+    return str(cert), str(key)
 
 
 def _embedder_factory(
@@ -87,6 +115,7 @@ def run_server(
     *,
     ready: Callable[[uvicorn.Server, str], None] | None = None,
     limits: ServeSettings | None = None,
+    tls: tuple[str, str] | None = None,
 ) -> None:
     """Open the library, bind, print where to go, serve until Ctrl-C (or `ready.should_exit`)."""
 
@@ -97,14 +126,20 @@ def run_server(
     from .service import SearchService
 
     configure_logging()
-    limits = limits or ServeSettings()
+    limits = limits or ServeSettings.from_config(config.serve)
     where = locate_library(library, config.library)
-    service = SearchService(where, config, factory, poll_s=limits.reload_poll_s)
+    service = SearchService(where, config, factory, poll_s=limits.reload_poll_s, limits=limits)
     try:
-        access = Access(token=token, loopback_only=token is None and is_loopback(host))
         sock = _bind(host, port)
+        access = Access(
+            token=token,
+            loopback_only=token is None and is_loopback(host),
+            session_s=limits.session_s,
+            tls=tls is not None,
+            port=sock.getsockname()[1],
+        )
         base = _announce(sock, host, service.root, access)
-        server = _uvicorn(build_app(service, access, limits), limits)
+        server = _uvicorn(build_app(service, access, limits), limits, tls)
         if ready is not None:  # tests: where it listens, and the server to stop
             ready(server, base)
         service.start()
@@ -118,7 +153,8 @@ def run_server(
 def _announce(sock: socket.socket, host: str, root: Path, access: Access) -> str:
     """Say where the library is and where to point a browser; returns the base URL."""
     shown = f"[{host}]" if ":" in host else host
-    base = f"http://{shown}:{sock.getsockname()[1]}"
+    scheme = "https" if access.tls else "http"
+    base = f"{scheme}://{shown}:{sock.getsockname()[1]}"
     _say(f"lbsearch serve: library {root}")
     if access.token:
         _say(f"open {base}/login?code={access.login_code} (one-time link; API: bearer token)")
@@ -127,20 +163,22 @@ def _announce(sock: socket.socket, host: str, root: Path, access: Access) -> str
     return base
 
 
-def _uvicorn(app: Starlette, limits: ServeSettings) -> uvicorn.Server:
+def _uvicorn(app: Starlette, limits: ServeSettings, tls: tuple[str, str] | None) -> uvicorn.Server:
     import uvicorn
 
     from .protocol import protocol_with_head_deadline
 
     config = uvicorn.Config(
         app,
-        http=protocol_with_head_deadline(limits.head_timeout_s),
+        http=protocol_with_head_deadline(limits.head_timeout_s, limits.max_client_connections),
         log_level="warning",
         access_log=False,  # app.AccessLog writes one line per request
         timeout_keep_alive=5,
-        limit_concurrency=256,  # past this many connections, new ones get 503 at once
+        limit_concurrency=limits.max_connections,  # past this, new ones get 503 at once
         timeout_graceful_shutdown=5,
         server_header=False,
+        ssl_certfile=tls[0] if tls else None,  # uvicorn's own TLS
+        ssl_keyfile=tls[1] if tls else None,
     )
     return uvicorn.Server(config)
 

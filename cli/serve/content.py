@@ -1,9 +1,9 @@
 """Serving a catalog file's bytes, with HTTP Range support (video seeking).
 
 Only files the catalog knows are served, chosen by id; the path comes from the catalog, never
-from the request. The file is opened non-blocking, must be a regular file, and must still have
-the size and mtime recorded at indexing: a file swapped for a link to something else, or changed,
-is refused (404) rather than served.
+from the request, and the file is opened by the core's one way to open an indexed file
+(`lbsearch.media.indexed`: an indexed row, inside a root, no link, the recorded device, inode,
+size and mtime). Anything else is refused (404) before a byte is read.
 """
 
 from __future__ import annotations
@@ -11,24 +11,22 @@ from __future__ import annotations
 import mimetypes
 import os
 import re
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 from starlette.responses import Response, StreamingResponse
 
+from lbsearch.media.indexed import NotServable, Roots, open_indexed
+
 if TYPE_CHECKING:
     from lbsearch.catalog.records import FileRecord
 
+__all__ = ["ByteRange", "NotServable", "file_response", "media_type", "parse_range"]
+
 _CHUNK = 256 * 1024
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _EXTRA_TYPES = {".npy": "application/octet-stream", ".m4a": "audio/mp4", ".flac": "audio/flac"}
-
-
-class NotServable(Exception):
-    """The catalog's file cannot be served as it was indexed (gone, changed, not a file)."""
 
 
 @dataclass(frozen=True)
@@ -39,23 +37,6 @@ class ByteRange:
     @property
     def length(self) -> int:
         return self.end - self.start + 1
-
-
-def open_recorded(record: FileRecord) -> tuple[BinaryIO, int]:
-    """The file as the catalog recorded it, opened, and its size; NotServable otherwise."""
-    try:
-        fd = os.open(record.path, _OPEN_FLAGS)
-    except OSError as error:
-        raise NotServable(f"{record.path}: {error.strerror or error}") from None
-    handle = os.fdopen(fd, "rb")
-    st = os.fstat(handle.fileno())
-    if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != (
-        record.size,
-        record.mtime_ns,
-    ):
-        handle.close()
-        raise NotServable(f"{record.path}: changed since it was indexed")
-    return handle, st.st_size
 
 
 def media_type(path: str) -> str:
@@ -87,14 +68,17 @@ def parse_range(header: str | None, size: int) -> ByteRange | str | None:
     return ByteRange(start, end)
 
 
-def file_response(record: FileRecord, range_header: str | None) -> Response:
-    handle, size = open_recorded(record)
+def file_response(record: FileRecord, roots: Roots, range_header: str | None) -> Response:
+    handle, st = open_indexed(record, roots)
+    size = st.st_size
     wanted = parse_range(range_header, size)
     headers = {
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, max-age=3600",
         # a media file is never a page: no scripts, no framing, even if a browser were asked
         "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cross-Origin-Resource-Policy": "same-origin",  # no other site may embed it
+        "X-Content-Type-Options": "nosniff",
     }
     kind = media_type(record.path)
     if wanted == "unsatisfiable":

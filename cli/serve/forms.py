@@ -71,8 +71,8 @@ def file_ids(fields: Fields, name: str) -> list[int]:
     """Catalog file ids given as `name` (for "similar": search by an indexed file)."""
     ids = []
     for value in _texts(fields, name):
-        if not value.isdigit():
-            raise UsageError(f"{name}={value!r} is not a file id", "use the file_id of a result")
+        if not (value.isascii() and value.isdigit() and len(value) <= 18):  # "²", 10**5000
+            raise UsageError(f"{name}={value[:20]!r} is not a file id", "use a result's file_id")
         ids.append(int(value))
     return ids
 

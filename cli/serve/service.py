@@ -13,6 +13,7 @@ half-written index is never seen.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -22,14 +23,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lbsearch.config import Config
+from lbsearch.media.indexed import NotServable, Roots
 from lbsearch.thumbnails import ThumbnailCache
 from lbsearch.types import Modality
+
+from .examples import Example, ServerEngine, stored_example
 
 if TYPE_CHECKING:
     from lbsearch.catalog.records import FileRecord, SegmentHit
     from lbsearch.embedder import Embedder
     from lbsearch.library import Library, LibraryLocation
+    from lbsearch.media.shared_pool import SharedPool
     from lbsearch.search import Hit, Query, SearchEngine
+
+    from .base import ServeSettings
 
 log = logging.getLogger("lbsearch.serve")
 
@@ -52,6 +59,7 @@ class View:
     library: Library
     engine: SearchEngine
     signature: Signature
+    roots: Roots
     users: int = 0
     retired: bool = False
     closed: bool = field(default=False)
@@ -67,6 +75,7 @@ class SearchService:
         encoders_factory: EncodersFactory,
         *,
         poll_s: float = 1.0,
+        limits: ServeSettings | None = None,
     ) -> None:
         self.location = location
         self.config = config
@@ -76,8 +85,11 @@ class SearchService:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._poll_s = poll_s
+        self.limits = limits
+        self._pool: SharedPool | None = None
         self._view = self._open_view()
-        self.thumbnails = ThumbnailCache(self._view.library.root, config)
+        cache_bytes = config.serve.thumbnail_cache_mb * 1024 * 1024
+        self.thumbnails = ThumbnailCache(self._view.library.root, config, cache_bytes)
         self._watcher: threading.Thread | None = None
         self.reloads = 0
 
@@ -96,6 +108,10 @@ class SearchService:
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=10)
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
         with self._lock:
             view = self._view
             view.retired = True
@@ -118,11 +134,51 @@ class SearchService:
 
     # ---------------------------------------------------------------------- reading
 
-    def search(self, query: Query) -> list[Found]:
+    def search(self, query: Query, examples: dict[str, Example] | None = None) -> list[Found]:
+        """The query's hits; `examples`: the vectors of the example paths it names (made
+        beforehand, see examples.py). A file with an upload's content is left out."""
+        examples = examples or {}
+        hashes = {e.content_hash for e in examples.values() if e.content_hash}
+        wider = dataclasses.replace(query, limit=query.limit + len(hashes))
         with self.view() as view:
-            hits = view.engine.search(query)
+            engine = view.engine
+            assert isinstance(engine, ServerEngine)
+            engine.add_examples(examples)
+            try:
+                hits = engine.search(wider)
+            finally:
+                engine.drop_examples(list(examples))
             segments = view.library.segments_by_ids([h.segment_id for h in hits])
-        return [Found(h, segments[h.segment_id].file.id) for h in hits if h.segment_id in segments]
+        found = [
+            Found(h, segments[h.segment_id].file.id)
+            for h in hits
+            if h.segment_id in segments and segments[h.segment_id].file.content_hash not in hashes
+        ]
+        return found[: query.limit]
+
+    def catalog_example(self, file_id: int) -> tuple[str, Example]:
+        """A catalog file as an example (`like_id`): verified as served files are (404 if it
+        may not be served), its stored vectors averaged. Returns (its path, the example)."""
+        from lbsearch.media.indexed import open_indexed
+
+        with self.view() as view:
+            record = view.library.file_by_id(file_id)
+            if record is None:
+                raise NotServable(f"no file with id {file_id} in the library")
+            handle, _ = open_indexed(record, view.roots)
+            handle.close()
+            return record.path, stored_example(view.library.stored_vectors(record), record)
+
+    @property
+    def pool(self) -> SharedPool:
+        """The service's one decode pool (its processes start with the first job)."""
+        from lbsearch.media.shared_pool import SharedPool
+
+        with self._lock:
+            if self._pool is None:
+                jobs = self.limits.max_jobs if self.limits else 8
+                self._pool = SharedPool(self.config, jobs)
+            return self._pool
 
     def indexed_modalities(self) -> tuple[Modality, ...]:
         with self.view() as view:
@@ -135,6 +191,11 @@ class SearchService:
     def file(self, file_id: int) -> FileRecord | None:
         with self.view() as view:
             return view.library.file_by_id(file_id)
+
+    def roots(self) -> Roots:
+        """The library's roots (real paths): the only folders whose files are served."""
+        with self.view() as view:
+            return view.roots
 
     def stats(self, failed_limit: int) -> Any:
         with self.view() as view:
@@ -161,6 +222,7 @@ class SearchService:
         if _models(signature) == _models(current.signature):
             current.library.refresh()
             current.signature = signature
+            current.roots = _roots(current.library)
         else:
             fresh = self._open_view()
             with self._lock:
@@ -188,18 +250,17 @@ class SearchService:
 
     def _open_view(self) -> View:
         from lbsearch.library import Library
-        from lbsearch.search import SearchEngine
 
         library = Library.open(self.location, config=self.config)
         try:
             signature = _signature(library)
-            engine = SearchEngine(library, self.config, self._encoders_for(library))
+            engine = ServerEngine(library, self.config, self._encoders_for(library))
             for modality in engine.indexed_modalities():
                 library.index_size(modality)  # load (and repair) it now, not in a request
         except BaseException:
             library.close()
             raise
-        return View(library, engine, signature)
+        return View(library, engine, signature, _roots(library))
 
     def _encoders_for(self, library: Library) -> Embedder:
         """The encoders stay loaded across reloads unless a modality's model changed."""
@@ -221,6 +282,15 @@ def _signature(library: Library) -> Signature:
     return tuple(
         sorted((m.value, s.generation, s.model_id) for m, s in states.items() if s is not None)
     )
+
+
+def _roots(library: Library) -> Roots:
+    """The roots the library indexed (`Library.roots()` where the library has it; before that,
+    the roots its file rows name)."""
+    listed = getattr(library, "roots", None)
+    if callable(listed):
+        return Roots.of(str(root) for root in listed())
+    return Roots.of(root.root for root in library.stats(0).catalog.roots)
 
 
 def _models(signature: Signature) -> dict[str, str]:

@@ -11,7 +11,7 @@ MediaErrors with the usual reason codes.
   dark, far is light), or a video's first frame, upright RGB/L, at most `max_side` a side
 - `key_frame(path, at_s, max_side)`: the video frame at `at_s` seconds on the file's timeline
 - `describe(path, modality, at_s, max_side)`: a picture (None for audio) and facts
-  (pixels, format, container, codecs, length)
+  (pixels, format, container, codecs, length); `describe_open` the same from an open handle
 """
 
 from __future__ import annotations
@@ -74,12 +74,20 @@ def describe(
     cfg = config or Config()
     path = Path(path)
     with open_media(path, cfg.media.max_file_bytes) as (handle, _):
-        if modality in (Modality.IMAGE, Modality.THERMAL):
-            view = _still(handle, path, cfg.media.max_image_pixels)
-        elif modality is Modality.DEPTH:
-            view = _depth(handle, path, cfg.media.max_image_pixels)
-        else:
-            view = _timed(handle, path, at_s if modality is Modality.VIDEO else None, cfg)
+        return describe_open(handle, path, modality, at_s, max_side, cfg)
+
+
+def describe_open(
+    handle: BinaryIO, path: Path, modality: Modality, at_s: float, max_side: int, cfg: Config
+) -> MediaView:
+    """`describe` of a file the caller opened (and checked) itself; `path` only names it in
+    errors. The handle is read from its start, and seeked, never closed."""
+    if modality in (Modality.IMAGE, Modality.THERMAL):
+        view = _still(handle, path, cfg.media.max_image_pixels)
+    elif modality is Modality.DEPTH:
+        view = _depth(handle, path, cfg.media.max_image_pixels)
+    else:
+        view = _timed(handle, path, at_s if modality is Modality.VIDEO else None, cfg)
     if view.picture is not None:
         view.picture.thumbnail((max_side, max_side))
     return view

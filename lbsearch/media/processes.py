@@ -106,8 +106,10 @@ def release_multiprocessing_files() -> None:
     starts a new forkserver (and folder) as needed. These are multiprocessing internals, used
     defensively: if they change, nothing is removed and nothing breaks.
     """
-    from multiprocessing import forkserver, util
+    from multiprocessing import active_children, forkserver, util
 
+    if active_children():  # another pool in this process (a server's) still forks from it
+        return
     with contextlib.suppress(Exception):
         forkserver._forkserver._stop()  # type: ignore[attr-defined]
     registry = getattr(util, "_finalizer_registry", {})
