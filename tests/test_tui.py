@@ -441,3 +441,124 @@ def test_a_weight_in_the_query_box_is_a_weight(engine: SearchEngine) -> None:
         ]
 
     drive(app, script)
+
+
+# ---------------------------------------------------------------------------- issue 18 defects
+
+
+def test_the_m_key_and_the_box_m_are_one_filter(engine: SearchEngine) -> None:
+    app = BrowseApp(engine, query="a red ball m:video")
+
+    async def script(pilot: Pilot[None]) -> None:
+        box = app.query_one(QueryInput)
+        assert {h.modality for h in rows(app)} == {Modality.VIDEO}
+        assert "filter: video" in status(app) and app.modality is Modality.VIDEO
+        await pilot.press("m")  # the next one after video
+        await settle(pilot)
+        assert {h.modality for h in rows(app)} == {Modality.AUDIO}
+        assert "m:audio" in box.value and "m:video" not in box.value, box.value
+        assert "a red ball" in box.value and "filter: audio" in status(app)
+        await pilot.press("slash", "ctrl+a", "ctrl+k", *"a red ball m:image", "enter")
+        await settle(pilot)  # what is typed wins over the last m
+        assert {h.modality for h in rows(app)} == {Modality.IMAGE}
+        assert "filter: image" in status(app)
+        await pilot.press("m", "m", "m", "m", "m")  # back to every modality
+        await settle(pilot)
+        assert "m:" not in box.value and len({h.modality for h in rows(app)}) == 5
+
+    drive(app, script)
+
+
+def _zombies() -> list[int]:
+    """Defunct children of this process."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == os.getpid():
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_enter_says_when_the_viewer_failed_and_leaves_no_defunct_child(
+    engine: SearchEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lbsearch.cli.tui import opener
+
+    # like xdg-open without a handler: it looks around a moment, complains and exits 3
+    failing = "sleep 0.3; echo \"xdg-open: no method available for opening '$0'\" >&2; exit 3"
+    monkeypatch.setattr(
+        opener, "open_command", lambda path, *a, **k: OpenCommand(("sh", "-c", failing, path))
+    )
+    notes: list[str] = []
+    app = BrowseApp(engine, query="sunset m:image")  # the default opener: a real process
+    app.notify = lambda message, **kw: notes.append(str(message))  # type: ignore[method-assign]
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("enter")
+        deadline = time.monotonic() + 10
+        while not notes and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        await pilot.pause(0.6)
+
+    drive(app, script)
+    deadline = time.monotonic() + 5
+    while _zombies() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _zombies() == [], "the viewer's exit was never collected"
+    assert len(notes) == 1, notes
+    assert "could not open" in notes[0] and "exit 3" in notes[0], notes
+    assert "no method available" in notes[0] and "opened" not in notes[0]
+
+
+def test_enter_says_opened_when_the_viewer_runs(
+    engine: SearchEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lbsearch.cli.tui import opener
+
+    monkeypatch.setattr(
+        opener, "open_command", lambda path, *a, **k: OpenCommand(("sh", "-c", "exit 0", path))
+    )
+    notes: list[str] = []
+    app = BrowseApp(engine, query="sunset m:image")
+    app.notify = lambda message, **kw: notes.append(str(message))  # type: ignore[method-assign]
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("enter")
+        deadline = time.monotonic() + 10
+        while not notes and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+
+    drive(app, script)
+    assert len(notes) == 1 and notes[0].startswith("opened ") and "with sh" in notes[0], notes
+
+
+class LongErrorEngine:
+    def search(self, query: object) -> list[Hit]:
+        raise UsageError(
+            "the library at /a/rather/long/path/to/a/library/folder cannot be searched today",
+            "run `lbsearch index /a/rather/long/path/to/some/media` first, then search again",
+        )
+
+
+def test_an_error_line_wraps_instead_of_being_cut() -> None:
+    app = BrowseApp(LongErrorEngine(), query="dog")  # type: ignore[arg-type]
+
+    async def script(pilot: Pilot[None]) -> None:
+        widget = app.query_one("#status")
+        shown = " ".join(
+            "".join(segment.text for segment in widget.render_line(y)).strip()
+            for y in range(widget.size.height)
+        )
+        assert widget.size.height > 1
+        assert "then search again" in shown and "cannot be searched today" in shown, shown
+
+    async def main() -> None:
+        async with app.run_test(size=(70, 24)) as pilot:
+            await settle(pilot)
+            await script(pilot)
+
+    asyncio.run(main())

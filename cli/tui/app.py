@@ -28,7 +28,7 @@ from textual.worker import get_current_worker
 from lbsearch.errors import LbsearchError
 from lbsearch.types import Modality
 
-from .opener import OpenCommand, open_in_viewer
+from .opener import Launched, OpenCommand, open_in_viewer
 from .preview import (
     TIMED,
     MediaKey,
@@ -52,10 +52,11 @@ MODALITY_CYCLE: tuple[Modality | None, ...] = (
     Modality.THERMAL,
 )
 
-Opener = Callable[[str, float, bool], OpenCommand]
+Opener = Callable[[str, float, bool], OpenCommand | Launched]
+VIEWER_GRACE_S = 1.0  # a viewer still running this long after its start has opened the file
 
 
-def default_opener(path: str, start_s: float, timed: bool) -> OpenCommand:
+def default_opener(path: str, start_s: float, timed: bool) -> Launched:
     return open_in_viewer(path, start_s, timed=timed)
 
 
@@ -80,6 +81,17 @@ def next_modality(current: Modality | None) -> Modality | None:
     return MODALITY_CYCLE[(MODALITY_CYCLE.index(current) + 1) % len(MODALITY_CYCLE)]
 
 
+def single_modality(query: QueryRequest) -> Modality | None:
+    """The one modality a request is filtered to; None for all, for several, or for a name the
+    search will report as unknown."""
+    if len(query.modalities) != 1:
+        return None
+    try:
+        return Modality.parse(query.modalities[0])
+    except LbsearchError:
+        return None
+
+
 class QueryInput(Input):
     """The query box; Down or Escape goes to the results."""
 
@@ -92,7 +104,7 @@ class BrowseApp(App[None]):
     TITLE = "lbsearch browse"
     CSS = """
     #query { margin: 0 0; }
-    #status { height: 1; padding: 0 1; color: $text-muted; }
+    #status { height: auto; max-height: 6; padding: 0 1; color: $text-muted; }
     #main { height: 1fr; }
     #results { width: 2fr; }
     #preview { width: 1fr; border-left: vkey $surface-lighten-2; }
@@ -154,6 +166,7 @@ class BrowseApp(App[None]):
         except LbsearchError as exc:
             self._failed(exc)
             return
+        self.modality = single_modality(request.query)  # the box's m: is the filter
         self.start(request, focus_results=focus_results)
 
     def start(self, request: Request, *, focus_results: bool = False) -> None:
@@ -165,14 +178,14 @@ class BrowseApp(App[None]):
         table.loading = True
         loading = "searching" if self._searched else "loading the models and searching"
         self._status(f"{loading} {request.describe()}…")
-        self._search(request, self.modality)
+        self._search(request)
 
     @work(thread=True, exclusive=True, group="search")
-    def _search(self, request: Request, modality: Modality | None) -> None:
+    def _search(self, request: Request) -> None:
         worker = get_current_worker()
         started = time.perf_counter()
         try:
-            hits, empty = self._run(request, modality)
+            hits, empty = self._run(request)
         except Exception as exc:  # the UI stays up: a bad query or a missing model is shown
             if not worker.is_cancelled:
                 self.call_from_thread(self._failed, exc)
@@ -181,14 +194,11 @@ class BrowseApp(App[None]):
             elapsed = time.perf_counter() - started
             self.call_from_thread(self._show_results, request, hits, empty, elapsed)
 
-    def _run(self, request: Request, modality: Modality | None) -> tuple[list[Hit], str]:
+    def _run(self, request: Request) -> tuple[list[Hit], str]:
         """The hits, and when there are none, the engine's reason."""
         from lbsearch.search import parse_query
 
-        asked = replace(request.query, limit=self.limit)
-        if modality is not None:  # the m filter replaces the box's m:
-            asked = replace(asked, modalities=(modality.value,))
-        query = parse_query(asked)
+        query = parse_query(replace(request.query, limit=self.limit))
         with self._engine_lock:
             hits = self.engine.search(query)
             return hits, ("" if hits else self.engine.explain_no_match(query))
@@ -216,7 +226,8 @@ class BrowseApp(App[None]):
         self._status(f"error: {message}", error=True)
 
     def _status(self, text: str, *, error: bool = False) -> None:
-        where = self.modality.value if self.modality else "all"
+        where = ",".join(self.request.query.modalities) if self.request else ""
+        where = where or (self.modality.value if self.modality else "all")
         line = Text.assemble(("filter: ", "dim"), (where, "bold"), ("  │  ", "dim"))
         line.append(text, style="red" if error else "")
         self.query_one("#status", Static).update(line)
@@ -261,12 +272,44 @@ class BrowseApp(App[None]):
         timed = hit.modality in TIMED
         name = Path(hit.path).name
         try:
-            command = self.opener(hit.path, hit.start_s, timed)
+            opened = self.opener(hit.path, hit.start_s, timed)
         except OSError as exc:
             program = f"{exc.filename}: " if exc.filename else ""
             reason = f"{program}{exc.strerror or exc}"
             self.notify(f"could not open {name} ({reason}); {VIEWER_HINT}", severity="error")
             return
+        if isinstance(opened, Launched) and opened.process is not None:
+            self._watch_viewer(opened, hit)  # report only once it has not failed at once
+        else:
+            self._opened(opened.command if isinstance(opened, Launched) else opened, hit)
+
+    @work(thread=True, group="viewer")
+    def _watch_viewer(self, launched: Launched, hit: Hit) -> None:
+        """Say "opened" when the viewer is still up after a moment or exits cleanly; say why
+        when it exits with an error (xdg-open exits 3 when nothing can show the file)."""
+        worker = get_current_worker()
+        started, reported = time.monotonic(), False
+        while not worker.is_cancelled:
+            code = launched.exit_code()
+            if code not in (None, 0):
+                self.call_from_thread(self._viewer_failed, launched, hit, code)
+                return
+            if not reported and (code == 0 or time.monotonic() - started >= VIEWER_GRACE_S):
+                self.call_from_thread(self._opened, launched.command, hit)
+                reported = True
+            if code == 0:
+                return
+            time.sleep(0.05)
+
+    def _viewer_failed(self, launched: Launched, hit: Hit, code: int) -> None:
+        why = launched.complaint()
+        name, label = Path(hit.path).name, launched.command.label
+        detail = f"exit {code}" + (f": {why}" if why else "")
+        hint = f"; {VIEWER_HINT}" if hit.modality in TIMED else ""
+        self.notify(f"could not open {name} with {label} ({detail}){hint}", severity="error")
+
+    def _opened(self, command: OpenCommand, hit: Hit) -> None:
+        name, timed = Path(hit.path).name, hit.modality in TIMED
         if command.seeks:
             self.notify(f"opened {name} with {command.label} at {clock(hit.start_s)}")
         elif timed:
@@ -297,15 +340,28 @@ class BrowseApp(App[None]):
             return
         from lbsearch.search import QueryRequest, format_box
 
-        query = QueryRequest(like=(hit.path,))
+        kept = self.request.query.modalities if self.request else ()
+        query = QueryRequest(like=(hit.path,), modalities=kept)  # the filter stays
         box = format_box(query)
         self.query_one(QueryInput).value = box  # the box says what the results answer
         self.start(Request(box, query))
 
     def action_cycle_modality(self) -> None:
-        self.modality = next_modality(self.modality)
+        """The next modality filter, written into the box's m: (one filter, shown where it is
+        typed) and searched again."""
+        from lbsearch.search import format_box, parse_box
+
+        box = self.query_one(QueryInput)
+        try:  # before a search, what is typed so far gains the m:
+            query = self.request.query if self.request else parse_box(box.value)
+        except LbsearchError as exc:
+            self._failed(exc)
+            return
+        self.modality = next_modality(single_modality(query))
+        query = replace(query, modalities=(self.modality.value,) if self.modality else ())
+        box.value = format_box(query)
         if self.request is not None:
-            self.start(self.request)
+            self.start(Request(box.value, query))
         else:
             self._status("type a query and press Enter")
 

@@ -10,8 +10,11 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import IO
 
 Which = Callable[[str], str | None]
 
@@ -62,17 +65,45 @@ def _seconds(value: float) -> str:
     return str(int(value)) if value == int(value) else f"{value:.3f}"
 
 
-def open_in_viewer(path: str, start_s: float = 0.0, *, timed: bool = False) -> OpenCommand:
-    """Start the viewer detached from the terminal (its output must not draw over the TUI)."""
-    command = open_command(path, start_s, timed=timed)
+@dataclass(frozen=True)
+class Launched:
+    """A started viewer. Its exit is collected by a background thread at once (no defunct
+    child), and its stderr kept in a temporary file to say why it failed."""
+
+    command: OpenCommand
+    process: subprocess.Popen[bytes] | None = None
+    errors: IO[bytes] | None = None
+
+    def exit_code(self) -> int | None:
+        """The viewer's exit status; None while it runs (or where the platform opened it)."""
+        return None if self.process is None else self.process.poll()
+
+    def complaint(self) -> str:
+        """The last line the viewer wrote to stderr, if any."""
+        if self.errors is None:
+            return ""
+        self.errors.seek(0)
+        lines = self.errors.read()[-2000:].decode(errors="replace").strip().splitlines()
+        return lines[-1].strip() if lines else ""
+
+
+def launch(command: OpenCommand, path: str) -> Launched:
+    """Start `command` detached from the terminal (its output must not draw over the TUI)."""
     if not command.argv:
         os.startfile(path)  # type: ignore[attr-defined]  # Windows only
-        return command
-    subprocess.Popen(
+        return Launched(command)
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - read when the viewer fails, then dropped
+    process = subprocess.Popen(
         command.argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=errors,
         start_new_session=True,
     )
-    return command
+    threading.Thread(target=process.wait, name="viewer-reaper", daemon=True).start()
+    return Launched(command, process, errors)
+
+
+def open_in_viewer(path: str, start_s: float = 0.0, *, timed: bool = False) -> Launched:
+    """Open `path` in a viewer (at `start_s` where it can seek); see `launch`."""
+    return launch(open_command(path, start_s, timed=timed), path)
