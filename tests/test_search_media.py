@@ -13,6 +13,7 @@ from lbsearch.config import Config
 from lbsearch.indexers.pipeline import IndexOptions, run_index
 from lbsearch.library import Library
 from lbsearch.search import Query, SearchEngine, Term
+from lbsearch.search.calibration import install_banks
 from lbsearch.testing.fake_encoders import FakeEncoders, text_vector
 from lbsearch.testing.samples import write_sample_media
 from lbsearch.types import Modality
@@ -36,6 +37,7 @@ def indexed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     write_sample_media(media)
     with Library.open(library, config=CONFIG, write=True) as lib:
         run_index([media], lib, FakeEncoders(), CONFIG, IndexOptions(), lambda event: None)
+        install_banks(lib, FakeEncoders(), CONFIG.relevance)  # as `lbsearch index` does
     return media, library
 
 
