@@ -40,6 +40,7 @@ def serving(
     factory: Callable[[Library], Any] | None = None,
     config: Config | None = None,
     limits: ServeSettings | None = None,
+    tls: tuple[str, str] | None = None,
 ) -> Iterator[Running]:
     """Start the server on a free port; stop it (as Ctrl-C would) when the block ends."""
     config = config or load_config()
@@ -61,6 +62,7 @@ def serving(
                 factory or (lambda lib: FakeEncoders()),
                 ready=ready,
                 limits=limits,
+                tls=tls,
             )
         except BaseException as error:
             box["error"] = error
