@@ -101,6 +101,8 @@ class LibraryIndices:
             index = self.store.loaded(modality)
             if index is not None and index.bias != bank.fingerprint:
                 self._install(modality, self._rebuild(modality, "the reference bank changed"))
+            elif persist:
+                self.index(modality)  # an index file built with another bank is rebuilt now
         if persist and self.store.is_loaded(modality):
             self.save([modality])
 
