@@ -37,6 +37,15 @@ import numpy as np
 from ..errors import UsageError
 
 _TOUCH_S = 1e-3  # windows whose gap is below a millisecond are adjacent
+MOMENT_FIELDS = (
+    "start_s",
+    "end_s",
+    "relevance",
+    "picture_score",
+    "sound_score",
+    "picture_relevance",
+    "sound_relevance",
+)
 
 
 class Match(StrEnum):
@@ -103,8 +112,7 @@ class Moment:
 
     def to_json(self) -> dict[str, float | None]:
         """The fields every front end shows (issue 18, "Precisely")."""
-        keys = ("start_s", "end_s", "relevance", "picture_score", "sound_score")
-        keys += ("picture_relevance", "sound_relevance")
+        keys = MOMENT_FIELDS
         return {key: getattr(self, key) for key in keys}
 
 
