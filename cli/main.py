@@ -14,6 +14,7 @@ from .browse import browse
 from .cut import cut
 from .embed import embed
 from .errors import handles_errors
+from .eval import eval_command
 from .forget import forget
 from .index import index, status
 from .models import config_command, models_command, pull
@@ -62,6 +63,7 @@ app.command("config")(handles_errors(config_command))
 app.command("browse")(handles_errors(browse))
 app.command("serve")(handles_errors(serve))
 app.command("cut")(handles_errors(cut))
+app.command("eval")(handles_errors(eval_command))
 
 
 def run() -> None:
