@@ -196,6 +196,6 @@ def status(
     with Library.open(library, config=config) as lib:
         stats = lib.stats(ALL if all_failed else FAILED_SHOWN)
     if as_json:
-        print_status_json(stats)
+        print_status_json(stats, config.relevance)
     else:
         print_status(stats)

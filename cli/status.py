@@ -13,6 +13,7 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from lbsearch.catalog import RunCounts, RunRecord
+    from lbsearch.config import RelevanceConfig
     from lbsearch.library import LibraryStats
 
 FAILED_SHOWN = 100  # failed files listed unless --all-failed
@@ -69,12 +70,15 @@ def print_status(stats: LibraryStats) -> None:
         )
 
 
-def print_status_json(stats: LibraryStats) -> None:
+def print_status_json(stats: LibraryStats, relevance: RelevanceConfig | None = None) -> None:
     # ASCII escapes: paths with undecodable bytes (surrogates) still make valid JSON
-    sys.stdout.write(json.dumps(status_json(stats), indent=2) + "\n")
+    sys.stdout.write(json.dumps(status_json(stats, relevance), indent=2) + "\n")
 
 
-def status_json(stats: LibraryStats) -> dict[str, Any]:
+def status_json(stats: LibraryStats, relevance: RelevanceConfig | None = None) -> dict[str, Any]:
+    from lbsearch.config import RelevanceConfig
+    from lbsearch.search.calibration import calibration_status
+
     catalog = stats.catalog
     run = catalog.last_run
     infos = {info.modality: info for info in stats.indices}
@@ -90,6 +94,12 @@ def status_json(stats: LibraryStats) -> dict[str, Any]:
                 "model": m.state.model_id if m.state else None,
                 "encoding": run.encodings.get(m.modality.value) if run else None,
                 "index": {"kind": info.kind, "up_to_date": info.up_to_date} if info else None,
+                "calibration": calibration_status(
+                    info.bias if info else "",
+                    m.state.model_id if m.state else None,
+                    m.segments,
+                    relevance or RelevanceConfig(),
+                ),
             }
         )
     return {

@@ -133,3 +133,20 @@ def test_nothing_strong_prints_the_best_three_marked_weak(
     assert "no result cleared the relevance bar" in err and "--all" in err
     _, every, _ = _rows(library, "a dog", "--all", "-n", "50")
     assert [r["path"] for r in rows] == [r["path"] for r in every[:3]], "the best three"
+
+
+def test_status_json_says_whether_each_modality_is_calibrated(
+    library: Path, tmp_path: Path
+) -> None:
+    def calibrations(root: Path) -> dict[str, bool]:
+        result = runner.invoke(app, ["status", "--json", "--library", str(root)])
+        assert result.exit_code == 0, result.output
+        modalities = json.loads(result.stdout)["modalities"]
+        return {m["modality"]: m["calibration"]["current"] for m in modalities}
+
+    assert set(calibrations(library).values()) == {True}
+    config = load_config()
+    write_sample_media(tmp_path / "media")
+    with Library.open(tmp_path / "library", config=config, write=True) as lib:
+        run_index([tmp_path / "media"], lib, FakeEncoders(), config, IndexOptions(), lambda e: None)  # type: ignore[arg-type]
+    assert set(calibrations(tmp_path / "library").values()) == {False}, "no bank yet"

@@ -47,6 +47,7 @@ class IndexInfo:
     kind: str | None
     count: int | None
     up_to_date: bool
+    bias: str = ""  # fingerprint of the reference bank its bias column comes from ("": none)
 
 
 @dataclass(frozen=True)

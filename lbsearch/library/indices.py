@@ -362,7 +362,10 @@ class LibraryIndices:
                 up_to_date = True  # nothing to index yet; no file needed
             size = path.stat().st_size if path.exists() else 0
             kind, count = (meta.kind, meta.count) if meta else (None, None)
-            out.append(IndexInfo(modality, path, path.exists(), size, kind, count, up_to_date))
+            bias = meta.bias if meta else ""
+            out.append(
+                IndexInfo(modality, path, path.exists(), size, kind, count, up_to_date, bias)
+            )
         return tuple(out)
 
     def check(self, modality: Modality) -> IndexCheck:

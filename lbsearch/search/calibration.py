@@ -75,9 +75,6 @@ class ModalityCalibration:
     text: Calibration | None
     file: Calibration | None
 
-    def for_query(self, has_text: bool) -> Calibration | None:
-        return (self.text if has_text else self.file) or self.file or self.text
-
 
 def calibration(library: Library, modality: Modality, alpha: float) -> ModalityCalibration:
     moments = library.null_moments(modality) or {}
@@ -87,16 +84,14 @@ def calibration(library: Library, modality: Modality, alpha: float) -> ModalityC
     )
 
 
-def calibration_status(library: Library, config: RelevanceConfig) -> dict[Modality, dict]:
-    """Per indexed modality: whether its index file was built with the current bank
-    (`status --json`: "calibration": {"current": ..., "bank": ..., "expected": ...})."""
-    out: dict[Modality, dict] = {}
-    for modality, state in library.modality_states().items():
-        have = library.bank_fingerprint(modality)
-        wanted = expected_fingerprint(state.model_id, config)
-        current = have == wanted or not state.segment_count
-        out[modality] = {"current": current, "bank": have or None, "expected": wanted}
-    return out
+def calibration_status(
+    bank: str, model_id: str | None, segments: int, config: RelevanceConfig
+) -> dict[str, object]:
+    """`status --json`'s "calibration" of a modality: is its index file built with the bank
+    of its model, the packaged captions and k as they are now (`lbsearch index` makes it so;
+    until then queries rebuild the index in memory)."""
+    wanted = expected_fingerprint(model_id, config) if model_id else None
+    return {"current": bank == wanted or not segments, "bank": bank or None, "expected": wanted}
 
 
 # ----------------------------------------------------------------------------- the cache
