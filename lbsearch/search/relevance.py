@@ -52,7 +52,7 @@ def corrected(scores: np.ndarray, biases: np.ndarray, alpha: float) -> np.ndarra
     return np.asarray(scores, dtype=np.float64) - alpha * np.asarray(biases, dtype=np.float64)
 
 
-def autocut(relevances: Sequence[float], gap: float) -> int:
+def autocut(relevances: Sequence[float] | np.ndarray, gap: float) -> int:
     """How many of the (descending) relevances come before the first drop wider than `gap`
     (all of them when there is none; gap <= 0 turns autocut off)."""
     values = np.asarray(relevances, dtype=np.float64)
