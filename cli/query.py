@@ -223,12 +223,11 @@ def make_encoders(
 ) -> Embedder:
     """The embedder on the checkpoints the library was indexed with (tests replace this with
     FakeEncoders); `early`: the one-shot embedder already encoding the query's texts."""
-    from lbsearch.embedder import open_embedder
+    from lbsearch.search.shell import library_embedder
 
-    models = {m: s.model_id for m, s in lib.modality_states().items()}
     if early is not None:
-        return early.for_models(models)
-    return open_embedder(config, models=models, backend=backend, device=device, dtype=dtype)
+        return early.for_models({m: s.model_id for m, s in lib.modality_states().items()})
+    return library_embedder(lib, config, backend=backend, device=device, dtype=dtype)
 
 
 def start_text_encoding(
@@ -269,42 +268,16 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def format_span(hit: Hit) -> str:
-    """mm:ss-mm:ss (h:mm:ss past an hour); empty for pictures."""
-    if hit.start_s == 0 and hit.end_s == 0:
-        return ""
-    return f"{_clock(hit.start_s)}-{_clock(hit.end_s)}"
-
-
-def _clock(seconds: float) -> str:
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
-
-
-def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
-    return {
-        "rank": rank,
-        "score": round(hit.score, 6),
-        "modality": hit.modality.value,
-        "path": hit.path,
-        "start_s": hit.start_s,
-        "end_s": hit.end_s,
-        "span": format_span(hit),
-        "segment_id": hit.segment_id,
-        "duration_s": hit.duration_s,
-        "size": hit.size,
-        "mtime": hit.mtime,
-        "offline": hit.offline,
-        "relevance": None if hit.relevance is None else round(hit.relevance, 4),
-        "weak": hit.weak,
-    }
-
-
 def _print_json(hits: list[Hit]) -> None:
     for rank, hit in enumerate(hits, 1):
         sys.stdout.write(json.dumps(hit_json(rank, hit), ensure_ascii=False) + "\n")
+
+
+def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
+    """A hit's JSON form: the core's (`lbsearch.search.shell`), shared with `serve`."""
+    from lbsearch.search.shell import hit_json as core_hit_json
+
+    return core_hit_json(rank, hit)
 
 
 def format_relevance(hit: Hit) -> str:
@@ -315,6 +288,8 @@ def _print_table(hits: list[Hit], *, scores: bool = False, cut: bool = True) -> 
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
+
+    from lbsearch.search import shell
 
     table = Table(box=None, header_style="bold")
     table.add_column("#", justify="right")
@@ -331,7 +306,7 @@ def _print_table(hits: list[Hit], *, scores: bool = False, cut: bool = True) -> 
         if hit.weak:
             path.append(" (weak)", style="dim")
         numbers = [format_relevance(hit)] + ([f"{hit.score:.3f}"] if scores else [])
-        table.add_row(str(rank), *numbers, hit.modality.value, path, format_span(hit))
+        table.add_row(str(rank), *numbers, hit.modality.value, path, shell.format_span(hit))
     console = Console(highlight=False)
     console.print(table)
     if cut and not hits[0].weak:

@@ -20,7 +20,7 @@ import pytest
 from serve_helpers import Running, index_folder, serving
 
 from lbsearch.testing.fake_encoders import FakeEncoders
-from lbsearch.testing.samples import write_sample_media, write_video
+from lbsearch.testing.samples import write_audio, write_sample_media, write_video
 
 CHROMIUM = os.environ.get("LBSEARCH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -46,6 +46,7 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("serve-browser")
     write_sample_media(base / "media")
     write_video(base / "media" / "long_walk.mp4", seconds=32.0)  # segments 0-10, 10-20, 20-32
+    write_audio(base / "media" / "long_tone.wav", seconds=32.0, tone_hz=440.0)  # 3+ windows
     index_folder(base / "media", base / "library", FakeEncoders())
     return base / "media", base / "library"
 
@@ -66,6 +67,9 @@ def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             headless=True,
             args=ARGS,
             viewport={"width": 1280, "height": 800},
+            # the page's CSP allows no eval, which Playwright's string predicates use; the
+            # policy itself is checked in test_serve_security.py
+            bypass_csp=True,
         )
         try:
             yield context
@@ -125,7 +129,7 @@ def test_search_shows_thumbnails_and_plays_video_from_the_segment_start(
     chips = page.locator("#chips .chip").all_inner_texts()
     assert set(chips) == {"image", "video", "audio", "depth", "thermal"}
     _search(page, "a sunny beach")
-    assert page.locator(".card").count() == 8
+    assert page.locator(".card").count() >= 1  # what the relevance cut-off keeps
     assert _thumbnails_loaded(page)
     _screenshot(page, "desktop", tmp_path)
 
@@ -190,8 +194,8 @@ def test_dropping_a_file_searches_by_example(
     assert page.locator("#drop").is_visible()
     page.dispatch_event("body", "drop", {"dataTransfer": transfer})
     page.wait_for_function("document.querySelector('#message').textContent.includes('dropped')")
-    first = page.locator(".card .name").first
-    assert first.inner_text() == "green_field.png"
+    names = page.locator(".card .name").all_inner_texts()
+    assert names and "green_field.png" not in names, "the example itself never comes back"
     assert not page.locator("#drop").is_visible()
 
 
@@ -205,7 +209,8 @@ def test_the_example_button_searches_by_an_uploaded_file(
         page.keyboard.press("Enter")  # reachable without a mouse
     chooser.value.set_files(str(library[0] / "whistle.wav"))
     page.wait_for_function("document.querySelector('#message').textContent.includes('whistle')")
-    assert page.locator(".card .name").first.inner_text() == "whistle.wav"
+    names = page.locator(".card .name").all_inner_texts()
+    assert names and "whistle.wav" not in names
 
 
 def test_similar_on_a_result(page: Any, running: Running) -> None:
@@ -231,3 +236,51 @@ def test_phone_width_layout(browser_context: Any, running: Running, tmp_path: Pa
         _screenshot(phone, "phone", tmp_path)
     finally:
         phone.close()
+
+
+def _word_with_a_late_audio_segment(base: str) -> tuple[str, float]:
+    with httpx.Client(base_url=base) as http:
+        for word in ("tone", "hum", "beep", "note", "sound", "music", "sing", "ring", "buzz"):
+            rows = http.get("/api/search", params={"q": word, "m": "audio"}).json()["results"]
+            late = [r for r in rows if r["path"].endswith("long_tone.wav") and r["start_s"] > 0]
+            if late and rows[0] is late[0]:
+                return word, float(late[0]["start_s"])
+    pytest.fail("no query puts a late segment of long_tone.wav first")
+
+
+def test_audio_plays_from_its_segment(page: Any, running: Running) -> None:
+    """The player, not the box around it, was told to play: `media.play is not a function`."""
+    word, start = _word_with_a_late_audio_segment(running.base)
+    page.goto(running.base + "/")
+    page.wait_for_selector("#chips .chip")
+    page.click("#chips .chip:text-is('audio')")
+    _search(page, word)
+    page.locator(".card .thumb").first.click()
+    page.wait_for_selector("dialog[open] audio")
+    page.wait_for_function(
+        f"(() => {{ const a = document.querySelector('dialog audio');"
+        f" return a.readyState >= 2 && a.currentTime >= {start} - 0.05; }})()",
+        timeout=30000,
+    )
+    at = page.evaluate("document.querySelector('dialog audio').currentTime")
+    assert start - 0.05 <= at < start + 2.0
+
+
+def test_an_error_replaces_the_results_and_counts_are_words(page: Any, running: Running) -> None:
+    page.goto(running.base + "/?box=a+sunny+beach&limit=1")
+    page.wait_for_selector(".card")
+    message = page.locator("#message").inner_text()
+    assert message.startswith("1 result for"), message
+    page.fill("#q", "dog m:smell")
+    page.press("#q", "Enter")
+    page.wait_for_function("document.querySelector('#message').classList.contains('error')")
+    assert page.locator(".card").count() == 0, "an error leaves no old results under it"
+
+
+def test_the_page_has_a_favicon(page: Any, running: Running) -> None:
+    page.goto(running.base + "/")
+    href = page.get_attribute("link[rel=icon]", "href")
+    assert href
+    with httpx.Client(base_url=running.base) as http:
+        icon = http.get(href)
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg")

@@ -22,9 +22,9 @@ from starlette.responses import JSONResponse, Response
 
 from lbsearch.errors import MediaError
 from lbsearch.search import QueryRequest
+from lbsearch.search.shell import hit_json
 from lbsearch.thumbnails import DEFAULT_SIDE, ThumbnailError
 
-from ..query import hit_json
 from ..status import ALL, FAILED_SHOWN, status_json
 from .base import HttpError, ServeSettings, error_response, status_for
 from .content import NotServable, file_response

@@ -98,9 +98,9 @@ def _embedder_factory(
     """The embedder `lbsearch query` would use, on the checkpoints the library was indexed with."""
 
     def factory(lib: Library) -> Embedder:
-        from .. import query
+        from lbsearch.search.shell import library_embedder
 
-        return query.make_encoders(lib, config, device, dtype, backend)
+        return library_embedder(lib, config, backend=backend, device=device, dtype=dtype)
 
     return factory
 

@@ -50,6 +50,9 @@ def read_request(
         min_duration=_number("min_duration", _one(fields, "min_duration")),
         max_duration=_number("max_duration", _one(fields, "max_duration")),
         min_score=_number("min_score", _one(fields, "min_score")),
+        min_relevance=_number("min_relevance", _one(fields, "min_relevance")),
+        order=_one(fields, "order") or "relevance",  # or "score"; parse_query checks it
+        all=_one(fields, "all") in ("1", "true"),  # no cut-off, as `query --all`
     )
     merged = {name: getattr(boxed, name) + getattr(request, name) for name in _LISTS}
     for name in ("after", "before", *_NUMBERS):

@@ -66,17 +66,20 @@ async function run(request, label) {
     const response = await request;
     body = await response.json();
     if (!response.ok) {
+      clearResults(); // an error never sits above the answer to an earlier search
       say(`${body.error || response.statusText}${body.hint ? " — " + body.hint : ""}`, true);
       return;
     }
   } catch (error) {
+    clearResults();
     say(`The service did not answer (${error.message}).`, true);
     return;
   }
   current = body.results;
   render();
   const ms = Math.round(performance.now() - started);
-  say(current.length ? `${current.length} results for ${label} (${ms} ms)` : `No match for ${label}.`);
+  const count = `${current.length} ${current.length === 1 ? "result" : "results"}`;
+  say(current.length ? `${count} for ${label} (${ms} ms)` : `No match for ${label}.`);
 }
 
 function searchText() {
@@ -110,6 +113,11 @@ function render() {
   results.replaceChildren(...current.map((hit, index) => card(hit, index)));
 }
 
+function clearResults() {
+  current = [];
+  render();
+}
+
 function card(hit, index) {
   const img = el("img", { src: hit.thumbnail_url, alt: `${hit.modality}: ${baseName(hit.path)}`, loading: "lazy" });
   const open = el("button", { className: "thumb", type: "button", title: hit.path }, img);
@@ -121,7 +129,8 @@ function card(hit, index) {
     el("span", { className: "name", textContent: baseName(hit.path), title: hit.path }),
     el("span", { className: "line" },
       el("span", { className: "badge", textContent: hit.modality }),
-      el("span", { className: "score", textContent: hit.score.toFixed(3) }), span),
+      el("span", { className: "score", textContent: hit.score.toFixed(3) }), span,
+      hit.offline ? el("span", { className: "badge offline", textContent: "offline", title: "its folder could not be read at the last index run" }) : ""),
     el("span", { className: "line" }, similar));
   const item = el("li", { className: "card" }, open, meta);
   item.dataset.index = index;
@@ -139,21 +148,23 @@ function show(index) {
     hit.span ? `segment ${hit.span}` : ""].filter(Boolean).join(" · ");
   let media;
   if (hit.modality === "video" || hit.modality === "audio") {
-    media = el(hit.modality === "video" && !/\.(mp3|m4a|wav|flac|ogg|opus|aac)$/i.test(hit.path) ? "video" : "audio",
+    // the player itself (not the box around an audio player) starts at the segment
+    const player = el(hit.modality === "video" && !/\.(mp3|m4a|wav|flac|ogg|opus|aac)$/i.test(hit.path) ? "video" : "audio",
       { controls: true, preload: "metadata", src: hit.content_url });
-    media.addEventListener("loadedmetadata", () => {
-      media.currentTime = hit.start_s;
-      media.play().catch(() => {}); // autoplay may be refused; the controls are there
+    player.addEventListener("loadedmetadata", () => {
+      player.currentTime = hit.start_s;
+      player.play().catch(() => {}); // autoplay may be refused; the controls are there
     }, { once: true });
-    if (media.tagName === "AUDIO") {
-      media = el("div", { className: "audio" }, el("img", { src: hit.thumbnail_url + "?size=900", alt: "spectrogram" }), media);
+    media = player;
+    if (player.tagName === "AUDIO") {
+      media = el("div", { className: "audio" }, el("img", { src: hit.thumbnail_url + "?size=640", alt: "spectrogram" }), player);
     }
   } else if (hit.modality === "depth") {
-    media = el("img", { src: hit.thumbnail_url + "?size=1024", alt: "depth map in false colour" });
+    media = el("img", { src: hit.thumbnail_url + "?size=640", alt: "depth map in false colour" });
   } else {
     media = el("img", { src: hit.content_url, alt: baseName(hit.path) });
     // formats a browser cannot show (TIFF, HEIC, ...): the large thumbnail instead
-    media.addEventListener("error", () => { media.src = hit.thumbnail_url + "?size=1024"; }, { once: true });
+    media.addEventListener("error", () => { media.src = hit.thumbnail_url + "?size=640"; }, { once: true });
   }
   body.replaceChildren(media);
   viewer.showModal();
