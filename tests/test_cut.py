@@ -186,3 +186,15 @@ def test_no_copy_when_a_b_frame_needs_a_frame_past_the_end() -> None:
 def test_no_copy_for_an_open_gop() -> None:
     # leading B-frames after the key frame show before it: they need the previous GOP
     assert exact_copy_length([(2, True), (0, False), (1, False), (3, False)], 2, 4) == 0
+
+
+def test_clip_names_follow_the_file_and_span_and_never_collide(tmp_path: Path) -> None:
+    from lbsearch.media.clip import clip_path
+
+    first = clip_path(tmp_path, Path("/m/park.MOV"), 40.0, 50.25, video=True)
+    assert first.name == "park_0040.0-0050.2.mov"
+    first.write_bytes(b"")
+    assert clip_path(tmp_path, Path("/m/park.MOV"), 40.0, 50.25, True).name.endswith("-2.mov")
+    assert clip_path(tmp_path, Path("/m/a.avi"), 0, 5, video=True).suffix == ".mp4"
+    assert clip_path(tmp_path, Path("/m/song.wav"), 0, 5, video=False).suffix == ".wav"
+    assert clip_path(tmp_path, Path("/m/song.aiff"), 0, 5, video=False).suffix == ".m4a"

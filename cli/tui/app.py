@@ -26,6 +26,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import get_current_worker
 
 from lbsearch.errors import LbsearchError
+from lbsearch.media.classify import VIDEO_EXTS
 from lbsearch.types import Modality
 
 from .opener import Launched, OpenCommand, open_in_viewer
@@ -60,6 +61,7 @@ def default_opener(path: str, start_s: float, timed: bool) -> Launched:
     return open_in_viewer(path, start_s, timed=timed)
 
 
+VIDEO_SUFFIXES = {f".{ext}" for ext in VIDEO_EXTS}
 VIEWER_HINT = "install mpv or vlc to open video and audio at the segment's time"
 
 
@@ -114,6 +116,7 @@ class BrowseApp(App[None]):
         Binding("s", "similar", "Similar"),
         Binding("m", "cycle_modality", "Modality"),
         Binding("c", "copy_path", "Copy path"),
+        Binding("x", "cut", "Cut clip"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -124,8 +127,10 @@ class BrowseApp(App[None]):
         query: str = "",
         limit: int = 50,
         opener: Opener = default_opener,
+        clip_dir: Path | None = None,
     ) -> None:
         super().__init__()
+        self.clip_dir = clip_dir  # where x writes clips; None: the current folder
         self.engine = engine
         self._searched = False
         self._focus_results = False
@@ -371,3 +376,31 @@ class BrowseApp(App[None]):
             return
         self.copy_to_clipboard(hit.path)
         self.notify(f"copied {hit.path}")
+
+    def action_cut(self) -> None:
+        """Write the selected video or audio result's span as a clip (in a worker: re-encoding
+        takes seconds)."""
+        hit = self.query_one(ResultsTable).selected
+        if hit is None:
+            return
+        if hit.modality not in TIMED:
+            self.notify("only video and audio results have a span to cut", severity="warning")
+            return
+        self.notify(f"cutting {clock(hit.start_s)}-{clock(hit.end_s)} of {Path(hit.path).name}…")
+        self._cut(hit, self.clip_dir or Path.cwd())
+
+    @work(thread=True, group="cut")
+    def _cut(self, hit: Hit, folder: Path) -> None:
+        from lbsearch.media.clip import clip_path, cut
+
+        source = Path(hit.path)
+        try:
+            video = hit.modality is Modality.VIDEO or source.suffix.lower() in VIDEO_SUFFIXES
+            out = clip_path(folder, source, hit.start_s, hit.end_s, video)
+            result = cut(source, hit.start_s, hit.end_s, out)
+        except LbsearchError as exc:
+            hint = f" ({exc.hint})" if exc.hint else ""
+            self.call_from_thread(self.notify, f"{exc.message}{hint}", severity="error")
+            return
+        how = "picture copied" if result.video == "copy" else "re-encoded"
+        self.call_from_thread(self.notify, f"wrote {result.path} ({how})")

@@ -63,6 +63,20 @@ def output_suffixes() -> list[str]:
     return sorted(_CODECS)
 
 
+def clip_path(folder: Path, source: Path, start_s: float, end_s: float, video: bool) -> Path:
+    """A new file in `folder` named after the source's stem and the span (park_0040.0-0050.0.mp4),
+    in the source's format where a clip can be written in it; never an existing file's name."""
+    suffix = source.suffix.lower()
+    if suffix not in _CODECS or (video and _CODECS[suffix][0] is None):
+        suffix = ".mp4" if video else ".m4a"
+    stem = f"{source.stem}_{start_s:06.1f}-{end_s:06.1f}"
+    candidate, number = folder / f"{stem}{suffix}", 1
+    while candidate.exists() or candidate.is_symlink():
+        number += 1
+        candidate = folder / f"{stem}-{number}{suffix}"
+    return candidate
+
+
 def cut(
     source: Path, start_s: float, end_s: float, out: Path, pad_s: float = 0.0, force: bool = False
 ) -> ClipResult:
