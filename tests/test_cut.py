@@ -198,3 +198,29 @@ def test_clip_names_follow_the_file_and_span_and_never_collide(tmp_path: Path) -
     assert clip_path(tmp_path, Path("/m/a.avi"), 0, 5, video=True).suffix == ".mp4"
     assert clip_path(tmp_path, Path("/m/song.wav"), 0, 5, video=False).suffix == ".wav"
     assert clip_path(tmp_path, Path("/m/song.aiff"), 0, 5, video=False).suffix == ".m4a"
+
+
+@pytest.mark.parametrize("start", [2.0, 2.35])  # a key frame every second: copy, then re-encode
+def test_a_phone_videos_rotation_is_kept(tmp_path: Path, start: float) -> None:
+    from tests.media_factory import video
+
+    src = video(tmp_path / "phone.mp4", 6, fps=10, rotation=90, gop=10, with_audio=True)
+    result = cut(src, start, 4.0, tmp_path / "clip.mp4")
+    assert result.video == ("copy" if start == 2.0 else "libx264")
+    with av.open(str(result.path)) as box:
+        assert next(box.decode(video=0)).rotation == 90
+
+
+def test_a_video_without_sound_gives_a_clip_without_sound(tmp_path: Path) -> None:
+    src = window_video(tmp_path / "silent.mp4", 12, with_audio=False)
+    result = cut(src, 1.0, 3.0, tmp_path / "clip.mkv")
+    assert result.audio is None
+    with av.open(str(result.path)) as box:
+        assert not box.streams.audio and len(list(box.decode(video=0))) == 20
+
+
+def test_a_videos_sound_alone_to_an_audio_suffix(source: Path, tmp_path: Path) -> None:
+    result = cut(source, 9.0, 11.0, tmp_path / "sound.m4a")
+    assert result.video is None and result.audio == "aac"
+    sound = _sound(result.path)
+    assert _tone_switch(sound, TONES_HZ[1]) == pytest.approx(1.0, abs=0.015)
