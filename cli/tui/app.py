@@ -203,7 +203,8 @@ class BrowseApp(App[None]):
         """The hits, and when there are none, the engine's reason."""
         from lbsearch.search import parse_query
 
-        query = parse_query(replace(request.query, limit=self.limit))
+        # every result up to the limit, in relevance order (the TUI has no cut-off yet)
+        query = parse_query(replace(request.query, limit=self.limit, all=True))
         with self._engine_lock:
             hits = self.engine.search(query)
             return hits, ("" if hits else self.engine.explain_no_match(query))
