@@ -16,6 +16,17 @@ query (no text cache hits). Printed, in ms p50/p95:
   quiet. (The writer spends no CPU on encoders: on 2 cores a real index run also competes for
   the CPU with its decoders and towers.)
 
+With `--load SECONDS` (issue 15's figures), also, as ratios from the same run:
+
+- 20 concurrent clients for SECONDS (each a loop of new texts): throughput against one client
+  alone for the same time, p50/p95/p99, errors;
+- the same while a 121-megapixel PNG and a 10-minute video are posted as examples (in turns,
+  for the whole period), with the server's RSS (its peak over its start of period);
+- the share of searches answered while 200 slow clients each hold a connection (a POST whose
+  body trickles in a byte every 2 s). All clients come from 127.0.0.1 here, so the server runs
+  with `[serve] max_client_connections = 512` (the default, a quarter of the connections per
+  address, would rightly turn the 129th slow client away and the searches with it).
+
 A few minutes on 2 cores with the defaults.
 """
 
@@ -130,7 +141,7 @@ def _get(http: httpx.Client, text: str) -> float:
     start = time.perf_counter()
     response = http.get("/api/search", params={"q": text, "limit": 20})
     elapsed = time.perf_counter() - start
-    if response.status_code != 200 or len(response.json()["results"]) != 20:
+    if response.status_code != 200 or not response.json()["results"]:  # the cut-off may trim
         raise SystemExit(f"search failed: {response.status_code} {response.text[:300]}")
     return elapsed
 
@@ -180,13 +191,166 @@ def while_indexing(
     return times, int(out.strip())
 
 
+def _clients(base: str, clients: int, seconds: float, seed: int) -> tuple[list[float], int]:
+    """`clients` threads searching new texts back to back for `seconds`: latencies, errors."""
+    times: list[float] = []
+    errors = [0]
+    words = texts(20_000, seed=seed)
+    end = time.monotonic() + seconds
+
+    def run(offset: int) -> None:
+        with httpx.Client(base_url=base, timeout=60) as http:
+            i = offset
+            while time.monotonic() < end:
+                start = time.perf_counter()
+                try:
+                    ok = http.get("/api/search", params={"q": words[i % len(words)]}).is_success
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    times.append(time.perf_counter() - start)
+                else:
+                    errors[0] += 1
+                i += clients
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return times, errors[0]
+
+
+def _rss_mb(pid: int) -> float:
+    with Path(f"/proc/{pid}/status").open() as status:
+        line = next(x for x in status if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def _uploads(base: str, files: list[Path], stop: threading.Event, codes: list[int]) -> None:
+    """Post the example files in turns until `stop` (each waits for its answer)."""
+    with httpx.Client(base_url=base, timeout=600) as http:
+        while not stop.is_set():
+            for path in files:
+                with path.open("rb") as handle:
+                    response = http.post("/api/search", files={"like": (path.name, handle)})
+                codes.append(response.status_code)
+                if stop.is_set():
+                    return
+
+
+def _slow_clients(base: str, count: int, stop: threading.Event) -> None:
+    import socket
+
+    host, port = base.split("://", 1)[1].rsplit(":", 1)
+    head = (
+        f"POST /api/search HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 100000\r\n\r\n"
+    ).encode()
+    held: list[socket.socket] = []
+    while not stop.is_set():
+        while len(held) < count:  # the body deadline closes them: come back, as an attacker would
+            try:
+                sock = socket.create_connection((host, int(port)), timeout=5)
+                sock.sendall(head)
+                held.append(sock)
+            except OSError:
+                break
+        time.sleep(2)
+        for sock in list(held):
+            try:
+                sock.sendall(b"a")
+            except OSError:
+                held.remove(sock)
+                sock.close()
+    for sock in held:
+        sock.close()
+
+
+def _examples(folder: Path) -> list[Path]:
+    from PIL import Image
+
+    from lbsearch.testing.samples import write_video
+
+    big = folder / "big-121mp.png"
+    if not big.exists():
+        Image.new("RGB", (11000, 11000), (30, 60, 90)).save(big, optimize=True)
+    video = folder / "ten-minutes.mp4"
+    if not video.exists():
+        write_video(video, seconds=600.0)
+    return [big, video]
+
+
+def load(server: Server, folder: Path, seconds: float) -> None:
+    """Issue 15's figures (see the module's doc)."""
+    one, one_err = _clients(server.base, 1, seconds, seed=31)
+    many, many_err = _clients(server.base, 20, seconds, seed=37)
+    _row("1 client", one, one_err, seconds)
+    _row("20 clients", many, many_err, seconds)
+    files = _examples(folder)
+    stop, codes, peak = threading.Event(), [], [0.0]
+    before = _rss_mb(server.process.pid)
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss_mb(server.process.pid))
+            time.sleep(0.2)
+
+    helpers = [
+        threading.Thread(target=_uploads, args=(server.base, files, stop, codes)),
+        threading.Thread(target=sample),
+    ]
+    for thread in helpers:
+        thread.start()
+    busy, busy_err = _clients(server.base, 20, seconds, seed=41)
+    stop.set()
+    for thread in helpers:
+        thread.join()
+    _row("20 clients, uploads", busy, busy_err, seconds)
+    print(
+        f"  uploads answered {codes}; server RSS {before:.0f} MB -> peak {peak[0]:.0f} MB "
+        f"(+{peak[0] - before:.0f})"
+    )
+    print(
+        f"  ratios: 20 clients / 1 client throughput {len(many) / max(1, len(one)):.2f}, "
+        f"p99/p50 {_p(many, 99) / _p(many, 50):.2f}, "
+        f"uploads / quiet throughput {len(busy) / max(1, len(many)):.2f}"
+    )
+    stop = threading.Event()
+    attack = threading.Thread(target=_slow_clients, args=(server.base, 200, stop))
+    attack.start()
+    time.sleep(3)
+    answered, failed = _clients(server.base, 1, seconds, seed=43)
+    stop.set()
+    attack.join()
+    share = len(answered) / max(1, len(answered) + failed)
+    print(f"  200 slow clients: {share:.1%} of {len(answered) + failed} searches answered")
+
+
+def _p(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values) * 1000, q))
+
+
+def _row(name: str, values: list[float], errors: int, seconds: float) -> None:
+    print(
+        f"  {name:<22} {len(values) / seconds:7.1f}/s  p50 {_p(values, 50):7.1f}  "
+        f"p95 {_p(values, 95):7.1f}  p99 {_p(values, 99):7.1f}  errors {errors}"
+    )
+
+
 def _pct(values: list[float]) -> tuple[float, float]:
     ms = np.asarray(values) * 1000
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
 
 
 def bench_size(
-    size: int, folder: Path, config_path: Path, checkpoint: Path, queries: int, backend: str
+    size: int,
+    folder: Path,
+    config_path: Path,
+    checkpoint: Path,
+    queries: int,
+    backend: str,
+    load_s: float = 0.0,
 ) -> None:
     from lbsearch.cli.query import make_encoders, quiet_idle_threads
 
@@ -223,6 +387,8 @@ def bench_size(
             f"indexing / quiet {_pct(busy)[0] / base:.2f}; "
             f"{batches} batches of 64 files committed, {server.reloads()} reloads"
         )
+        if load_s:
+            load(server, folder, load_s)
     finally:
         server.stop()
 
@@ -233,17 +399,21 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=60)
     parser.add_argument("--text-size", choices=["tiny", "real"], default="tiny")
     parser.add_argument("--backend", choices=["torch", "onnxruntime", "auto"], default="torch")
+    parser.add_argument("--load", type=float, default=0.0, help="seconds per load phase")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lbsearch-bench-serve-") as tmp:
         folder = Path(tmp)
         checkpoint = write_checkpoint(folder, args.text_size)
         config_path = write_config(folder, checkpoint)
+        if args.load:  # every client is 127.0.0.1 here (see the module's doc)
+            with config_path.open("a") as out:
+                out.write("[serve]\nmax_client_connections = 512\n")
         print(
             f"text tower: {args.text_size} on {args.backend}; {DIM}-d vectors; "
             f"{os.cpu_count()} CPUs; ms p50/p95"
         )
         for size in args.sizes:
-            bench_size(size, folder, config_path, checkpoint, args.queries, args.backend)
+            bench_size(size, folder, config_path, checkpoint, args.queries, args.backend, args.load)
 
 
 if __name__ == "__main__":

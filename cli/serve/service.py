@@ -285,12 +285,8 @@ def _signature(library: Library) -> Signature:
 
 
 def _roots(library: Library) -> Roots:
-    """The roots the library indexed (`Library.roots()` where the library has it; before that,
-    the roots its file rows name)."""
-    listed = getattr(library, "roots", None)
-    if callable(listed):
-        return Roots.of(str(root) for root in listed())
-    return Roots.of(root.root for root in library.stats(0).catalog.roots)
+    """The folders the library's files were indexed from (online or offline), links resolved."""
+    return Roots.of(library.roots())
 
 
 def _models(signature: Signature) -> dict[str, str]:
