@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -110,6 +111,26 @@ def query(
         str,
         typer.Option(metavar="ORDER", help="Rank by relevance (calibrated) or score (raw cosine)."),
     ] = "relevance",
+    match: Annotated[
+        str,
+        typer.Option(
+            metavar="MODE",
+            help="Which stream of a video window must match: any, both (picture and sound), "
+            "picture or sound.",
+        ),
+    ] = "any",
+    moments: Annotated[
+        int,
+        typer.Option(metavar="N", help="Moments (merged time spans) per video or audio file."),
+    ] = 1,
+    cut_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cut",
+            metavar="DIR",
+            help="Also write each result's moments as clips into DIR (created; stdout unchanged).",
+        ),
+    ] = None,
     show_scores: Annotated[
         bool, typer.Option("--scores", help="Add a column of raw cosine scores to the table.")
     ] = False,
@@ -167,6 +188,8 @@ def query(
             order=order,
             min_relevance=min_relevance,
             all=show_all,
+            match=match,
+            moments=moments,
         )
     )
     _note_paths_given_as_text(text or [])
@@ -192,6 +215,37 @@ def query(
         _print_json(hits)
     else:
         _print_table(hits, scores=show_scores, cut=search.cut)
+    if cut_dir is not None:
+        write_clips(hits, cut_dir)
+
+
+def write_clips(hits: list[Hit], folder: Path) -> None:
+    """Each result's moments as clips in `folder`, named after the file and span; stderr names
+    each clip (stdout stays what it would be without --cut). A file that cannot be cut (gone,
+    unreadable) is reported and skipped: the other clips are still worth having."""
+    from lbsearch.errors import LbsearchError
+    from lbsearch.media.classify import VIDEO_EXTS
+    from lbsearch.media.clip import clip_path, cut
+    from lbsearch.types import Modality
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(
+            f"--cut {folder}: cannot create it ({exc.strerror})", "give a folder you can write"
+        ) from None
+    for hit in hits:
+        source = Path(hit.path)
+        video = hit.modality is Modality.VIDEO or source.suffix.lower().lstrip(".") in VIDEO_EXTS
+        for moment in hit.moments:
+            end = min(moment.end_s, hit.duration_s or moment.end_s)  # a last window's rounding
+            out = clip_path(folder, source, moment.start_s, end, video)
+            try:
+                cut(source, moment.start_s, end, out)
+            except LbsearchError as exc:
+                _say(f"lbsearch: {hit.path}: no clip ({exc})")
+                continue
+            _say(f"clip: {out}")
 
 
 def _note_paths_given_as_text(texts: list[str]) -> None:
@@ -284,12 +338,24 @@ def format_relevance(hit: Hit) -> str:
     return "" if hit.relevance is None else f"{hit.relevance:.1f}"
 
 
+_STREAM_MARKS = {"picture": "P", "sound": "S", "both": "P+S"}
+
+
+def _moment_cells(hit: Hit) -> tuple[str, str]:
+    """The time and match cells: each moment's span and stream on a line (the hit's span for
+    a file without moments)."""
+    from lbsearch.search import shell
+
+    if not hit.moments:
+        return shell.format_span(hit), ""
+    spans = [shell.format_seconds(m.start_s, m.end_s) for m in hit.moments]
+    return "\n".join(spans), "\n".join(_STREAM_MARKS[m.matched()] for m in hit.moments)
+
+
 def _print_table(hits: list[Hit], *, scores: bool = False, cut: bool = True) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
-
-    from lbsearch.search import shell
 
     table = Table(box=None, header_style="bold")
     table.add_column("#", justify="right")
@@ -299,6 +365,7 @@ def _print_table(hits: list[Hit], *, scores: bool = False, cut: bool = True) -> 
     table.add_column("modality")
     table.add_column("path", overflow="fold")  # a path is worth more than a tidy row
     table.add_column("time", no_wrap=True)
+    table.add_column("match", no_wrap=True)  # P picture, S sound, P+S both (a moment's)
     for rank, hit in enumerate(hits, 1):
         path = Text(hit.path)
         if hit.offline:  # kept from a folder the last run could not list
@@ -306,7 +373,8 @@ def _print_table(hits: list[Hit], *, scores: bool = False, cut: bool = True) -> 
         if hit.weak:
             path.append(" (weak)", style="dim")
         numbers = [format_relevance(hit)] + ([f"{hit.score:.3f}"] if scores else [])
-        table.add_row(str(rank), *numbers, hit.modality.value, path, shell.format_span(hit))
+        spans, streams = _moment_cells(hit)
+        table.add_row(str(rank), *numbers, hit.modality.value, path, spans, streams)
     console = Console(highlight=False)
     console.print(table)
     if cut and not hits[0].weak:

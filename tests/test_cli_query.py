@@ -40,6 +40,7 @@ FIELDS = {
     "size",
     "mtime",
     "offline",
+    "moments",
 }
 runner = CliRunner()
 

@@ -24,10 +24,12 @@ from ..config import Config
 from ..errors import UsageError
 from ..types import Modality
 from .calibration import install_banks
-from .examples import example_vector, excluded_paths, is_excluded
+from .examples import example_vector, excluded_paths, is_excluded, sound_track_vector
 from .explain import explain_no_match
+from .moments import Match
 from .query import Hit, Query, Term, check_query, segment_filter
 from .scoring import apply_cut_off, rank_key, ranks_by_score, with_relevance
+from .streams import TIMED, Scorer, file_windows, fused_hit, stream_modalities, with_moments
 
 if TYPE_CHECKING:
     from ..embedder import Embedder
@@ -70,7 +72,12 @@ class SearchEngine:
 
     def _search(self, query: Query) -> list[Hit]:
         sizes = self._sizes()
-        targets = {m: s for m, s in sizes.items() if not query.modalities or m in query.modalities}
+        streams = stream_modalities(query.match)
+        targets = {
+            m: s
+            for m, s in sizes.items()
+            if (not query.modalities or m in query.modalities) and (streams is None or m in streams)
+        }
         if not targets:
             return []
         self._check_banks(targets)
@@ -80,23 +87,56 @@ class SearchEngine:
         settings = self.config.relevance
         alpha = settings.alpha if query.order == "relevance" else 0.0  # what FAISS ranks by
         has_text = any(t.text is not None for t in query.terms)
+        scorer = Scorer(self.library, vectors, alpha, settings.alpha, has_text)
+        both = query.match is Match.BOTH
+        want = (4 * query.limit if both else query.limit) + len(excluded)
         found: list[tuple[int, Hit]] = []
         for modality, vector in vectors.items():
-            want = query.limit + len(excluded)
             hits = self._search_modality(modality, vector, where, want, excluded, alpha)
             scored = with_relevance(
                 self.library, modality, hits, vector, alpha, settings.alpha, has_text
             )
             found += scored.items()
+        best = self._best_per_file(found, query)
+        if both:  # ranked by the best window where both streams match: fuse before ranking
+            best = self._fused(best, scorer, query)
+        by_score = ranks_by_score(query, best)
+        ranked = sorted(best, key=lambda h: (-rank_key(h, by_score), h.path, h.start_s))
+        if query.min_score is not None:
+            ranked = [h for h in ranked if h.score >= query.min_score]
+        shown = apply_cut_off(ranked, query, settings)[: query.limit]
+        return shown if both else self._with_moments(shown, scorer, query)
+
+    def _best_per_file(self, found: list[tuple[int, Hit]], query: Query) -> list[Hit]:
+        """Each file's best hit over the modalities searched (a video's frames or sound)."""
         by_score = ranks_by_score(query, [hit for _, hit in found])
         best: dict[int, Hit] = {}
         for file_id, hit in found:
             if file_id not in best or rank_key(hit, by_score) > rank_key(best[file_id], by_score):
                 best[file_id] = hit
-        ranked = sorted(best.values(), key=lambda h: (-rank_key(h, by_score), h.path, h.start_s))
-        if query.min_score is not None:
-            ranked = [h for h in ranked if h.score >= query.min_score]
-        return apply_cut_off(ranked, query, settings)[: query.limit]
+        return list(best.values())
+
+    def _fused(self, hits: list[Hit], scorer: Scorer, query: Query) -> list[Hit]:
+        """`--match both`: each video's hit re-scored by its best window with both streams;
+        files without such a window (pictures, audio files, silent videos) drop out."""
+        windows = file_windows(scorer, [h.path for h in hits])
+        fused = (
+            fused_hit(h, windows[h.path], query.match, query.moments, query.order)
+            for h in hits
+            if h.path in windows
+        )
+        return [h for h in fused if h is not None]
+
+    def _with_moments(self, hits: list[Hit], scorer: Scorer, query: Query) -> list[Hit]:
+        """Videos and audio files get their best moments (`query.moments` of them)."""
+        timed = [h.path for h in hits if h.modality in TIMED]
+        if query.moments <= 0 or not timed:
+            return hits
+        windows = file_windows(scorer, timed)
+        return [
+            with_moments(h, windows.get(h.path), query.match, query.moments, query.order)
+            for h in hits
+        ]
 
     def _check_banks(self, targets: dict[Modality, tuple[int, int]]) -> None:
         """Once per engine and modality: give the library the current reference bank where
@@ -120,10 +160,11 @@ class SearchEngine:
     ) -> dict[Modality, np.ndarray]:
         """One unit query vector per target modality whose index dimension fits every term."""
         files = [(t.weight, self.file_vector(t.file)[1]) for t in terms if t.file is not None]
+        sounds = self._sound_tracks(terms) if Modality.AUDIO in targets else []
         texts = [t for t in terms if t.text is not None]
         vectors: dict[Modality, np.ndarray] = {}
         for modality, dim in targets.items():
-            parts = list(files)
+            parts = list(sounds if modality is Modality.AUDIO else files)
             if texts:
                 encoded = self.embedder.embed_texts(modality, [t.text or "" for t in texts])
                 parts += [(t.weight, v) for t, v in zip(texts, encoded, strict=True)]
@@ -131,6 +172,17 @@ class SearchEngine:
                 continue  # an example from a model of another size cannot search this index
             vectors[modality] = _combine(parts)
         return vectors
+
+    def _sound_tracks(self, terms: tuple[Term, ...]) -> list[tuple[float, np.ndarray]]:
+        """The example files' vectors for searching sound windows: a video example's sound
+        track where it has one (its picture searches the picture windows), else its vector."""
+        parts = []
+        for term in terms:
+            if term.file is not None:
+                sound = sound_track_vector(self.library, self.embedder, self.config, term.file)
+                vector = self.file_vector(term.file)[1] if sound is None else sound
+                parts.append((term.weight, vector))
+        return parts
 
     def file_vector(self, path: Path | str) -> tuple[Modality, np.ndarray]:
         """The example's modality and unit vector (stored if the library holds it unchanged)."""

@@ -105,3 +105,37 @@ def excluded_paths(examples: tuple[Path, ...]) -> frozenset[str]:
 
 def is_excluded(path: str, excluded: frozenset[str]) -> bool:
     return bool(excluded) and (path in excluded or os.path.realpath(path) in excluded)
+
+
+def sound_track_vector(
+    library: Library, embedder: Embedder, config: Config, given: Path | str
+) -> np.ndarray | None:
+    """A video example's sound-track vector (the mean of its sound windows: stored if the
+    library holds the video unchanged, else decoded), for searching sound windows; None for
+    any other example, or a video without sound."""
+    from ..errors import MediaError
+
+    path = absolute(given)
+    record = library.file_by_path(str(path))
+    states = library.modality_states()
+    if record is not None and _reusable(record, path):
+        if record.modality is not Modality.VIDEO or Modality.AUDIO not in states:
+            return None
+        assert record.content_hash is not None
+        stored = library.segments_for_hash(
+            record.content_hash, Modality.AUDIO, states[Modality.AUDIO].model_id
+        )
+        return unit(np.mean([s.vector for s in stored], axis=0)) if stored else None
+    from ..media import classify
+    from ..media.timed import decode_in_time
+
+    try:
+        if classify(path, config.classify) is not Modality.VIDEO:
+            return None
+        segments = decode_in_time(path, embedder.media_spec(Modality.AUDIO), config)
+    except MediaError:
+        return None  # a silent video: its picture vector searches the sound windows too
+    if not segments:
+        return None
+    vectors = embedder.embed_segments(Modality.AUDIO, segments)
+    return unit(np.mean(np.asarray(vectors, dtype=np.float64), axis=0))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..types import Modality
+from .moments import Match
 from .query import Query, Term, check_query
 
 _WEIGHT = re.compile(r"^(?P<body>.*\S)\s*:\s*(?P<weight>[-+]?(\d+(\.\d*)?|\.\d+))$", re.DOTALL)
@@ -47,6 +48,8 @@ class QueryRequest:
     order: str = "relevance"  # or "score"
     min_relevance: float | None = None
     all: bool = False  # no cut-off
+    match: str = "any"  # any, both, picture or sound (moments.py)
+    moments: int = 1  # moments per video or audio file
 
 
 def parse_query(request: QueryRequest) -> Query:
@@ -69,6 +72,8 @@ def parse_query(request: QueryRequest) -> Query:
         order=request.order,
         min_relevance=request.min_relevance,
         cut=not request.all,
+        match=Match.parse(request.match),
+        moments=request.moments,
     )
     if query.after is not None and query.before is not None and query.after > query.before:
         raise UsageError(

@@ -110,6 +110,21 @@ class Moment:
     best_start_s: float
     best_end_s: float
 
+    def matched(self) -> str:
+        """Which stream matched in the best window: "picture", "sound" or "both" (each stream
+        within the scale's margin of the better one; relevances where both have one)."""
+        pair: tuple[float | None, float | None]
+        if self.picture_relevance is not None and self.sound_relevance is not None:
+            pair, margin = (self.picture_relevance, self.sound_relevance), RELEVANCE_SCALE.margin
+        else:
+            pair, margin = (self.picture_score, self.sound_score), RAW_SCALE.margin
+        picture, sound = pair
+        if picture is None or sound is None:
+            return "sound" if picture is None else "picture"
+        if abs(picture - sound) <= margin:
+            return "both"
+        return "picture" if picture > sound else "sound"
+
     def to_json(self) -> dict[str, float | None]:
         """The fields every front end shows (issue 18, "Precisely")."""
         keys = MOMENT_FIELDS

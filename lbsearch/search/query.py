@@ -16,6 +16,7 @@ import numpy as np
 from ..catalog.records import SegmentFilter
 from ..errors import UsageError
 from ..types import Modality
+from .moments import Match, Moment
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Hit:
     offline: bool = False  # its folder could not be listed at the last run (kept, marked)
     relevance: float | None = None  # calibrated, comparable across modalities (relevance.py)
     weak: bool = False  # shown although below the bar: nothing cleared it (relevance.py)
+    moments: tuple[Moment, ...] = ()  # a video's or audio file's best spans (moments.py)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class Query:
     order: str = "relevance"  # or "score": raw cosine
     min_relevance: float | None = None  # the bar, replacing the default cut-off
     cut: bool = False  # the default cut-off (front ends: on unless --all; QueryRequest.all)
+    match: Match = Match.ANY  # which stream of a video window must match (moments.py)
+    moments: int = 1  # moments per video or audio file
 
     @property
     def examples(self) -> tuple[Path, ...]:
@@ -89,6 +93,8 @@ def check_query(query: Query) -> None:
         raise UsageError("every term is negative", "add something to look for, not only a not")
     if query.order not in ("relevance", "score"):
         raise UsageError(f"unknown order {query.order!r}", "order by relevance or score")
+    if query.moments < 0:
+        raise UsageError(f"--moments {query.moments} is below 0", "ask for 0 or more moments")
     if query.limit < 1:
         raise UsageError(f"a limit of {query.limit} is less than 1", "ask for at least one result")
 

@@ -16,7 +16,12 @@ def format_span(hit: Hit) -> str:
     """mm:ss-mm:ss (h:mm:ss past an hour); empty for pictures."""
     if hit.start_s == 0 and hit.end_s == 0:
         return ""
-    return f"{_clock(hit.start_s)}-{_clock(hit.end_s)}"
+    return format_seconds(hit.start_s, hit.end_s)
+
+
+def format_seconds(start_s: float, end_s: float) -> str:
+    """mm:ss-mm:ss (h:mm:ss past an hour)."""
+    return f"{_clock(start_s)}-{_clock(end_s)}"
 
 
 def _clock(seconds: float) -> str:
@@ -43,7 +48,12 @@ def hit_json(rank: int, hit: Hit) -> dict[str, Any]:
         "offline": hit.offline,
         "relevance": None if hit.relevance is None else round(hit.relevance, 4),
         "weak": hit.weak,
+        "moments": [_rounded(m.to_json()) for m in hit.moments],
     }
+
+
+def _rounded(fields: dict[str, float | None]) -> dict[str, float | None]:
+    return {k: None if v is None else round(v, 6) for k, v in fields.items()}
 
 
 def library_embedder(
