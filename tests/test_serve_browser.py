@@ -136,8 +136,8 @@ def test_search_shows_thumbnails_and_plays_video_from_the_segment_start(
     word, start = _word_with_a_late_video_segment(running.base)
     page.click("#chips .chip:text-is('video')")
     _search(page, word)
-    first = page.locator(".card").first
-    assert first.locator(".badge").text_content() == "video"
+    first = page.locator(".card", has_text="long_walk.mp4").first
+    assert first.locator(".badge").first.text_content() == "video"
     assert first.locator(".span").inner_text().startswith(f"00:{int(start):02d}")
     first.locator(".thumb").click()
     page.wait_for_selector("dialog[open] video")
