@@ -7,6 +7,7 @@ the next tone of `TONES_HZ`; the bottom half is a grey level that counts frames 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,12 @@ def window_video(
     rate: int = 16000,
     preset: str = "veryfast",
     bframes: int | None = None,
+    colours: Sequence[int] | None = None,
+    tones: Sequence[int] | None = None,
 ) -> Path:
-    """An H.264 MP4 (key frame every `gop` frames) with an AAC sound track."""
+    """An H.264 MP4 (key frame every `gop` frames) with an AAC sound track. `colours` / `tones`:
+    the index into COLOURS / TONES_HZ of each window (cycling through them by default), so a
+    window's picture and sound can be chosen apart."""
     import av
 
     width, height = size
@@ -65,9 +70,11 @@ def window_video(
             t = i / fps
             while audio is not None and sample < min(total, round((t + 1 / fps) * rate)):
                 n = min(chunk, total - sample)
-                _mux_tone(box, audio, sample, n, rate, window_s)
+                _mux_tone(box, audio, sample, n, rate, window_s, tones)
                 sample += n
-            frame = av.VideoFrame.from_ndarray(_picture(i, t, size, window_s), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(
+                _picture(i, t, size, window_s, colours), format="rgb24"
+            )
             box.mux(video.encode(frame))
         box.mux(video.encode(None))
         if audio is not None:
@@ -75,19 +82,37 @@ def window_video(
     return path
 
 
-def _picture(index: int, t: float, size: tuple[int, int], window_s: float) -> np.ndarray:
+def _choice(window: np.ndarray, chosen: Sequence[int] | None, count: int) -> np.ndarray:
+    """The index of each window's colour or tone: `chosen` (its last one held), else cycling."""
+    if chosen is None:
+        return window % count
+    return np.asarray(chosen)[np.minimum(window, len(chosen) - 1)]
+
+
+def _picture(
+    index: int, t: float, size: tuple[int, int], window_s: float, colours: Sequence[int] | None
+) -> np.ndarray:
     width, height = size
     img = np.empty((height, width, 3), dtype=np.uint8)
-    img[: height // 2] = COLOURS[int(t // window_s) % len(COLOURS)]
+    window = np.array([int(t // window_s)])
+    img[: height // 2] = COLOURS[int(_choice(window, colours, len(COLOURS))[0])]
     img[height // 2 :] = frame_grey(index)
     return img
 
 
-def _mux_tone(box: object, stream: object, first: int, n: int, rate: int, window_s: float) -> None:
+def _mux_tone(
+    box: object,
+    stream: object,
+    first: int,
+    n: int,
+    rate: int,
+    window_s: float,
+    tones: Sequence[int] | None = None,
+) -> None:
     import av
 
     t = (first + np.arange(n)) / rate
-    hz = np.asarray(TONES_HZ)[(t // window_s).astype(int) % len(TONES_HZ)]
+    hz = np.asarray(TONES_HZ)[_choice((t // window_s).astype(int), tones, len(TONES_HZ))]
     samples = (0.5 * np.sin(2 * np.pi * hz * t)).astype(np.float32).reshape(1, -1)
     frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
     frame.sample_rate, frame.pts, frame.time_base = rate, first, Fraction(1, rate)
