@@ -183,3 +183,19 @@ def test_unknown_match_mode_is_a_usage_error(library: Path) -> None:
     result = runner.invoke(app, ["query", "red", "--match", "all", "--library", str(library)])
     assert result.exit_code == 2
     assert "unknown match mode" in result.stderr
+
+
+def test_table_shows_each_moment_span_and_stream(
+    library: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(query_module, "make_encoders", lambda *a, **k: WindowEncoders())
+    monkeypatch.setattr(query_module, "terminal", lambda: True)
+    monkeypatch.setenv("COLUMNS", "200")
+    args = ["query", "red 900hz", "--match", "both", "--moments", "3", "--all"]
+    result = runner.invoke(app, [*args, "--library", str(library)])
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert any(row[-2:] == ["00:10-00:20", "P+S"] for row in rows), result.stdout
+    assert any(row[-2:] == ["00:00-00:10", "P"] for row in rows)  # red seen alone
+    assert any(row[-1] == "S" for row in rows)  # 900 Hz heard alone
+    assert "match" in rows[0]
