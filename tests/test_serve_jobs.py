@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -123,3 +124,33 @@ def test_a_121_megapixel_upload_is_decoded_outside_the_server(media: Path, tmp_p
         searches = [http.get("/api/search", params={"q": "dog"}).status_code for _ in range(3)]
         assert searches == [200, 200, 200]
     assert peak[0] - before < 150 * 1024 * 1024, f"grew {(peak[0] - before) >> 20} MB"
+
+
+class _Counting(FakeEncoders):
+    """Slow fake encoders that count the segments they are asked to embed."""
+
+    def __init__(self) -> None:
+        super().__init__(delay_s=0.5)
+        self.embedded = 0
+
+    def embed_segments(self, modality: Any, segments: Any) -> Any:
+        self.embedded += 1
+        return super().embed_segments(modality, segments)
+
+
+def test_a_client_that_leaves_cancels_its_work(media: Path, tmp_path: Path) -> None:
+    """12 pictures at 0.5 s each: the client gives up after 1 s; the server stops embedding
+    (it went on for all 12 before)."""
+    library = tmp_path / "library"
+    index_folder(media, library, FakeEncoders())
+    encoders = _Counting()
+    picture = (media / "sunset_beach.jpg").read_bytes()
+    files = [("file", (f"{i}.jpg", picture)) for i in range(12)]
+    with serving(library, factory=lambda lib: encoders) as run:
+        with httpx.Client(timeout=60) as warm:  # the pool's workers start with a first job
+            assert warm.post(run.base + "/api/embed", files=files[:1]).status_code == 200
+        encoders.embedded = 0
+        with pytest.raises(httpx.TimeoutException), httpx.Client(timeout=1.0) as http:
+            http.post(run.base + "/api/embed", files=files)
+        time.sleep(7.0)  # all 12 would be done by now
+        assert 0 < encoders.embedded < 12, encoders.embedded
