@@ -288,7 +288,8 @@ def load(server: Server, folder: Path, seconds: float) -> None:
     _row("1 client", one, one_err, seconds)
     _row("20 clients", many, many_err, seconds)
     files = _examples(folder)
-    stop, codes, peak = threading.Event(), [], [0.0]
+    stop, peak = threading.Event(), [0.0]
+    codes: list[int] = []
     before = _rss_mb(server.process.pid)
 
     def sample() -> None:
