@@ -424,3 +424,10 @@ def test_a_model_change_without_reembed_exits_2_and_changes_nothing(
         _index(library, [media], FakeEncoders(models={Modality.IMAGE: "fake/image-v2"}))
     assert refused.value.exit_code == 2 and "--reembed" in str(refused.value)
     assert _snapshot(library) == before
+
+
+def test_index_of_a_missing_root_creates_no_library(tmp_path: Path) -> None:
+    done = _cli("index", str(tmp_path / "typo"), "--library", str(tmp_path / "lib"))
+    assert done.returncode == 2, done.stderr
+    assert "no such file or folder" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "lib").exists()
