@@ -31,7 +31,7 @@ from lbsearch.errors import UsageError
 from lbsearch.indexers.pipeline import IndexOptions, run_index
 from lbsearch.library import Library
 from lbsearch.media.preview import grey_from_depth
-from lbsearch.search import Hit, SearchEngine
+from lbsearch.search import Hit, QueryRequest, SearchEngine, parse_query
 from lbsearch.testing.fake_encoders import FakeEncoders
 from lbsearch.testing.samples import write_sample_media
 from lbsearch.types import Modality
@@ -117,7 +117,7 @@ def test_typing_a_query_lists_every_file_with_a_preview(engine: SearchEngine) ->
         assert {h.modality for h in hits} == set(Modality)
         ranks = [h.score if h.relevance is None else h.relevance for h in hits]
         assert ranks == sorted(ranks, reverse=True)  # the engine's order: relevance
-        assert "7 results for 'dog'" in status(app)
+        assert "7 strong results for 'dog'" in status(app)
         assert isinstance(app.focused, ResultsTable)
         facts = str(app.query_one("#preview-facts").render())
         assert "modality" in facts and hits[0].modality.value in facts
@@ -611,3 +611,55 @@ def test_x_on_a_picture_says_there_is_nothing_to_cut(engine: SearchEngine, tmp_p
     drive(app, script)
     assert notes == ["only video and audio results have a span to cut"]
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ relevance and moments
+
+
+def test_the_default_cut_off_shows_strong_results_and_a_shows_them_all(
+    library: Library,
+) -> None:
+    engine = SearchEngine(library, Config(), FakeEncoders())  # the packaged cut-off
+    app = BrowseApp(engine, query="dog")
+    cut = engine.search(parse_query(QueryRequest(texts=("dog",), limit=50)))
+
+    async def script(pilot: Pilot[None]) -> None:
+        table = app.query_one(ResultsTable)
+        assert [h.path for h in rows(app)] == [h.path for h in cut]
+        assert len(rows(app)) < 7, "the sample library has results below the cut-off"
+        strong = "no strong result" if cut[0].weak else f"{len(cut)} strong result"
+        assert strong in status(app) and "(a: all)" in status(app)
+        for number, hit in enumerate(rows(app)):
+            cells = [str(c) for c in table.get_row(str(number))]
+            assert cells[0] == f"{hit.relevance:.1f}"
+            assert ("(weak)" in cells[1]) == hit.weak
+        await pilot.press("a")
+        await settle(pilot)
+        assert len(rows(app)) == 7 and "7 results" in status(app)
+        assert not any(h.weak for h in rows(app))
+        await pilot.press("a")
+        await settle(pilot)
+        assert [h.path for h in rows(app)] == [h.path for h in cut]
+
+    drive(app, script)
+
+
+def test_a_video_preview_shows_its_moment_and_both_stream_scores(engine: SearchEngine) -> None:
+    app = BrowseApp(engine, query="dog m:video")
+
+    async def script(pilot: Pilot[None]) -> None:
+        hit = app.query_one(ResultsTable).selected
+        assert hit is not None and hit.path.endswith(".mp4") and hit.moments
+        best = hit.moments[0]
+        assert best.picture_score is not None and best.sound_score is not None
+        facts = " ".join(str(app.query_one("#preview-facts").render()).split())
+        assert f"relevance {hit.relevance:.2f}" in facts
+        assert f"moment {clock(best.start_s)}-{clock(best.end_s)}" in facts
+        assert f"picture {best.picture_score:.4f} (relevance" in facts
+        assert f"sound {best.sound_score:.4f} (relevance" in facts
+        table = app.query_one(ResultsTable)
+        time_cell = str(table.get_row("0")[2])
+        assert time_cell.startswith(f"{clock(best.start_s)}-{clock(best.end_s)} ")
+        assert time_cell.rsplit(maxsplit=1)[-1] in ("P", "S", "P+S")
+
+    drive(app, script)

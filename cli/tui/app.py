@@ -79,6 +79,26 @@ class Request:
         return repr(self.box)
 
 
+def count_line(hits: list[Hit], show_all: bool) -> tuple[str, str]:
+    """The status line's count and the a key's hint: strong results (the cut-off), all of
+    them, or the best few marked weak when none cleared the bar."""
+    many = len(hits)
+    plural = "s" if many != 1 else ""
+    if show_all:
+        return f"{many} result{plural}", "(a: strong only)"
+    if hits and hits[0].weak:
+        return f"no strong result: the best {many}, marked weak,", "(a: all)"
+    return f"{many} strong result{plural}", "(a: all)"
+
+
+def cut_span(hit: Hit) -> tuple[float, float]:
+    """What x cuts: the hit's best moment, else its segment (clamped to the file's length)."""
+    start, end = (
+        (hit.moments[0].start_s, hit.moments[0].end_s) if hit.moments else (hit.start_s, hit.end_s)
+    )
+    return start, min(end, hit.duration_s or end)
+
+
 def next_modality(current: Modality | None) -> Modality | None:
     return MODALITY_CYCLE[(MODALITY_CYCLE.index(current) + 1) % len(MODALITY_CYCLE)]
 
@@ -117,6 +137,7 @@ class BrowseApp(App[None]):
         Binding("m", "cycle_modality", "Modality"),
         Binding("c", "copy_path", "Copy path"),
         Binding("x", "cut", "Cut clip"),
+        Binding("a", "toggle_all", "All/strong"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -139,6 +160,7 @@ class BrowseApp(App[None]):
         self.limit = limit
         self.opener = opener
         self.modality: Modality | None = None
+        self.show_all = False  # the a key: every result, not only those above the cut-off
         self.request: Request | None = None
         self._media: dict[MediaKey, MediaRead] = {}
 
@@ -203,8 +225,8 @@ class BrowseApp(App[None]):
         """The hits, and when there are none, the engine's reason."""
         from lbsearch.search import parse_query
 
-        # every result up to the limit, in relevance order (the TUI has no cut-off yet)
-        query = parse_query(replace(request.query, limit=self.limit, all=True))
+        # the strong results (the default cut-off, as `lbsearch query`), or all with the a key
+        query = parse_query(replace(request.query, limit=self.limit, all=self.show_all))
         with self._engine_lock:
             hits = self.engine.search(query)
             return hits, ("" if hits else self.engine.explain_no_match(query))
@@ -220,8 +242,8 @@ class BrowseApp(App[None]):
         if not hits:
             self._status(f"{empty} (for {request.describe()})")
             return
-        count = f"{len(hits)} result{'s' if len(hits) != 1 else ''}"
-        self._status(f"{count} for {request.describe()} in {elapsed:.2f} s")
+        count, hint = count_line(hits, self.show_all)
+        self._status(f"{count} for {request.describe()} in {elapsed:.2f} s {hint}")
 
     def _failed(self, exc: Exception) -> None:
         self.query_one(ResultsTable).loading = False
@@ -371,6 +393,14 @@ class BrowseApp(App[None]):
         else:
             self._status("type a query and press Enter")
 
+    def action_toggle_all(self) -> None:
+        """Show every result, or again only those above the relevance cut-off."""
+        self.show_all = not self.show_all
+        if self.request is not None:
+            self.start(self.request)
+        else:
+            self._status("all results" if self.show_all else "strong results only")
+
     def action_copy_path(self) -> None:
         hit = self.query_one(ResultsTable).selected
         if hit is None:
@@ -387,7 +417,8 @@ class BrowseApp(App[None]):
         if hit.modality not in TIMED:
             self.notify("only video and audio results have a span to cut", severity="warning")
             return
-        self.notify(f"cutting {clock(hit.start_s)}-{clock(hit.end_s)} of {Path(hit.path).name}…")
+        start, end = cut_span(hit)
+        self.notify(f"cutting {clock(start)}-{clock(end)} of {Path(hit.path).name}…")
         self._cut(hit, self.clip_dir or Path.cwd())
 
     @work(thread=True, group="cut")
@@ -397,8 +428,9 @@ class BrowseApp(App[None]):
         source = Path(hit.path)
         try:
             video = hit.modality is Modality.VIDEO or source.suffix.lower() in VIDEO_SUFFIXES
-            out = clip_path(folder, source, hit.start_s, hit.end_s, video)
-            result = cut(source, hit.start_s, hit.end_s, out)
+            start, end = cut_span(hit)
+            out = clip_path(folder, source, start, end, video)
+            result = cut(source, start, end, out)
         except LbsearchError as exc:
             hint = f" ({exc.hint})" if exc.hint else ""
             self.call_from_thread(self.notify, f"{exc.message}{hint}", severity="error")

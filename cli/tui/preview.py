@@ -64,8 +64,11 @@ def build_preview(hit: Hit) -> Preview:
 def compose_preview(hit: Hit, read: MediaRead) -> Preview:
     path = Path(hit.path)
     facts = [("modality", hit.modality.value), ("score", f"{hit.score:.4f}")]
+    if hit.relevance is not None:
+        facts.append(("relevance", f"{hit.relevance:.2f}" + (" (weak)" if hit.weak else "")))
     if hit.modality in TIMED:
         facts.append(("segment", span_text(hit.start_s, hit.end_s)))
+    facts += moment_facts(hit)
     facts += _file_facts(path, hit)
     if read.view is None:
         return Preview(path.name, tuple(facts), None, f"cannot read: {read.error}")
@@ -73,6 +76,23 @@ def compose_preview(hit: Hit, read: MediaRead) -> Preview:
     if hit.duration_s is not None:  # the catalog's duration is already shown
         media = [(key, value) for key, value in media if key != "length"]
     return Preview(path.name, tuple(facts + media), read.view.picture)
+
+
+def moment_facts(hit: Hit) -> list[tuple[str, str]]:
+    """The best moment's span and each stream's score in its best window (a video shows both:
+    picture and sound), as raw cosine and relevance."""
+    if not hit.moments:
+        return []
+    best = hit.moments[0]
+    facts = [("moment", span_text(best.start_s, best.end_s))]
+    for name, score, relevance in (
+        ("picture", best.picture_score, best.picture_relevance),
+        ("sound", best.sound_score, best.sound_relevance),
+    ):
+        if score is not None:
+            extra = "" if relevance is None else f" (relevance {relevance:.2f})"
+            facts.append((name, f"{score:.4f}{extra}"))
+    return facts
 
 
 def _file_facts(path: Path, hit: Hit) -> list[tuple[str, str]]:

@@ -23,12 +23,27 @@ if TYPE_CHECKING:
     from lbsearch.search import Hit
 
 
+RELEVANCE_HEADER = "rel."  # short: on an 80-column terminal the path needs the room
+STREAM_MARKS = {"picture": "P", "sound": "S", "both": "P+S"}
+
+
 def time_column(hit: Hit) -> str:
+    """The best moment's span and the stream that matched (P, S, P+S); the segment's span for
+    a hit without moments; nothing for pictures."""
+    if hit.moments:
+        best = hit.moments[0]
+        return f"{span_text(best.start_s, best.end_s)} {STREAM_MARKS[best.matched()]}"
     return span_text(hit.start_s, hit.end_s) if hit.modality in TIMED else ""
 
 
+def relevance_column(hit: Hit) -> str:
+    """Relevance (calibrated; the raw cosine where the modality has no calibration yet)."""
+    return f"{hit.score:.3f}" if hit.relevance is None else f"{hit.relevance:.1f}"
+
+
 class ResultsTable(DataTable[str | Text]):
-    """One row per hit: score, modality, time span (video/audio), path. Enter opens the file."""
+    """One row per hit: relevance, modality (weak results marked), time span and matching
+    stream (video/audio), path. Enter opens the file."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select_cursor", "Open")]
 
@@ -37,7 +52,7 @@ class ResultsTable(DataTable[str | Text]):
         self.hits: list[Hit] = []
 
     def on_mount(self) -> None:
-        self.add_column("score", key="score")
+        self.add_column(RELEVANCE_HEADER, key="relevance")
         self.add_column("modality", key="modality")
         self.add_column("time", key="time")
         self.add_column("path", key="path")
@@ -46,7 +61,7 @@ class ResultsTable(DataTable[str | Text]):
         row = self.cursor_row if keep_cursor else 0
         self.hits = list(hits)
         self.clear()
-        cells = [(f"{h.score:.3f}", _modality_cell(h), time_column(h)) for h in self.hits]
+        cells = [(relevance_column(h), _modality_cell(h), time_column(h)) for h in self.hits]
         width = self.path_width(cells)
         for number, (hit, (score, modality, span)) in enumerate(zip(self.hits, cells, strict=True)):
             path = display_path(hit.path, width)
@@ -59,7 +74,7 @@ class ResultsTable(DataTable[str | Text]):
         Textual never crops a path (which would drop the file name at its end)."""
         if not self.size.width:
             return PATH_WIDTH
-        headers = ("score", "modality", "time")
+        headers = (RELEVANCE_HEADER, "modality", "time")
         others = sum(max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(headers))
         padding = 2 * self.cell_padding * 4
         scrolls = len(cells) + 1 > self.size.height  # the scroll bar will take its columns
@@ -126,5 +141,7 @@ def facts_text(preview: Preview) -> Text:
 
 
 def _modality_cell(hit: Hit) -> str:
-    """The modality, marked when the file's folder could not be listed at the last run."""
-    return f"{hit.modality.value} (offline)" if hit.offline else hit.modality.value
+    """The modality, marked when the file's folder could not be listed at the last run and when
+    the result is weak (shown although nothing cleared the relevance bar)."""
+    marks = [m for m, on in (("offline", hit.offline), ("weak", hit.weak)) if on]
+    return hit.modality.value + "".join(f" ({m})" for m in marks)

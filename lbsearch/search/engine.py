@@ -14,6 +14,7 @@ never come back as hits. The engine reads the library only through `Library`'s m
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -105,7 +106,7 @@ class SearchEngine:
         if query.min_score is not None:
             ranked = [h for h in ranked if h.score >= query.min_score]
         shown = apply_cut_off(ranked, query, settings)[: query.limit]
-        return shown if both else self._with_moments(shown, scorer, query)
+        return shown if both else self._with_moments(shown, scorer, query, sizes)
 
     def _best_per_file(self, found: list[tuple[int, Hit]], query: Query) -> list[Hit]:
         """Each file's best hit over the modalities searched (a video's frames or sound)."""
@@ -127,11 +128,20 @@ class SearchEngine:
         )
         return [h for h in fused if h is not None]
 
-    def _with_moments(self, hits: list[Hit], scorer: Scorer, query: Query) -> list[Hit]:
-        """Videos and audio files get their best moments (`query.moments` of them)."""
+    def _with_moments(
+        self, hits: list[Hit], scorer: Scorer, query: Query, sizes: dict[Modality, tuple[int, int]]
+    ) -> list[Hit]:
+        """Videos and audio files get their best moments (`query.moments` of them). Both
+        streams of a video are scored, also the one a modality filter or match mode left out
+        of the ranking: a moment reports each stream's score (the mode decides the fusion)."""
         timed = [h.path for h in hits if h.modality in TIMED]
         if query.moments <= 0 or not timed:
             return hits
+        missing = {m: sizes[m] for m in TIMED if m in sizes and m not in scorer.vectors}
+        if missing:
+            self._check_banks(missing)
+            more = self._query_vectors(query.terms, {m: dim for m, (dim, _) in missing.items()})
+            scorer = replace(scorer, vectors={**scorer.vectors, **more})
         windows = file_windows(scorer, timed)
         return [
             with_moments(h, windows.get(h.path), query.match, query.moments, query.order)
