@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -16,12 +16,9 @@ if TYPE_CHECKING:
     from lbsearch.config import RelevanceConfig
     from lbsearch.library import LibraryStats
 
-FAILED_SHOWN = 100  # failed files listed unless --all-failed
-ALL = 1 << 62  # "no limit" for the catalog's failed-file query
+from lbsearch.search.status import ALL, FAILED_SHOWN, failed_total, status_json
 
-
-def failed_total(stats: LibraryStats) -> int:
-    return sum(stats.catalog.failures_by_reason.values())
+__all__ = ["ALL", "FAILED_SHOWN", "print_status", "print_status_json", "run_totals", "status_json"]
 
 
 def print_status(stats: LibraryStats) -> None:
@@ -75,62 +72,6 @@ def print_status_json(stats: LibraryStats, relevance: RelevanceConfig | None = N
     sys.stdout.write(json.dumps(status_json(stats, relevance), indent=2) + "\n")
 
 
-def status_json(stats: LibraryStats, relevance: RelevanceConfig | None = None) -> dict[str, Any]:
-    from lbsearch.config import RelevanceConfig
-    from lbsearch.search.calibration import calibration_status
-
-    catalog = stats.catalog
-    run = catalog.last_run
-    infos = {info.modality: info for info in stats.indices}
-    modalities = []
-    for m in catalog.modalities:
-        info = infos.get(m.modality)
-        files = {status.value: n for status, n in m.files.items()}
-        modalities.append(
-            {
-                "modality": m.modality.value,
-                "files": files,
-                "segments": m.segments,
-                "model": m.state.model_id if m.state else None,
-                "encoding": run.encodings.get(m.modality.value) if run else None,
-                "index": {"kind": info.kind, "up_to_date": info.up_to_date} if info else None,
-                "calibration": calibration_status(
-                    info.bias if info else "",
-                    m.state.model_id if m.state else None,
-                    m.segments,
-                    relevance or RelevanceConfig(),
-                ),
-            }
-        )
-    return {
-        "library": str(stats.root),
-        "files": catalog.files,
-        "segments": catalog.segments,
-        "bytes": {"catalog": stats.catalog_bytes, "vectors": stats.vectors_bytes},
-        "modalities": modalities,
-        "roots": [
-            {"root": r.root, "files": r.files, "last_indexed_at": _iso(r.last_indexed_at)}
-            for r in catalog.roots
-        ],
-        "offline": [
-            {
-                "folder": f.folder,
-                "root": f.root,
-                "reason": f.reason,
-                "since": _iso(f.since),
-                "files": f.files,
-            }
-            for f in catalog.offline
-        ],
-        "last_run": _run_json(run) if run else None,
-        "failures_by_reason": catalog.failures_by_reason,
-        "failed_total": failed_total(stats),
-        "failed_files": [
-            {"path": f.path, "reason": f.reason, "detail": f.detail} for f in catalog.failed_files
-        ],
-    }
-
-
 def _modality_table(stats: LibraryStats) -> Table:
     table = Table("modality", "indexed", "failed", "stale", "segments", "model", "index")
     table.columns[5].overflow = "fold"  # model ids are paths too
@@ -168,17 +109,6 @@ def _run_line(run: RunRecord) -> str:
     )
 
 
-def _run_json(run: RunRecord) -> dict[str, Any]:
-    return {
-        "status": run.status,
-        "started_at": _iso(run.started_at),
-        "finished_at": _iso(run.finished_at) if run.finished_at else None,
-        "roots": list(run.roots),
-        "counts": dict(run.counts.__dict__),
-        "encodings": dict(run.encodings),
-    }
-
-
 def _escape(text: str) -> str:
     from rich.markup import escape
 
@@ -196,7 +126,3 @@ def _size(count: int) -> str:
 
 def _when(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _iso(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")

@@ -23,9 +23,9 @@ from starlette.responses import JSONResponse, Response
 from lbsearch.errors import MediaError
 from lbsearch.search import QueryRequest
 from lbsearch.search.shell import hit_json
+from lbsearch.search.status import ALL, FAILED_SHOWN, status_json
 from lbsearch.thumbnails import DEFAULT_SIDE, ThumbnailError
 
-from ..status import ALL, FAILED_SHOWN, status_json
 from .base import HttpError, ServeSettings, error_response, status_for
 from .content import NotServable, file_response
 from .embedding import embed_texts, embed_uploads
@@ -179,7 +179,7 @@ async def status(request: Request) -> Response:
     """What `lbsearch status --json` prints (the first 100 failed files; `?all_failed=1` for all)."""
     every = request.query_params.get("all_failed", "") in ("1", "true", "yes")
     stats = await _blocking(request, service(request).stats, ALL if every else FAILED_SHOWN)
-    return JSONResponse(status_json(stats))
+    return JSONResponse(status_json(stats, service(request).config.relevance))
 
 
 async def file_content(request: Request) -> Response:

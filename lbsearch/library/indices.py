@@ -83,6 +83,12 @@ class LibraryIndices:
         bank = self.bank(modality, dim)
         return bank.fingerprint if bank is not None else NO_BIAS
 
+    def saved_fingerprint(self, modality: Modality, dim: int | None) -> str:
+        """The fingerprint of the bank saved in the library (not one a reader holds in memory
+        only): what an index file must name to be up to date, for every process alike."""
+        bank = read_bank(bank_path(self.store.directory, modality.value))
+        return bank.fingerprint if bank is not None and bank.vectors.shape[1] == dim else NO_BIAS
+
     def _rows(self, modality: Modality, vectors: np.ndarray, width: int) -> np.ndarray:
         """Stored vectors as an index of `width` columns holds them: [v, bias, 0...]."""
         vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
@@ -356,7 +362,7 @@ class LibraryIndices:
                 state.generation,
                 state.segment_count,
                 state.dim,
-                self.fingerprint(modality, state.dim),
+                self.saved_fingerprint(modality, state.dim),
             )
             if meta is None and not state.segment_count:
                 up_to_date = True  # nothing to index yet; no file needed
