@@ -21,15 +21,17 @@ import numpy as np
 
 from lbsearch.catalog import IndexedFile, NewSegment
 from lbsearch.catalog.store import Catalog
-from lbsearch.config import IndexConfig
+from lbsearch.config import IndexConfig, RelevanceConfig
 from lbsearch.testing.vectors import clustered_vectors, recall_at_k
 from lbsearch.types import Modality
+from lbsearch.vectors.bias import query_with_bias, segment_biases, with_bias
 from lbsearch.vectors.index import (
     IndexKind,
     IndexPlan,
     VectorIndex,
     default_nprobe,
     faiss_module,
+    index_dim,
     plan_index,
 )
 from lbsearch.vectors.store import IndexMeta, write_index_file
@@ -53,57 +55,87 @@ def file_bytes(index: VectorIndex, folder: Path) -> int:
     return path.stat().st_size
 
 
-def bench_size(n: int, dim: int, queries: np.ndarray, folder: Path) -> None:
+def biased(n: int, dim: int, queries: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index rows [v, bias, 0...] as a library stores them (bias against a bank of 1,000
+    text-like vectors, relevance defaults) and query rows [q, -alpha, 0...]."""
+    relevance = RelevanceConfig()
     data = clustered_vectors(n, dim)  # same clusters as the queries
-    ids = np.arange(n, dtype=np.int64)
-    config = IndexConfig(exact_max_segments=0)  # force the approximate kind at any size
+    bank = clustered_vectors(1000, dim, sample_seed=5, gap=1.0)
+    rows = with_bias(data, segment_biases(bank, data, relevance.bank_k), width)
+    return rows, query_with_bias(queries, relevance.alpha, width)
 
-    flat = VectorIndex.new(IndexPlan(IndexKind.FLAT), dim)
+
+def bench_size(n: int, dim: int, queries: np.ndarray, folder: Path, sweep: bool) -> None:
+    config = IndexConfig(exact_max_segments=0)  # force the approximate kind at any size
+    plan = plan_index(n, dim, config)
+    width = index_dim(plan, dim)
+    rows, q = biased(n, dim, queries, width)
+    ids = np.arange(n, dtype=np.int64)
+
+    flat = VectorIndex.new(IndexPlan(IndexKind.FLAT), width)
     start = time.perf_counter()
-    flat.add(ids, data)
+    flat.add(ids, rows)
     flat_add = n / (time.perf_counter() - start)
     start = time.perf_counter()
-    truth = flat.search(queries, 10).ids
+    truth = flat.search(q, 10).ids
     flat_batch = time.perf_counter() - start
-    flat_p50, flat_p95 = latencies_ms(flat, queries, 0)
+    flat_p50, flat_p95 = latencies_ms(flat, q, 0)
 
-    plan = plan_index(n, dim, config)
-    sample = data[np.random.default_rng(0).choice(n, plan.training_size(n), replace=False)]
+    nq = len(q)
+    print(f"\n{n:,} vectors x {dim}-d (+ bias column: {width} wide), {nq} queries, k=10")
+    print(
+        f"  {'index':<24}{'add/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'batch s':>9}{'recall':>8}"
+        f"{'B/seg':>8}"
+    )
+    size = file_bytes(flat, folder) / n
+    print(
+        f"  {'flat (exact)':<24}{flat_add:>10,.0f}{flat_p50:>9.2f}{flat_p95:>9.2f}"
+        f"{flat_batch:>9.3f}{1.0:>8.3f}{size:>8.0f}"
+    )
+    del flat
+    plans = [plan]
+    if sweep and plan.kind is IndexKind.IVF:
+        plans += [
+            IndexPlan(IndexKind.IVF, plan.nlist * 2),
+            IndexPlan(IndexKind.IVF, plan.nlist * 4),
+        ]
+    for candidate in plans:
+        bench_plan(candidate, rows, q, truth, config, folder, sweep)
+
+
+def bench_plan(
+    plan: IndexPlan,
+    rows: np.ndarray,
+    q: np.ndarray,
+    truth: np.ndarray,
+    config: IndexConfig,
+    folder: Path,
+    sweep: bool,
+) -> None:
+    n = len(rows)
+    ids = np.arange(n, dtype=np.int64)
+    picked = np.random.default_rng(0).choice(n, plan.training_size(n), replace=False)
     start = time.perf_counter()
-    ann = VectorIndex.new(plan, dim, sample)
+    ann = VectorIndex.new(plan, rows.shape[1], rows[np.sort(picked)])
     train_s = time.perf_counter() - start
     start = time.perf_counter()
-    ann.add(ids, data)
+    ann.add(ids, rows)
     ann_add = n / (time.perf_counter() - start)
-    nprobe = default_nprobe(plan, config)
-    start = time.perf_counter()
-    found = ann.search(queries, 10, nprobe=nprobe).ids
-    ann_batch = time.perf_counter() - start
-    ann_p50, ann_p95 = latencies_ms(ann, queries, nprobe)
-
-    nq = len(queries)
-    print(f"\n{n:,} vectors x {dim}-d, {nq} queries, k=10")
-    print(
-        f"  {'index':<22}{'add/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'batch s':>9}{'recall':>8}{'B/seg':>8}"
-    )
-    rows = [
-        ("flat (exact)", flat_add, flat_p50, flat_p95, flat_batch, 1.0, file_bytes(flat, folder)),
-        (
-            f"{plan.factory} np={nprobe}",
-            ann_add,
-            ann_p50,
-            ann_p95,
-            ann_batch,
-            recall_at_k(found, truth),
-            file_bytes(ann, folder),
-        ),
-    ]
-    for name, add, p50, p95, batch, recall, size in rows:
+    size = file_bytes(ann, folder) / n
+    default = default_nprobe(plan, config)
+    probes = sorted({default, *((8, 16, 32, 64, 128) if sweep else ())} - {0})
+    for nprobe in [p for p in probes if p <= plan.nlist]:
+        start = time.perf_counter()
+        found = ann.search(q, 10, nprobe=nprobe).ids
+        batch = time.perf_counter() - start
+        p50, p95 = latencies_ms(ann, q, nprobe)
+        mark = "*" if nprobe == default else " "
+        name = f"{plan.factory} np={nprobe}{mark}"
         print(
-            f"  {name:<22}{add:>10,.0f}{p50:>9.2f}{p95:>9.2f}{batch:>9.3f}{recall:>8.3f}"
-            f"{size / n:>8.0f}"
+            f"  {name:<24}{ann_add:>10,.0f}{p50:>9.2f}{p95:>9.2f}{batch:>9.3f}"
+            f"{recall_at_k(found, truth):>8.3f}{size:>8.0f}"
         )
-    print(f"  IVF training: {train_s:.1f} s on {plan.training_size(n):,} vectors")
+    print(f"  {plan.factory} training: {train_s:.1f} s on {plan.training_size(n):,} vectors")
 
 
 def bench_catalog(dim: int, folder: Path, n: int = 10_000) -> None:
@@ -145,6 +177,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--dim", type=int, default=768)
+    parser.add_argument(
+        "--sweep", action="store_true", help="also nprobe 8-128 and 2x, 4x the planned nlist"
+    )
     parser.add_argument("--threads", type=int, default=0, help="FAISS threads (0: all cores)")
     args = parser.parse_args()
     faiss = faiss_module(IndexConfig(threads=args.threads))
@@ -157,7 +192,7 @@ def main() -> None:
     queries = clustered_vectors(args.queries, args.dim, sample_seed=99, gap=1.0)
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
-            bench_size(n, args.dim, queries, Path(tmp))
+            bench_size(n, args.dim, queries, Path(tmp), args.sweep)
         bench_catalog(args.dim, Path(tmp))
 
 

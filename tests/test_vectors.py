@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from lbsearch.vectors import (
     faiss_module,
     plan_index,
 )
-from lbsearch.vectors.index import index_dim, plan_still_fits
+from lbsearch.vectors.index import default_nprobe, index_dim, plan_still_fits
 from lbsearch.vectors.store import IndexMeta, read_index_file, read_index_meta, rerank
 
 IMG = Modality.IMAGE
@@ -212,3 +213,35 @@ def test_saving_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert "free space" in err.value.hint
     assert store.path(IMG).read_bytes() == before
     assert list((tmp_path / "vectors").iterdir()) == [store.path(IMG)]
+
+
+def test_default_nprobe_scans_a_32nd_of_the_lists_and_at_least_32() -> None:
+    # measured with bench/vectors.py: recall@10 >= 0.96 at 100k-300k (README, Performance)
+    config = IndexConfig()
+    assert default_nprobe(IndexPlan(IndexKind.IVF, 256), config) == 32
+    assert default_nprobe(IndexPlan(IndexKind.IVF, 1024), config) == 32
+    assert default_nprobe(IndexPlan(IndexKind.IVF, 4096), config) == 128
+    assert default_nprobe(IndexPlan(IndexKind.IVF, 16), config) == 16
+    assert default_nprobe(IndexPlan(IndexKind.IVF, 4096), IndexConfig(nprobe=7)) == 7
+
+
+def test_a_single_query_searches_on_one_thread_and_restores_the_count() -> None:
+    faiss = faiss_module()
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)
+    seen: list[int] = []
+
+    class Spy:
+        ntotal = 1
+
+        def search(self, q: np.ndarray, k: int, params: object = None) -> tuple[Any, Any]:
+            seen.append(faiss.omp_get_max_threads())
+            return np.zeros((len(q), k), np.float32), np.zeros((len(q), k), np.int64)
+
+    index = VectorIndex(Spy(), IndexPlan(IndexKind.FLAT), 4)
+    try:
+        index.search(np.ones((1, 4), np.float32), 1)
+        index.search(np.ones((16, 4), np.float32), 1)
+        assert seen == [1, 2] and faiss.omp_get_max_threads() == 2
+    finally:
+        faiss.omp_set_num_threads(before)
