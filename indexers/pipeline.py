@@ -107,7 +107,9 @@ def run_index(
         walked.kept,
     )
     status = "interrupted" if interrupted else ("offline" if walked.offline else "finished")
-    library.finish_run(run_id, counts, status)
+    # "auto" is settled when a tower first runs (it may measure): record what ran
+    used = {m.value: str(encoders.encoding(m)) for m in Modality}
+    library.finish_run(run_id, counts, status, used)
     embedded = run.assembler.embedded
     seconds = time.monotonic() - started
     finished = Finished(

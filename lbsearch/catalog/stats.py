@@ -46,14 +46,20 @@ class CatalogRuns(CatalogFolders):
             stmt = insert(runs).values(status="running", **values).returning(runs.c.id)
             return int(conn.execute(stmt).scalar_one())
 
-    def finish_run(self, run_id: int, counts: RunCounts, status: str = "finished") -> None:
-        """Close a run as `finished` or `interrupted` (a killed run stays `running`)."""
+    def finish_run(
+        self,
+        run_id: int,
+        counts: RunCounts,
+        status: str = "finished",
+        encodings: dict[str, str] | None = None,
+    ) -> None:
+        """Close a run as `finished`, `offline` or `interrupted` (a killed run stays `running`);
+        `encodings`: what the towers that ran resolved to (replaces what was expected)."""
+        values = {"finished_at": time.time(), "status": status, "counts": _counts_json(counts)}
+        if encodings is not None:
+            values["encodings"] = json.dumps(encodings, sort_keys=True)
         with self._write() as conn:
-            conn.execute(
-                update(runs)
-                .where(runs.c.id == run_id)
-                .values(finished_at=time.time(), status=status, counts=_counts_json(counts))
-            )
+            conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
 
     def last_run(self) -> RunRecord | None:
         with self._read() as conn:

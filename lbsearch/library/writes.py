@@ -52,9 +52,11 @@ class LibraryWrites:
         self._require_writer()
         return self._catalog.start_run(roots, encodings)
 
-    def finish_run(self, run_id: int, counts: RunCounts, status: str) -> None:
+    def finish_run(
+        self, run_id: int, counts: RunCounts, status: str, encodings: dict[str, str] | None = None
+    ) -> None:
         self._require_writer()
-        self._catalog.finish_run(run_id, counts, status)
+        self._catalog.finish_run(run_id, counts, status, encodings)
 
     # ----------------------------------------------------------------------- files
 
