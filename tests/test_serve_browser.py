@@ -270,7 +270,9 @@ def test_an_error_replaces_the_results_and_counts_are_words(page: Any, running: 
     page.goto(running.base + "/?box=a+sunny+beach&limit=1")
     page.wait_for_selector(".card")
     message = page.locator("#message").inner_text()
-    assert message.startswith("1 result for"), message
+    assert "1 results" not in message, message
+    assert message.startswith(("1 strong result for", "Nothing cleared the bar")), message
+    assert "1 weak result shown" in message or message.startswith("1 strong result for"), message
     page.fill("#q", "dog m:smell")
     page.press("#q", "Enter")
     page.wait_for_function("document.querySelector('#message').classList.contains('error')")
@@ -284,3 +286,30 @@ def test_the_page_has_a_favicon(page: Any, running: Running) -> None:
     with httpx.Client(base_url=running.base) as http:
         icon = http.get(href)
     assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg")
+
+
+def test_the_page_counts_strong_results_and_shows_more_on_request(
+    page: Any, running: Running
+) -> None:
+    page.goto(running.base + "/")
+    page.wait_for_selector("#chips .chip")
+    page.fill("#q", "a sunny beach")
+    page.press("#q", "Enter")
+    page.wait_for_selector("#more")
+    message = page.locator("#message").text_content() or ""
+    assert "strong result" in message or "weak result" in message
+    first = page.locator(".card").count()
+    with httpx.Client(base_url=running.base) as http:
+        everything = http.get(
+            "/api/search", params={"box": "a sunny beach", "all": "1", "limit": "40"}
+        )
+    wanted = len(everything.json()["results"])
+    assert wanted >= first
+    page.click("#more")
+    page.wait_for_function(
+        "document.querySelector('#message').textContent.includes('strong and weak')"
+    )
+    assert page.locator(".card").count() == wanted
+    assert page.locator("#more").count() == 0  # everything is shown: nothing more to ask
+    weak = [r for r in everything.json()["results"] if r["weak"]]
+    assert page.locator(".card.weak").count() == len(weak)

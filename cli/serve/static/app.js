@@ -27,9 +27,16 @@ function clock(seconds) {
   return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`;
 }
 
-function say(text, isError = false) {
+function say(text, isError = false, more = false) {
   message.textContent = text;
   message.classList.toggle("error", isError);
+  if (more && again) {
+    const button = el("button", { id: "more", type: "button", textContent: "Show more" });
+    button.title = "the results below the relevance cut-off too";
+    const rerun = again;
+    button.addEventListener("click", () => rerun());
+    message.append(" ", button);
+  }
 }
 
 // ------------------------------------------------------------------------- the query
@@ -58,12 +65,17 @@ function restore(p) {
   p.getAll("m").forEach((m) => chosen.add(m));
 }
 
-async function run(request, label) {
+// A search is kept as a function of extra parameters, so "Show more" can ask the same question
+// again without the relevance cut-off (all=1), as `lbsearch query --all` does.
+let again = null;
+
+async function run(ask, label, everything = false) {
+  again = everything ? null : () => run(ask, label, true);
   say("Searching…");
   const started = performance.now();
   let body;
   try {
-    const response = await request;
+    const response = await ask(everything ? [["all", "1"]] : []);
     body = await response.json();
     if (!response.ok) {
       clearResults(); // an error never sits above the answer to an earlier search
@@ -78,32 +90,54 @@ async function run(request, label) {
   current = body.results;
   render();
   const ms = Math.round(performance.now() - started);
-  const count = `${current.length} ${current.length === 1 ? "result" : "results"}`;
-  say(current.length ? `${count} for ${label} (${ms} ms)` : `No match for ${label}.`);
+  say(summary(current, label, everything) + ` (${ms} ms)`, false, !everything && current.length > 0);
+}
+
+function summary(hits, label, everything) {
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  if (!hits.length) return `No match for ${label}.`;
+  if (everything) return `${plural(hits.length, "result")} for ${label}, strong and weak`;
+  const strong = hits.filter((hit) => !hit.weak).length;
+  if (!strong) return `Nothing cleared the bar for ${label}: ${plural(hits.length, "weak result")} shown`;
+  return `${plural(strong, "strong result")} for ${label}`;
 }
 
 function searchText() {
   const p = params();
   if (!p.get("box")) { say("Type something to look for, or drop a file.", true); return; }
   history.replaceState(null, "", "?" + p.toString());
-  run(fetch("/api/search?" + p.toString()), `“${p.get("box")}”`);
+  run((extra) => fetch("/api/search?" + withExtra(p, extra)), `“${p.get("box")}”`);
 }
 
 function searchSimilar(hit) {
   const p = params();
   p.delete("box");
   p.append("like_id", String(hit.file_id));
-  run(fetch("/api/search?" + p.toString()), `files like ${baseName(hit.path)}`);
+  run((extra) => fetch("/api/search?" + withExtra(p, extra)), `files like ${baseName(hit.path)}`);
 }
 
 function searchExample(file) {
-  const data = new FormData();
-  for (const [key, value] of params()) if (key !== "box") data.append(key, value);
-  data.append("like", file, file.name);
-  run(fetch("/api/search", { method: "POST", body: data }), `files like ${file.name}`);
+  const ask = (extra) => {
+    const data = new FormData();
+    for (const [key, value] of params()) if (key !== "box") data.append(key, value);
+    for (const [key, value] of extra) data.append(key, value);
+    data.append("like", file, file.name);
+    return fetch("/api/search", { method: "POST", body: data });
+  };
+  run(ask, `files like ${file.name}`);
+}
+
+function withExtra(p, extra) {
+  const copy = new URLSearchParams(p);
+  for (const [key, value] of extra) copy.append(key, value);
+  return copy.toString();
 }
 
 // --------------------------------------------------------------------------- results
+
+function relevanceText(hit) {
+  return typeof hit.relevance === "number" ? `rel ${hit.relevance.toFixed(1)}` : hit.score.toFixed(3);
+}
 
 function baseName(path) {
   return path.split("/").pop();
@@ -129,10 +163,11 @@ function card(hit, index) {
     el("span", { className: "name", textContent: baseName(hit.path), title: hit.path }),
     el("span", { className: "line" },
       el("span", { className: "badge", textContent: hit.modality }),
-      el("span", { className: "score", textContent: hit.score.toFixed(3) }), span,
+      el("span", { className: "score", textContent: relevanceText(hit), title: `cosine ${hit.score.toFixed(3)}` }), span,
+      hit.weak ? el("span", { className: "badge weak", textContent: "weak", title: "below the relevance cut-off" }) : "",
       hit.offline ? el("span", { className: "badge offline", textContent: "offline", title: "its folder could not be read at the last index run" }) : ""),
     el("span", { className: "line" }, similar));
-  const item = el("li", { className: "card" }, open, meta);
+  const item = el("li", { className: hit.weak ? "card weak" : "card" }, open, meta);
   item.dataset.index = index;
   return item;
 }
