@@ -90,7 +90,7 @@ class SearchEngine:
         has_text = any(t.text is not None for t in query.terms)
         scorer = Scorer(self.library, vectors, alpha, settings.alpha, has_text)
         both = query.match is Match.BOTH
-        want = (4 * query.limit if both else query.limit) + len(excluded)
+        want = (2 * query.limit if both else query.limit) + len(excluded)  # both: candidates
         found: list[tuple[int, Hit]] = []
         for modality, vector in vectors.items():
             hits = self._search_modality(modality, vector, where, want, excluded, alpha)
@@ -120,7 +120,7 @@ class SearchEngine:
     def _fused(self, hits: list[Hit], scorer: Scorer, query: Query) -> list[Hit]:
         """`--match both`: each video's hit re-scored by its best window with both streams;
         files without such a window (pictures, audio files, silent videos) drop out."""
-        windows = file_windows(scorer, [h.path for h in hits])
+        windows = file_windows(scorer, hits, self.config.video.segment_seconds)
         fused = (
             fused_hit(h, windows[h.path], query.match, query.moments, query.order)
             for h in hits
@@ -134,7 +134,7 @@ class SearchEngine:
         """Videos and audio files get their best moments (`query.moments` of them). Both
         streams of a video are scored, also the one a modality filter or match mode left out
         of the ranking: a moment reports each stream's score (the mode decides the fusion)."""
-        timed = [h.path for h in hits if h.modality in TIMED]
+        timed = [h for h in hits if h.modality in TIMED]
         if query.moments <= 0 or not timed:
             return hits
         missing = {m: sizes[m] for m in TIMED if m in sizes and m not in scorer.vectors}
@@ -142,7 +142,7 @@ class SearchEngine:
             self._check_banks(missing)
             more = self._query_vectors(query.terms, {m: dim for m, (dim, _) in missing.items()})
             scorer = replace(scorer, vectors={**scorer.vectors, **more})
-        windows = file_windows(scorer, timed)
+        windows = file_windows(scorer, timed, self.config.video.segment_seconds)
         return [
             with_moments(h, windows.get(h.path), query.match, query.moments, query.order)
             for h in hits

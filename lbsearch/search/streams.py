@@ -17,9 +17,10 @@ import numpy as np
 
 from ..catalog.records import SegmentFilter
 from ..types import Modality
+from .calibration import calibration
 from .moments import Match, Moment, Windows, find_moments, fused_values, windows_from_streams
 from .query import Hit
-from .scoring import with_relevance
+from .scoring import own_null
 
 if TYPE_CHECKING:
     from ..library import Library
@@ -57,12 +58,14 @@ class Scorer:
     has_text: bool
 
 
-def file_windows(scorer: Scorer, paths: list[str]) -> dict[str, Windows]:
-    """Every window of the files `paths` (videos and audio files), per path, scored."""
+def file_windows(scorer: Scorer, hits: list[Hit], window_s: float) -> dict[str, Windows]:
+    """Every window of the hits' files (videos and audio files), per path, scored."""
     streams: dict[str, dict[Modality, list[Row]]] = defaultdict(lambda: {m: [] for m in TIMED})
+    paths = list(dict.fromkeys(h.path for h in hits))
+    windows = estimated_windows(hits, window_s)
     for modality in TIMED:
         if modality in scorer.vectors and paths:
-            for path, row in _stream_rows(scorer, modality, paths):
+            for path, row in _stream_rows(scorer, modality, paths, windows):
                 streams[path][modality].append(row)
     return {
         path: windows_from_streams(rows[Modality.VIDEO], rows[Modality.AUDIO])
@@ -70,40 +73,57 @@ def file_windows(scorer: Scorer, paths: list[str]) -> dict[str, Windows]:
     }
 
 
-def _stream_rows(scorer: Scorer, modality: Modality, paths: list[str]) -> list[tuple[str, Row]]:
-    """(path, window row) for every segment of `modality` of the files `paths`."""
+def _stream_rows(
+    scorer: Scorer, modality: Modality, paths: list[str], windows: int
+) -> list[tuple[str, Row]]:
+    """(path, window row) for every segment of `modality` of the files `paths`; `windows`:
+    about how many they have (one search when it is enough, else k grows)."""
     library, vector = scorer.library, scorer.vectors[modality]
     where = SegmentFilter(path_globs=tuple(glob_literal(p) for p in paths))
-    k = min(library.index_size(modality), _FIRST_K)
+    size = library.index_size(modality)
+    k = min(size, max(_FIRST_K, windows))
+    ids, scores = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     while k > 0:
         result = library.search(
             modality, vector[None, :], k, where=where, alpha=scorer.searched_alpha
         )
         ids, scores = result.ids[0], result.scores[0]
-        if (ids < 0).any() or k >= library.index_size(modality):
+        if (ids < 0).any() or k >= size:
             break
-        k = min(library.index_size(modality), 4 * k)  # the files have more windows than k
+        k = min(size, 4 * k)  # the files have more windows than k
     found = ids >= 0
-    segments = library.segments_by_ids(ids[found])
-    hits = {
-        int(i): Hit(
-            h.file.path,
-            modality,
-            float(s),
-            h.segment.start_s,
-            h.segment.end_s,
-            int(i),
-            h.file.duration_s,
-            h.file.size,
-            0.0,
-        )
-        for i, s in zip(ids[found].tolist(), scores[found].tolist(), strict=True)
-        if (h := segments.get(int(i))) is not None
-    }
-    scored = with_relevance(
-        library, modality, hits, vector, scorer.searched_alpha, scorer.alpha, scorer.has_text
-    )
-    return [(h.path, (h.start_s, h.end_s, h.score, h.relevance)) for h in scored.values()]
+    ids, scores = ids[found], scores[found]
+    segments = library.segments_by_ids(ids)
+    raw, relevance = _scored(scorer, modality, ids, scores)
+    rows = []
+    for i, segment_id in enumerate(ids.tolist()):
+        hit = segments.get(segment_id)
+        if hit is not None:
+            rel = None if relevance is None else float(relevance[i])
+            rows.append(
+                (hit.file.path, (hit.segment.start_s, hit.segment.end_s, float(raw[i]), rel))
+            )
+    return rows
+
+
+def _scored(
+    scorer: Scorer, modality: Modality, ids: np.ndarray, searched: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Raw cosines and relevances of segments `ids` from their FAISS scores (as scoring.py's
+    with_relevance does for hits: the same null, the same biases)."""
+    library, alpha = scorer.library, scorer.alpha
+    biases = library.segment_biases(modality, ids).astype(np.float64)
+    raw = np.asarray(searched, dtype=np.float64) + scorer.searched_alpha * biases
+    if scorer.has_text:
+        null = calibration(library, modality, alpha).text
+    else:
+        null = own_null(library, modality, scorer.vectors[modality], alpha)
+    return raw, None if null is None else null.relevance(raw - alpha * biases)
+
+
+def estimated_windows(hits: list[Hit], window_s: float) -> int:
+    """About how many windows the hits' files have in one stream (from their durations)."""
+    return sum(int((h.duration_s or 0.0) // max(window_s, 1.0)) + 2 for h in hits)
 
 
 def with_moments(hit: Hit, windows: Windows | None, mode: Match, count: int, order: str) -> Hit:
