@@ -217,19 +217,38 @@ class CatalogReads(CatalogBase):
         base = select(*_SEGMENT_COLUMNS, *FILE_COLUMNS).join(
             files, files.c.id == segments.c.file_id
         )
+        made: dict[int, FileRecord] = {}  # a video's segments share one record
         with self._read() as conn:
             for part in chunks(sorted({int(i) for i in ids})):
-                for row in conn.execute(base.where(segments.c.id.in_(part), *clauses)).all():
+                if clauses:
+                    rows = conn.execute(base.where(segments.c.id.in_(part), *clauses)).all()
+                else:  # the search path: plain SQL, compiled once by SQLite's statement cache
+                    marks = ",".join("?" * len(part))
+                    rows = conn.exec_driver_sql(_BY_IDS.format(marks=marks), tuple(part)).all()
+                for row in rows:
                     segment = _segment_record(row)
-                    hits[segment.id] = SegmentHit(segment, file_record(row))
+                    file = made.get(segment.file_id) or made.setdefault(
+                        segment.file_id, file_record(row)
+                    )
+                    hits[segment.id] = SegmentHit(segment, file)
         return hits
+
+
+_BY_IDS = (
+    "SELECT "
+    + ", ".join(f"segments.{c.name} AS s_{c.name}" for c in segments.c if c.name != "vector")
+    + ", "
+    + ", ".join(f"files.{c.name} AS {c.name}" for c in files.c)
+    + " FROM segments JOIN files ON files.id = segments.file_id WHERE segments.id IN ({marks})"
+)
+_MODALITIES = {m.value: m for m in Modality}
 
 
 def _segment_record(row: Any) -> SegmentRecord:
     return SegmentRecord(
         id=row.s_id,
         file_id=row.s_file_id,
-        modality=Modality(row.s_modality),
+        modality=_MODALITIES[row.s_modality],
         start_s=row.s_start_s,
         end_s=row.s_end_s,
         model_id=row.s_model_id,
