@@ -79,6 +79,9 @@ class MediaConfig:
     """Larger files are skipped; 0: no limit."""
     decode_workers: int = 0
     """Decoding processes; 0 picks half the CPU cores (1 to 8)."""
+    max_worker_memory_mb: int = 4096
+    """Data memory one decoding process may hold (MB); past it the file fails as
+    "out_of_memory". 0: no limit."""
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,13 @@ usual limits (Pillow's pixel limit, the video decoder's frame numbering). The ch
 request, cached thumbnail or not: a file that was deleted, failed or swapped since gets
 `ThumbnailError` and its cached pictures are removed.
 
+Where: video and audio thumbnails are decoded in a decode pool's worker process when the cache
+has one (the web service's shared pool: FFmpeg's crashes, time-outs and memory stay out of the
+server, with the indexer's limits). The worker opens the file again through `open_indexed`
+(O_NOFOLLOW, then fstat against the recorded device, inode, size and mtime), so a path swapped
+after the server's check is refused there ("vanished"). Pictures and depth maps are drawn in the
+caller's thread: Pillow's pixel limit bounds them (a few hundred MB at most) and they are quick.
+
 Sizes: three (`SIDES`); any asked size rounds up to the next one (the largest past it), so a
 page cannot fill the cache with one file per pixel count. Rendered thumbnails are cached under
 `<library>/cache/thumbnails/`, named by content hash, modality, segment span and size (shared by
@@ -26,6 +33,7 @@ import os
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -35,12 +43,15 @@ import numpy as np
 from .config import Config
 from .errors import LbsearchError, MediaError
 from .media.indexed import NotServable, Roots, open_indexed
+from .media.reasons import media_error
+from .media.worker import WorkerTask
 from .types import Modality
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
     from .catalog.records import FileRecord, SegmentRecord
+    from .media.shared_pool import SharedPool
 
 THUMBNAIL_DIR = ("cache", "thumbnails")
 SIDES = (160, 320, 640)
@@ -86,11 +97,17 @@ class ThumbnailCache:
     at most `max_bytes` of them (least recently used go first). Thread-safe."""
 
     def __init__(
-        self, library_root: Path, config: Config, max_bytes: int = DEFAULT_CACHE_BYTES
+        self,
+        library_root: Path,
+        config: Config,
+        max_bytes: int = DEFAULT_CACHE_BYTES,
+        pool: Callable[[], SharedPool] | None = None,
     ) -> None:
+        """`pool`: gives the decode pool for video and audio thumbnails (None: drawn here)."""
         self.folder = Path(library_root).joinpath(*THUMBNAIL_DIR)
         self.config = config
         self.max_bytes = max_bytes
+        self._pool = pool
         self._lock = threading.Lock()
         self._entries: OrderedDict[Path, int] = OrderedDict()  # oldest use first
         self._bytes = 0
@@ -120,9 +137,28 @@ class ThumbnailCache:
             cached = self.path_for(file, segment, side)
             data = self._read(cached)
             if data is None:
-                data = _jpeg(render(handle, file, segment, side, self.config))
+                data = self._draw(handle, file, segment, side, roots)
                 self._store(cached, data)
         return Thumbnail(data)
+
+    def _draw(
+        self, handle: BinaryIO, file: FileRecord, segment: SegmentRecord, side: int, roots: Roots
+    ) -> bytes:
+        if self._pool is None or segment.modality not in _IN_WORKER:
+            return _jpeg(render(handle, file, segment, side, self.config))
+        limit = self.config.media.decode_timeout_s
+        ticket = self._pool().submit(Path(file.path), ThumbnailTask(file, segment, side, roots))
+        try:
+            data = ticket.payload(timeout_s=4 * limit if limit > 0 else None)
+        except MediaError as error:
+            if error.reason == "vanished":
+                self.forget(file)
+            raise ThumbnailError(error.message, error.hint) from None
+        finally:
+            ticket.cancel()  # a no-op once answered
+        if not data:  # cancelled (the pool is stopping)
+            raise ThumbnailError(f"{file.path}: no thumbnail (the service is stopping)")
+        return data
 
     def forget(self, file: FileRecord) -> None:
         """Remove every cached thumbnail of `file`'s content (gone, failed or swapped)."""
@@ -176,6 +212,31 @@ class ThumbnailCache:
         self._bytes -= self._entries.pop(path, 0)
         with contextlib.suppress(OSError):
             path.unlink()
+
+
+_IN_WORKER = (Modality.VIDEO, Modality.AUDIO)
+
+
+@dataclass(frozen=True)
+class ThumbnailTask(WorkerTask):
+    """A thumbnail drawn in a decode worker: the file is opened and verified there again."""
+
+    file: FileRecord
+    segment: SegmentRecord
+    side: int
+    roots: Roots
+
+    def run(self, cfg: Config) -> bytes:
+        path = self.file.path
+        try:
+            handle, _ = open_indexed(self.file, self.roots)
+        except NotServable as error:
+            raise media_error(path, "vanished", error.message) from None
+        with handle:
+            try:
+                return _jpeg(render(handle, self.file, self.segment, self.side, cfg))
+            except ThumbnailError as error:
+                raise MediaError(path, "corrupt", error.message, error.hint) from None
 
 
 def _digest(file: FileRecord) -> str:

@@ -54,7 +54,7 @@ def _embed_one(
     except MediaError as error:
         return _failure(shown, forced.value if forced else "unknown", "", error)
     model = embedder.model_id(modality)
-    ticket = service.pool.submit(path, embedder.media_spec(modality))
+    ticket = service.pool.submit(path, embedder.media_spec(modality), cancelled)
     segments: list[SegmentVector] = []
     try:
         for part in ticket.parts(timeout_s=4 * service.config.media.decode_timeout_s or None):
@@ -69,6 +69,8 @@ def _embed_one(
         return _failure(shown, modality.value, model, error)
     finally:
         ticket.cancel()
+    if cancelled.is_set():  # the client left while its file was decoding
+        raise Cancelled(shown)
     return EmbedResult(modality=modality.value, model=model, path=shown, segments=segments)
 
 

@@ -93,7 +93,8 @@ def upload_example(
     from lbsearch.media import classify
 
     modality = classify(path, config.classify)
-    ticket = pool.submit(path, embedder.media_spec(modality))
+    # the client leaving sets `cancelled`: the ticket stops, and so does its worker
+    ticket = pool.submit(path, embedder.media_spec(modality), cancelled)
     total, count = None, 0
     try:
         for part in ticket.parts(timeout_s=_wait_s(config)):
@@ -104,6 +105,8 @@ def upload_example(
             count += len(vectors)
     finally:
         ticket.cancel()  # a no-op once done; otherwise its results are dropped
+    if cancelled.is_set():
+        raise Cancelled(str(path))
     if total is None or not count:
         raise MediaError(str(path), "no_segments", "nothing could be decoded from the file")
     return Example(modality, unit(total / count), hash_file(path))

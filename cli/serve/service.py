@@ -89,7 +89,9 @@ class SearchService:
         self._pool: SharedPool | None = None
         self._view = self._open_view()
         cache_bytes = config.serve.thumbnail_cache_mb * 1024 * 1024
-        self.thumbnails = ThumbnailCache(self._view.library.root, config, cache_bytes)
+        self.thumbnails = ThumbnailCache(
+            self._view.library.root, config, cache_bytes, pool=lambda: self.pool
+        )
         self._watcher: threading.Thread | None = None
         self.reloads = 0
 

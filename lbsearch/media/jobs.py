@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import MediaError
 from ..types import MediaSpec, Segment
+from .worker import WorkerTask
 
 LATER = object()  # a JobQueue's answer while it is empty but still open
 
@@ -21,6 +22,7 @@ class DecodeJob:
     path: Path
     spec: MediaSpec
     tag: Any = field(default=None, compare=False)
+    task: WorkerTask | None = field(default=None, compare=False)  # run instead of decoding
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class DecodeResult:
     seconds: float  # wall time of the decode so far (in the worker; up to the kill for a timeout)
     done: bool = True
     serial: int = field(default=0, compare=False)  # the pool's number for the job
+    payload: bytes | None = field(default=None, compare=False)  # a WorkerTask's answer
 
     @property
     def ok(self) -> bool:

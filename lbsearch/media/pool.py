@@ -31,7 +31,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -135,18 +135,22 @@ class DecodePool:
         prefetch: int | None = None,
         torch_threads: int = 1,
         decode_fn: DecodeFn | None = None,
+        cancelled: Callable[[DecodeJob], bool] | None = None,
     ) -> None:
         """`workers` 0: media.decode_workers (0 there: half the CPUs). `timeout_s` None:
         media.decode_timeout_s (0 disables). `prefetch`: finished results allowed to wait for
         the consumer (default: one per worker). `decode_fn`: a picklable top-level function
-        replacing `decode_stream` in the workers (tests, custom decoders). No process starts
-        before the first job."""
+        replacing `decode_stream` in the workers (tests, custom decoders). `cancelled`: asked
+        about each running job at every wake-up; a job it answers True for is stopped at once
+        (its worker killed and replaced, as for a time-out) and ends with a result carrying
+        neither segments nor error. No process starts before the first job."""
         self.cfg = cfg
         self.workers = workers or cfg.media.decode_workers or default_workers()
         self.timeout_s = cfg.media.decode_timeout_s if timeout_s is None else timeout_s
         self.capacity = self.workers + (self.workers if prefetch is None else max(0, prefetch))
         self._threads = torch_threads
         self._decode_fn = decode_fn
+        self._cancelled = cancelled
         self._ctx = start_context()
         self._pool: list[_Worker] = []
         self._next_id = 0
@@ -312,7 +316,7 @@ class DecodePool:
             idle.job, idle.started, idle.clock = (self._next_id, job), now, now
             # if the worker just died, its sentinel reports it and the job fails
             with contextlib.suppress(OSError):
-                idle.conn.send((self._next_id, job.path, job.spec))
+                idle.conn.send((self._next_id, job.path, job.task or job.spec))
 
     def _wait_timeout(self) -> float:
         deadlines = [w.clock + self.timeout_s for w in self._pool if w.job is not None]
@@ -360,9 +364,11 @@ class DecodePool:
             w.clock = time.monotonic()
             return DecodeResult(job, segments, None, w.clock - w.started, False, serial)
         w.job = None
-        return DecodeResult(job, segments, None, message[3], True, serial)
+        payload = message[4] if len(message) > 4 else None  # a WorkerTask's answer
+        return DecodeResult(job, segments, None, message[3], True, serial, payload)
 
     def _expire(self, out: queue.Queue[Any]) -> None:
+        self._stop_cancelled(out)
         if self.timeout_s <= 0:
             return
         now = time.monotonic()
@@ -370,6 +376,18 @@ class DecodePool:
             if w.job is not None and now - w.clock > self.timeout_s:
                 detail = f"no progress for {self.timeout_s:g} s; the decoder was stopped"
                 out.put(_failure(w, "decode_timeout", detail))
+                w.job = None
+                self._replace(w)
+
+    def _stop_cancelled(self, out: queue.Queue[Any]) -> None:
+        """Kill the workers of cancelled jobs: a client that left frees its worker now, not at
+        the time limit."""
+        if self._cancelled is None:
+            return
+        for w in list(self._pool):
+            if w.job is not None and self._cancelled(w.job[1]):
+                serial, job = w.job
+                out.put(DecodeResult(job, [], None, time.monotonic() - w.started, True, serial))
                 w.job = None
                 self._replace(w)
 

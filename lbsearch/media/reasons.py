@@ -26,6 +26,7 @@ REASONS: dict[str, str] = {
     "audio_too_short": "shorter than one fbank frame (400 samples at 16 kHz = 25 ms)",
     "decode_timeout": "decoding took longer than media.decode_timeout_s",
     "decoder_crashed": "the decoder process died (a crash in a native library, or out of memory)",
+    "out_of_memory": "decoding needed more memory than media.max_worker_memory_mb",
     "decode_error": "an unexpected error in lbsearch's decoder (please report it)",
 }
 
@@ -46,6 +47,7 @@ _HINTS: dict[str, str] = {
     "audio_too_short": "audio under 25 ms cannot be embedded",
     "decode_timeout": "raise media.decode_timeout_s for very large files",
     "decoder_crashed": "check the file in a media player; it may be damaged",
+    "out_of_memory": "raise media.max_worker_memory_mb (0 disables the limit) if the file is genuine",
     "decode_error": "re-run with the file alone and report the error",
 }
 

@@ -9,11 +9,13 @@ one `DecodePool`, started on the first job and stopped by `close`, fed through o
   are queued or running (the caller answers 503 with Retry-After);
 - `Ticket.parts()` yields the file's segments part by part as the worker sends them (a long
   video is never whole in memory) and raises the file's MediaError;
-- `Ticket.cancel()` (a client that went away) drops a queued job before it starts and the results
-  of a running one; the worker finishes that file within the pool's time limit.
+- `submit(path, task)` runs a `WorkerTask` (a video's or a sound's thumbnail) the same way;
+  `Ticket.payload()` is its answer;
+- `Ticket.cancel()` (a client that went away) drops a queued job before it starts, and stops a
+  running one at once: its worker is killed and replaced, as for a time-out.
 
-Decoding uses the pool's limits: media.max_image_pixels, max_file_bytes, decode_timeout_s and the
-video/audio segment limits, in worker processes of their own.
+Decoding uses the indexer's limits: media.max_image_pixels, max_file_bytes, decode_timeout_s,
+max_worker_memory_mb and the video/audio segment limits, in worker processes of their own.
 """
 
 from __future__ import annotations
@@ -21,18 +23,22 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ..config import Config
 from ..errors import LbsearchError, MediaError
-from ..types import MediaSpec, Segment
-from .jobs import LATER, DecodeJob, DecodeResult, JobQueue
+from ..types import MediaSpec, Modality, Segment
+from .jobs import LATER, DecodeJob, DecodeResult, JobQueue, no_wakeup
 from .pool import DecodePool, DecodeStream
+from .worker import DecodeFn, WorkerTask
 
 _PARTS_WAITING = 2  # parts a ticket holds before the pool waits for its reader
 _DONE = object()
+_NOTHING = object()
+_CHECK_S = 0.1  # how often a waiting reader looks at its cancel event
 
 
 class PoolBusy(LbsearchError):
@@ -42,20 +48,47 @@ class PoolBusy(LbsearchError):
 class Ticket:
     """One submitted file: read `parts()`, or `cancel()` it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        wake: Callable[[], None] = no_wakeup,
+        cancelled: threading.Event | None = None,
+    ) -> None:
         self.path = path
-        self.cancelled = threading.Event()
+        self.cancelled = threading.Event()  # this ticket's own: `cancel`
+        self._caller = cancelled  # the caller's (a request's, shared by its files): only read
+        self._wake = wake  # the pool's dispatcher: a cancelled job's worker is stopped at once
         self._parts: queue.Queue[Any] = queue.Queue(maxsize=_PARTS_WAITING)
 
     def parts(self, timeout_s: float | None = None) -> Iterator[list[Segment]]:
         """Segments as they are decoded; MediaError if the file cannot be; `timeout_s` bounds
         the wait for each part (then the ticket is cancelled and MediaError raised)."""
+        for item in self._items(timeout_s):
+            if isinstance(item, list):
+                yield item
+
+    def payload(self, timeout_s: float | None = None) -> bytes:
+        """A WorkerTask's answer; MediaError if it failed (or `timeout_s` passed)."""
+        answer = b""
+        for item in self._items(timeout_s):
+            if isinstance(item, bytes):
+                answer = item
+        return answer
+
+    def _items(self, timeout_s: float | None) -> Iterator[Any]:
+        """Stops quietly once the ticket is cancelled (by `cancel` or its caller's event)."""
         while True:
-            try:
-                item = self._parts.get(timeout=timeout_s)
-            except queue.Empty:
-                self.cancel()
-                raise MediaError(str(self.path), "decode_timeout", "no result in time") from None
+            deadline = None if timeout_s is None else time.monotonic() + timeout_s
+            item = _NOTHING
+            while item is _NOTHING and not self.stopped:
+                if deadline is not None and time.monotonic() >= deadline:
+                    self.cancel()
+                    detail = "no result in time"
+                    raise MediaError(str(self.path), "decode_timeout", detail)
+                with contextlib.suppress(queue.Empty):
+                    item = self._parts.get(timeout=_CHECK_S)
+            if item is _NOTHING:
+                return
             if item is _DONE:
                 return
             if isinstance(item, MediaError):
@@ -65,12 +98,19 @@ class Ticket:
     def segments(self, timeout_s: float | None = None) -> list[Segment]:
         return [s for part in self.parts(timeout_s) for s in part]
 
+    @property
+    def stopped(self) -> bool:
+        """Cancelled, by `cancel` or by the caller's event."""
+        return self.cancelled.is_set() or (self._caller is not None and self._caller.is_set())
+
     def cancel(self) -> None:
-        self.cancelled.set()
+        if not self.cancelled.is_set():
+            self.cancelled.set()
+            self._wake()
 
     def _deliver(self, item: Any) -> None:
         """Called by the router: wait for room unless the reader went away."""
-        while not self.cancelled.is_set():
+        while not self.stopped:
             with contextlib.suppress(queue.Full):
                 self._parts.put(item, timeout=0.1)
                 return
@@ -85,7 +125,7 @@ class _Queue(JobQueue):
             if upcoming is None or upcoming is LATER:
                 return upcoming
             assert isinstance(upcoming, DecodeJob)
-            if not upcoming.tag.cancelled.is_set():
+            if not upcoming.tag.stopped:
                 return upcoming
             self.take()
             self.release(upcoming.tag)
@@ -96,8 +136,12 @@ class _Queue(JobQueue):
 class SharedPool:
     """Thread-safe. `workers` 0: the config's decode workers."""
 
-    def __init__(self, config: Config, max_jobs: int, workers: int = 0) -> None:
+    def __init__(
+        self, config: Config, max_jobs: int, workers: int = 0, decode_fn: DecodeFn | None = None
+    ) -> None:
+        """`decode_fn`: as for DecodePool (tests)."""
         self.config, self.max_jobs, self.workers = config, max_jobs, workers
+        self._decode_fn = decode_fn
         self._lock = threading.Lock()
         self._active: set[Ticket] = set()
         self._pool: DecodePool | None = None
@@ -110,7 +154,15 @@ class SharedPool:
         with self._lock:
             return len(self._active)
 
-    def submit(self, path: Path, spec: MediaSpec) -> Ticket:
+    def submit(
+        self,
+        path: Path,
+        spec: MediaSpec | WorkerTask,
+        cancelled: threading.Event | None = None,
+    ) -> Ticket:
+        """Queue `path` (or run a task); `cancelled`: the caller's event (a client that went
+        away), which cancels the ticket, and stops its running worker, as `Ticket.cancel` does.
+        """
         with self._lock:
             if self._closed:
                 raise PoolBusy("the service is stopping", "try again later")
@@ -118,10 +170,13 @@ class SharedPool:
                 raise PoolBusy(
                     f"{self.max_jobs} files are being decoded already", "try again shortly"
                 )
-            ticket = Ticket(Path(path))
-            self._active.add(ticket)
             jobs = self._started()
-        jobs.put(DecodeJob(Path(path), spec, tag=ticket))
+            ticket = Ticket(Path(path), self._wake, cancelled)
+            self._active.add(ticket)
+        if isinstance(spec, WorkerTask):  # the spec only names a modality; the task runs
+            jobs.put(DecodeJob(Path(path), MediaSpec(Modality.IMAGE), ticket, spec))
+        else:
+            jobs.put(DecodeJob(Path(path), spec, tag=ticket))
         return ticket
 
     def close(self) -> None:
@@ -141,7 +196,9 @@ class SharedPool:
 
     def _started(self) -> _Queue:
         if self._jobs is None:
-            self._pool = DecodePool(self.config, workers=self.workers)
+            self._pool = DecodePool(
+                self.config, self.workers, decode_fn=self._decode_fn, cancelled=_is_cancelled
+            )
             self._jobs = _Queue()
             self._jobs.release = self._release
             stream = self._pool.start(self._jobs)
@@ -172,11 +229,23 @@ class SharedPool:
             ticket._deliver(result.error)
         elif result.segments:
             ticket._deliver(result.segments)
+        if result.payload is not None:
+            ticket._deliver(result.payload)
         if result.done:
             if result.error is None:
                 ticket._deliver(_DONE)
             self._release(ticket)
 
+    def _wake(self) -> None:
+        """Ring the pool's dispatcher (a ticket was cancelled)."""
+        if self._jobs is not None:
+            self._jobs.on_change()
+
     def _release(self, ticket: Ticket) -> None:
         with self._lock:
             self._active.discard(ticket)
+
+
+def _is_cancelled(job: DecodeJob) -> bool:
+    ticket: Ticket = job.tag
+    return ticket.stopped
