@@ -42,6 +42,7 @@ from lbsearch.config import load_config
 from lbsearch.embedder import Encoding, LanguageBindEmbedder, open_embedder
 from lbsearch.library import Library
 from lbsearch.search import Query, SearchEngine, Term
+from lbsearch.search.calibration import install_banks
 from lbsearch.testing.checkpoints import TinyDims, write_tiny_checkpoint
 from lbsearch.testing.vectors import clustered_vectors
 from lbsearch.types import MediaSpec, Modality, Segment
@@ -63,22 +64,31 @@ def write_checkpoint(folder: Path, size: str) -> Path:
     return write_tiny_checkpoint(folder / f"bench-{size}", "image", dims=dims)
 
 
-def write_config(folder: Path, checkpoint: Path) -> Path:
+def write_config(folder: Path, checkpoint: Path, exact_max: int | None = None) -> Path:
     path = folder / "config.toml"
     lines = ["[models]"] + [f'{m.value} = "{checkpoint}"' for m in Modality]
-    path.write_text("\n".join([*lines, "[runtime]", 'device = "cpu"', 'dtype = "float32"']) + "\n")
+    lines += ["[runtime]", 'device = "cpu"', 'dtype = "float32"']
+    if exact_max is not None:
+        lines += ["[index]", f"exact_max_segments = {exact_max}"]
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def build_library(root: Path, segments: int, model_id: str) -> float:
-    """Write `segments` segments through Library.write_batch; returns seconds taken."""
+def build_library(root: Path, segments: int, model_id: str, config_path: Path) -> float:
+    """Write `segments` segments through Library.write_batch with the relevance bank
+    installed as `lbsearch index` does (before the writes, so each segment gets its bias
+    column as it is added, and again at the end); returns seconds taken."""
     start = time.perf_counter()
     vectors = clustered_vectors(segments, DIM, seed=7)
     rng = np.random.default_rng(3)
     done = 0
-    with Library.open(root, write=True) as lib:
-        for modality, share, per_file in LAYOUT:
+    config = load_config(config_path)
+    encoders = open_embedder(config, models=dict.fromkeys(Modality, model_id))
+    with Library.open(root, write=True, config=config) as lib:
+        for modality, _, _ in LAYOUT:
             lib.set_modality(modality, model_id, "1", DIM)
+        install_banks(lib, encoders, config.relevance)
+        for modality, share, per_file in LAYOUT:
             files = int(segments * share) // per_file
             batch: list[IndexedFile] = []
             for i in range(files):
@@ -90,6 +100,7 @@ def build_library(root: Path, segments: int, model_id: str) -> float:
                     batch = []
             if batch:
                 lib.write_batch(batch)
+        install_banks(lib, encoders, config.relevance)
     return time.perf_counter() - start
 
 
@@ -146,8 +157,10 @@ class TimedEncoders:
 
 
 def warm(
-    library: Path, config_path: Path, queries: int, backend: str = "auto"
+    library: Path, config_path: Path, queries: int, backend: str = "auto", order: str = "relevance"
 ) -> dict[str, tuple[float, float]]:
+    """p50/p95 of warm searches; order "relevance" is the calibrated default (FAISS scores
+    cosine - alpha x bias, then each modality's null), "score" raw cosine (alpha 0)."""
     config = load_config(config_path)
     totals: list[float] = []
     encodes: list[float] = []
@@ -159,7 +172,7 @@ def warm(
         for text in texts(queries, seed=len(totals)):
             timed.encode_s = 0.0
             start = time.perf_counter()
-            hits = engine.search(Query((Term(text),), limit=20))
+            hits = engine.search(Query((Term(text),), limit=20, order=order))
             totals.append(time.perf_counter() - start)
             encodes.append(timed.encode_s)
             assert len(hits) == 20
@@ -167,16 +180,18 @@ def warm(
     return {"total": _pct(totals), "encode": _pct(encodes), "search": _pct(search)}
 
 
-def cold(library: Path, config_path: Path, runs: int) -> dict[str, tuple[float, float]]:
+def cold(
+    library: Path, config_path: Path, runs: int, order: str = "relevance"
+) -> dict[str, tuple[float, float]]:
     """Cold CLI queries per text back-end, interleaved so a busy moment hits both alike."""
     times: dict[str, list[float]] = {"onnxruntime": [], "torch": []}
     for text in texts(runs, seed=99):
         for backend, spent in times.items():
-            spent.append(_cold_once(library, config_path, text, backend))
+            spent.append(_cold_once(library, config_path, text, backend, order))
     return {backend: _pct(spent) for backend, spent in times.items()}
 
 
-def _cold_once(library: Path, config_path: Path, text: str, backend: str) -> float:
+def _cold_once(library: Path, config_path: Path, text: str, backend: str, order: str) -> float:
     start = time.perf_counter()
     done = subprocess.run(
         [
@@ -191,6 +206,9 @@ def _cold_once(library: Path, config_path: Path, text: str, backend: str) -> flo
             str(library),
             "--backend",
             backend,
+            "--order",
+            order,
+            "--all",
             "--json",
         ],
         capture_output=True,
@@ -296,12 +314,22 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--text-size", choices=["tiny", "real"], default="real")
+    parser.add_argument(
+        "--exact-max", type=int, help="[index] exact_max_segments (default: the config's)"
+    )
+    parser.add_argument(
+        "--warm-only", action="store_true", help="only the quiet warm figures (no load, no cold)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lbsearch-bench-") as tmp:
         folder = Path(tmp)
         checkpoint = write_checkpoint(folder, args.text_size)
-        config_path = write_config(folder, checkpoint)
-        print(f"text tower: {args.text_size}; {DIM}-d vectors; {os.cpu_count()} CPUs; ms p50/p95")
+        config_path = write_config(folder, checkpoint, args.exact_max)
+        load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+        print(
+            f"text tower: {args.text_size}; {DIM}-d vectors; {os.cpu_count()} CPUs{load}; "
+            f"exact search up to {args.exact_max or 'the configured'} segments; ms p50/p95"
+        )
         for size in args.sizes:
             report(folder, size, checkpoint, config_path, args)
 
@@ -310,21 +338,32 @@ def report(
     folder: Path, size: int, checkpoint: Path, config_path: Path, args: argparse.Namespace
 ) -> None:
     library = folder / f"lib-{size}"
-    build_s = build_library(library, size, str(checkpoint))
-    print(f"\n{size:,} segments (written in {build_s:.0f} s)")
+    build_s = build_library(library, size, str(checkpoint), config_path)
+    print(f"\n{size:,} segments (written with the relevance bank in {build_s:.0f} s)")
     first = time.perf_counter()
     cold_phases(library, config_path, "onnxruntime")  # the one-off export, not timed below
     print(
         f"  first run with the ONNX text tower (export included): {time.perf_counter() - first:.1f} s"
     )
     quiet = warm(library, config_path, args.queries)
+    raw = warm(library, config_path, args.queries, order="score")
     for name, (p50, p95) in quiet.items():
-        print(f"  warm engine {name:<8}{p50:>9.1f}{p95:>9.1f}")
+        print(f"  warm engine {name:<8}{p50:>9.1f}{p95:>9.1f}  calibrated")
+    for name, (p50, p95) in raw.items():
+        print(f"  warm engine {name:<8}{p50:>9.1f}{p95:>9.1f}  raw cosine")
+    ratio = quiet["total"][0] / raw["total"][0]
+    print(f"  warm calibrated / raw p50: {ratio:.2f}x")
+    if args.warm_only:
+        return
     loaded = warm_under_load(library, config_path, args.queries, folder)
     ratio = loaded / quiet["total"][0]
     print(f"  warm engine under an indexer: p50 {loaded:.1f} ({ratio:.2f}x quiet)")
-    for backend, (p50, p95) in cold(library, config_path, args.cold_runs).items():
-        print(f"  cold CLI ({backend:<11}) {p50:>9.1f}{p95:>9.1f}  ({args.cold_runs} runs)")
+    for order in ("relevance", "score"):
+        for backend, (p50, p95) in cold(library, config_path, args.cold_runs, order).items():
+            print(
+                f"  cold CLI ({backend:<11}, {order:<9}) {p50:>9.1f}{p95:>9.1f}"
+                f"  ({args.cold_runs} runs)"
+            )
     for backend in ("onnxruntime", "torch"):
         phases = cold_phases(library, config_path, backend)
         shown = [
