@@ -202,3 +202,13 @@ def test_table_shows_each_moment_span_and_stream(
     assert any(row[-2:] == ["00:00-00:10", "P"] for row in rows)  # red seen alone
     assert any(row[-1] == "S" for row in rows)  # 900 Hz heard alone
     assert "match" in rows[0]
+
+
+def test_a_match_mode_that_searches_none_of_the_modalities_asked_is_a_usage_error(
+    library: Path,
+) -> None:
+    for mode, modality in (("both", "image"), ("sound", "video"), ("picture", "audio")):
+        args = ["query", "red", "--match", mode, "-m", modality, "--library", str(library)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (mode, result.output)
+        assert f"--match {mode} searches none of the modalities asked ({modality})" in result.stderr

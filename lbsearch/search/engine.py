@@ -27,10 +27,10 @@ from ..types import Modality
 from .calibration import install_banks
 from .examples import example_vector, excluded_paths, is_excluded, sound_track_vector
 from .explain import explain_no_match
-from .moments import Match
+from .moments import Match, stream_modalities
 from .query import Hit, Query, Term, check_query, segment_filter
 from .scoring import apply_cut_off, rank_key, ranks_by_score, with_relevance
-from .streams import TIMED, Scorer, file_windows, fused_hit, stream_modalities, with_moments
+from .streams import TIMED, Scorer, file_windows, fused_hit, with_moments
 
 if TYPE_CHECKING:
     from ..embedder import Embedder

@@ -35,6 +35,7 @@ from enum import StrEnum
 import numpy as np
 
 from ..errors import UsageError
+from ..types import Modality
 
 _TOUCH_S = 1e-3  # windows whose gap is below a millisecond are adjacent
 MOMENT_FIELDS = (
@@ -63,6 +64,21 @@ class Match(StrEnum):
         except ValueError:
             known = ", ".join(m.value for m in cls)
             raise UsageError(f"unknown match mode {name!r}", f"use one of: {known}") from None
+
+
+TIMED = (Modality.VIDEO, Modality.AUDIO)  # the streams with time windows
+
+
+def stream_modalities(mode: Match) -> tuple[Modality, ...] | None:
+    """The modalities a match mode searches (None: every one): `picture` leaves out sound
+    windows, `sound` keeps only them, `both` needs a video's two streams."""
+    if mode is Match.SOUND:
+        return (Modality.AUDIO,)
+    if mode is Match.BOTH:
+        return TIMED
+    if mode is Match.PICTURE:
+        return tuple(m for m in Modality if m is not Modality.AUDIO)
+    return None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 from ..catalog.records import SegmentFilter
 from ..errors import UsageError
 from ..types import Modality
-from .moments import Match, Moment
+from .moments import Match, Moment, stream_modalities
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,13 @@ def check_query(query: Query) -> None:
         raise UsageError("every term is negative", "add something to look for, not only a not")
     if query.order not in ("relevance", "score"):
         raise UsageError(f"unknown order {query.order!r}", "order by relevance or score")
+    streams = stream_modalities(query.match)
+    if query.modalities and streams is not None and not set(query.modalities) & set(streams):
+        asked = ", ".join(m.value for m in query.modalities)
+        raise UsageError(
+            f"--match {query.match.value} searches none of the modalities asked ({asked})",
+            "both searches video, picture any modality but audio, sound audio; or drop -m",
+        )
     if query.moments < 0:
         raise UsageError(f"--moments {query.moments} is below 0", "ask for 0 or more moments")
     if query.limit < 1:

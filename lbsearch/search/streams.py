@@ -18,7 +18,15 @@ import numpy as np
 from ..catalog.records import SegmentFilter
 from ..types import Modality
 from .calibration import calibration
-from .moments import Match, Moment, Windows, find_moments, fused_values, windows_from_streams
+from .moments import (
+    TIMED,
+    Match,
+    Moment,
+    Windows,
+    find_moments,
+    fused_values,
+    windows_from_streams,
+)
 from .query import Hit
 from .scoring import own_null
 
@@ -26,20 +34,7 @@ if TYPE_CHECKING:
     from ..library import Library
 
 Row = tuple[float, float, float, float | None]  # start_s, end_s, raw cosine, relevance
-TIMED = (Modality.VIDEO, Modality.AUDIO)  # the streams with time windows
 _FIRST_K = 256
-
-
-def stream_modalities(mode: Match) -> tuple[Modality, ...] | None:
-    """The modalities a match mode searches (None: every one): `picture` leaves out sound
-    windows, `sound` keeps only them, `both` needs a video's two streams."""
-    if mode is Match.SOUND:
-        return (Modality.AUDIO,)
-    if mode is Match.BOTH:
-        return TIMED
-    if mode is Match.PICTURE:
-        return tuple(m for m in Modality if m is not Modality.AUDIO)
-    return None
 
 
 def glob_literal(path: str) -> str:
