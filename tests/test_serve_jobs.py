@@ -4,9 +4,13 @@ keeps a 121-megapixel upload out of the server's memory."""
 
 from __future__ import annotations
 
+import os
 import resource
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -154,3 +158,58 @@ def test_a_client_that_leaves_cancels_its_work(media: Path, tmp_path: Path) -> N
             http.post(run.base + "/api/embed", files=files)
         time.sleep(7.0)  # all 12 would be done by now
         assert 0 < encoders.embedded < 12, encoders.embedded
+
+
+_SLOW_PIDS = Path(tempfile.gettempdir()) / "lbsearch-test-slow-decode"
+
+
+def slow_decode(path: Path, spec: Any, cfg: Any) -> list[Any]:
+    """A decode that takes minutes (top-level: the pool's workers import it by name)."""
+    (_SLOW_PIDS / str(os.getpid())).touch()
+    time.sleep(600)
+    return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_a_client_that_leaves_stops_its_running_decode(
+    media: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decode that would take minutes: the client hangs up once it runs, and the worker
+    decoding its file is stopped within seconds (before, it decoded on until media.decode_timeout_s)."""
+    from lbsearch.media import shared_pool
+
+    class SlowPool(SharedPool):
+        def __init__(self, config: Any, max_jobs: int, workers: int = 0) -> None:
+            super().__init__(config, max_jobs, 1, decode_fn=slow_decode)
+
+    monkeypatch.setattr(shared_pool, "SharedPool", SlowPool)
+    shutil.rmtree(_SLOW_PIDS, ignore_errors=True)
+    _SLOW_PIDS.mkdir()
+    library = tmp_path / "library"
+    index_folder(media, library, FakeEncoders())
+    picture = (media / "sunset_beach.jpg").read_bytes()
+    assert load_config().media.decode_timeout_s >= 60
+    with serving(library, factory=lambda lib: FakeEncoders()) as run:
+        request = httpx.Request(
+            "POST", run.base + "/api/embed", files=[("file", ("a.jpg", picture))]
+        )
+        head = f"POST /api/embed HTTP/1.1\r\nHost: {request.url.netloc.decode()}\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in request.headers.items() if k != "host")
+        with socket.create_connection((request.url.host, request.url.port or 80)) as client:
+            client.sendall(head.encode() + b"\r\n" + request.read())
+            deadline = time.monotonic() + 60  # the pool's first worker starts (torch, PyAV)
+            while not any(_SLOW_PIDS.iterdir()) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            (pid,) = [int(p.name) for p in _SLOW_PIDS.iterdir()]
+        left_at = time.monotonic()  # the client hung up while its file decodes
+        while _alive(pid) and time.monotonic() - left_at < 10:
+            time.sleep(0.1)
+        assert not _alive(pid), "the worker still decodes the file of a client that left"
+        assert time.monotonic() - left_at < 5
