@@ -39,7 +39,7 @@ from .preview import (
     media_key,
     read_media,
 )
-from .widgets import PreviewPane, ResultsTable
+from .widgets import PreviewPane, ResultsTable, count_line, cut_span
 
 if TYPE_CHECKING:
     from lbsearch.search import Hit, QueryRequest, SearchEngine
@@ -77,26 +77,6 @@ class Request:
         if len(q.like) == 1 and not (q.texts or q.nots or q.not_like):
             return f"similar to {Path(q.like[0]).name}"  # the box shows the whole path
         return repr(self.box)
-
-
-def count_line(hits: list[Hit], show_all: bool) -> tuple[str, str]:
-    """The status line's count and the a key's hint: strong results (the cut-off), all of
-    them, or the best few marked weak when none cleared the bar."""
-    many = len(hits)
-    plural = "s" if many != 1 else ""
-    if show_all:
-        return f"{many} result{plural}", "(a: strong only)"
-    if hits and hits[0].weak:
-        return f"no strong result: the best {many}, marked weak,", "(a: all)"
-    return f"{many} strong result{plural}", "(a: all)"
-
-
-def cut_span(hit: Hit) -> tuple[float, float]:
-    """What x cuts: the hit's best moment, else its segment (clamped to the file's length)."""
-    start, end = (
-        (hit.moments[0].start_s, hit.moments[0].end_s) if hit.moments else (hit.start_s, hit.end_s)
-    )
-    return start, min(end, hit.duration_s or end)
 
 
 def next_modality(current: Modality | None) -> Modality | None:

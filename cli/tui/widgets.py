@@ -41,6 +41,26 @@ def relevance_column(hit: Hit) -> str:
     return f"{hit.score:.3f}" if hit.relevance is None else f"{hit.relevance:.1f}"
 
 
+def count_line(hits: list[Hit], show_all: bool) -> tuple[str, str]:
+    """The status line's count and the a key's hint: strong results (the cut-off), all of
+    them, or the best few marked weak when none cleared the bar."""
+    many = len(hits)
+    plural = "s" if many != 1 else ""
+    if show_all:
+        return f"{many} result{plural}", "(a: strong only)"
+    if hits and hits[0].weak:
+        return f"no strong result: the best {many}, marked weak,", "(a: all)"
+    return f"{many} strong result{plural}", "(a: all)"
+
+
+def cut_span(hit: Hit) -> tuple[float, float]:
+    """What x cuts: the hit's best moment, else its segment (clamped to the file's length)."""
+    start, end = (
+        (hit.moments[0].start_s, hit.moments[0].end_s) if hit.moments else (hit.start_s, hit.end_s)
+    )
+    return start, min(end, hit.duration_s or end)
+
+
 class ResultsTable(DataTable[str | Text]):
     """One row per hit: relevance, modality (weak results marked), time span and matching
     stream (video/audio), path. Enter opens the file."""
