@@ -155,7 +155,10 @@ def query(
     By default only the strong results show (relevance of at least [relevance] min_relevance,
     ending at the first sharp drop); --all shows the rest, --min-relevance X sets the bar.
     When none is strong the best 3 show, marked weak. `score` is the raw cosine similarity
-    (--order score ranks by it, --scores shows it). --path globs match the absolute path (`*` crosses folders; a pattern
+    (--order score ranks by it, --scores shows it). Video and audio results carry their best
+    moments (--moments N): adjacent windows merged, each with its picture and sound scores;
+    --match both ranks the windows where picture and sound both match first, --match picture
+    or sound uses that stream alone, --cut DIR also writes the moments as clips. --path globs match the absolute path (`*` crosses folders; a pattern
     not starting with / ./ or * matches at any depth, so "holiday/*.jpg" works). --after and
     --before compare the file's modification time in local time: a date means the whole day
     (--after from its start, --before up to its end), a date-time is exact. Files without a
