@@ -108,6 +108,7 @@ class ThumbnailCache:
         self.config = config
         self.max_bytes = max_bytes
         self._pool = pool
+        self._turns_left: threading.BoundedSemaphore | None = None
         self._lock = threading.Lock()
         self._entries: OrderedDict[Path, int] = OrderedDict()  # oldest use first
         self._bytes = 0
@@ -146,19 +147,31 @@ class ThumbnailCache:
     ) -> bytes:
         if self._pool is None or segment.modality not in _IN_WORKER:
             return _jpeg(render(handle, file, segment, side, self.config))
+        pool = self._pool()
         limit = self.config.media.decode_timeout_s
-        ticket = self._pool().submit(Path(file.path), ThumbnailTask(file, segment, side, roots))
-        try:
-            data = ticket.payload(timeout_s=4 * limit if limit > 0 else None)
-        except MediaError as error:
-            if error.reason == "vanished":
-                self.forget(file)
-            raise ThumbnailError(error.message, error.hint) from None
-        finally:
-            ticket.cancel()  # a no-op once answered
+        wait_s = 4 * limit if limit > 0 else 3600.0
+        task = ThumbnailTask(file, segment, side, roots)
+        with self._turns(pool.max_jobs):  # a page of thumbnails leaves uploads their places
+            ticket = pool.submit(Path(file.path), task, wait_s=wait_s)
+            try:
+                data = ticket.payload(timeout_s=wait_s)
+            except MediaError as error:
+                if error.reason == "vanished":
+                    self.forget(file)
+                raise ThumbnailError(error.message, error.hint) from None
+            finally:
+                ticket.cancel()  # a no-op once answered
         if not data:  # cancelled (the pool is stopping)
             raise ThumbnailError(f"{file.path}: no thumbnail (the service is stopping)")
         return data
+
+    def _turns(self, max_jobs: int) -> threading.BoundedSemaphore:
+        """Half the pool's places at most for thumbnails (the rest stay for uploads); a
+        thumbnail past them waits for its turn rather than failing."""
+        with self._lock:
+            if self._turns_left is None:
+                self._turns_left = threading.BoundedSemaphore(max(1, max_jobs // 2))
+            return self._turns_left
 
     def forget(self, file: FileRecord) -> None:
         """Remove every cached thumbnail of `file`'s content (gone, failed or swapped)."""

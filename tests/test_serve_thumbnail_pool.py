@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -124,3 +126,30 @@ def test_a_video_thumbnail_from_the_pool_is_the_same_picture(
     a = np.asarray(Image.open(io.BytesIO(pooled.get(record, segment, roots).data)))
     b = np.asarray(Image.open(io.BytesIO(local.get(record, segment, roots).data)))
     assert a.shape == b.shape and np.abs(a.astype(int) - b).mean() < 1
+
+
+def test_a_page_of_thumbnails_waits_for_places_and_leaves_uploads_theirs(tmp_path: Path) -> None:
+    """Six video thumbnails at once through a pool of 2 places: all are drawn (before, four got
+    PoolBusy, a 503), and they take at most one place, so an upload still finds its own."""
+    shared = SharedPool(load_config(), max_jobs=2, workers=1)
+    try:
+        cache = ThumbnailCache(tmp_path / "library", load_config(), pool=lambda: shared)
+        roots = Roots.of([str(tmp_path)])
+        videos = [write_video(tmp_path / f"v{i}.mp4", seconds=2.0) for i in range(6)]
+        drawn: list[bytes] = []
+        busy_seen: list[int] = []
+
+        def draw(video: Path) -> None:
+            segment = SegmentRecord(1, 1, Modality.VIDEO, 0.0, 2.0, "fake")
+            drawn.append(cache.get(_record(video, Modality.VIDEO), segment, roots, 160).data)
+
+        threads = [threading.Thread(target=draw, args=(v,), daemon=True) for v in videos]
+        for thread in threads:
+            thread.start()
+        while any(t.is_alive() for t in threads):
+            busy_seen.append(shared.busy)
+            time.sleep(0.01)
+        assert len(drawn) == 6 and all(d[:2] == b"\xff\xd8" for d in drawn)
+        assert max(busy_seen) <= 1, "thumbnails took the places uploads need"
+    finally:
+        shared.close()

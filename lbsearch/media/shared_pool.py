@@ -143,6 +143,7 @@ class SharedPool:
         self.config, self.max_jobs, self.workers = config, max_jobs, workers
         self._decode_fn = decode_fn
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # notified when a place frees
         self._active: set[Ticket] = set()
         self._pool: DecodePool | None = None
         self._jobs: _Queue | None = None
@@ -159,17 +160,23 @@ class SharedPool:
         path: Path,
         spec: MediaSpec | WorkerTask,
         cancelled: threading.Event | None = None,
+        wait_s: float = 0.0,
     ) -> Ticket:
         """Queue `path` (or run a task); `cancelled`: the caller's event (a client that went
         away), which cancels the ticket, and stops its running worker, as `Ticket.cancel` does.
-        """
+        `wait_s`: how long to wait for a free place before PoolBusy (thumbnails wait; uploads
+        are answered 503 at once)."""
+        deadline = time.monotonic() + wait_s
         with self._lock:
+            while not self._closed and len(self._active) >= self.max_jobs:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise PoolBusy(
+                        f"{self.max_jobs} files are being decoded already", "try again shortly"
+                    )
+                self._room.wait(left)
             if self._closed:
                 raise PoolBusy("the service is stopping", "try again later")
-            if len(self._active) >= self.max_jobs:
-                raise PoolBusy(
-                    f"{self.max_jobs} files are being decoded already", "try again shortly"
-                )
             jobs = self._started()
             ticket = Ticket(Path(path), self._wake, cancelled)
             self._active.add(ticket)
@@ -182,6 +189,7 @@ class SharedPool:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            self._room.notify_all()
             pool, jobs, router = self._pool, self._jobs, self._router
             for ticket in self._active:
                 ticket.cancel()
@@ -244,6 +252,7 @@ class SharedPool:
     def _release(self, ticket: Ticket) -> None:
         with self._lock:
             self._active.discard(ticket)
+            self._room.notify_all()
 
 
 def _is_cancelled(job: DecodeJob) -> bool:
