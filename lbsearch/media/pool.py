@@ -4,7 +4,9 @@ Why processes: FFmpeg and Pillow can hang or crash on hostile files, and a threa
 killed nor isolated. Each worker owns a pipe; the pool's dispatcher thread (not the caller's)
 hands out jobs, reads results as soon as they are ready, kills a worker whose file overruns
 `media.decode_timeout_s` (the file becomes a `decode_timeout` result) and starts a fresh one.
-A worker that dies (segfault, OOM kill) gives `decoder_crashed` for its file.
+A worker that dies (segfault, OOM kill) gives `decoder_crashed` for its file; one whose data
+grows past `media.max_worker_memory_mb` gives `out_of_memory` (worker.py). A job the caller
+cancels (`cancelled`, the web service's client gone) has its worker killed and replaced at once.
 
 Streaming: a worker sends a file's segments in parts of about 32 MB as it decodes them
 (worker.py), and `stream` yields each part as soon as it arrives (`imap` joins them into whole
