@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 _ADD_CHUNK = 8192
 _NULL_SAMPLE = 2048  # segments the null moments are measured on
 _FILE_SAMPLE = 512  # segments an example-file query's null is measured on
+_SCORE_ALLOWED = 1024  # up to this many allowed segments are scored from the catalog directly
 
 
 class LibraryIndices:
@@ -414,10 +415,30 @@ class LibraryIndices:
                 "(`lbsearch status` lists the models)",
             )
         queries = query_with_bias(queries, alpha, index.dim)
+        if allowed is not None and 0 < len(allowed) <= _SCORE_ALLOWED:
+            return self._score_allowed(modality, index.dim, queries, k, allowed)
         found = self.store.search(modality, index, queries, k, allowed=allowed)
         if index.plan.kind is not IndexKind.IVF_PQ:
             return found
         stored = self.catalog.vectors_by_ids(modality, np.unique(found.ids[found.ids >= 0]))
         return rerank(
             queries, found, stored.ids, self._rows(modality, stored.vectors, index.dim), k
+        )
+
+    def _score_allowed(
+        self, modality: Modality, width: int, queries: np.ndarray, k: int, allowed: np.ndarray
+    ) -> SearchResult:
+        """Exact scores of a few allowed segments from their stored vectors (as the index rows
+        hold them, bias included): a filter naming a few files (a moment search asks for the
+        segments of the files it found) would otherwise scan the whole index with a selector,
+        and every list of an IVF index."""
+        stored = self.catalog.vectors_by_ids(modality, allowed)
+        rows = self._rows(modality, stored.vectors, width)
+        everyone = np.tile(stored.ids, (len(queries), 1))
+        return rerank(
+            queries,
+            SearchResult(everyone, np.zeros(everyone.shape, np.float32)),
+            stored.ids,
+            rows,
+            k,
         )
