@@ -70,6 +70,10 @@ def test_search_equals_lbsearch_query_json(
             {"q": "noise", "path": "depth/*", "min_score": -1},
         ),
         (["hum", "--min-duration", "5"], {"q": "hum", "min_duration": 5}),
+        (
+            ["hum", "--match", "sound", "--moments", "2"],
+            {"q": "hum", "match": "sound", "moments": 2},
+        ),
     ]:
         done = CliRunner().invoke(app, ["query", *args, "--json", "--library", str(library[1])])
         assert done.exit_code == 0, done.output
@@ -130,6 +134,9 @@ def test_search_results_link_to_their_file_and_thumbnail(client: httpx.Client) -
         ({"q": "x", "limit": ["1", "2"]}, 400, "2 times"),
         ({"like_id": "abc"}, 400, "not a file id"),
         ({"like_id": "999999"}, 404, "no file"),
+        ({"q": "x", "match": "smell"}, 400, "smell"),
+        ({"q": "x", "moments": "1.5"}, 400, "whole number"),
+        ({"q": "x", "moments": "99"}, 400, "from 0 to 20"),
     ],
 )
 def test_bad_input_is_a_json_error_never_a_500(

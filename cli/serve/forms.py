@@ -53,6 +53,8 @@ def read_request(
         min_relevance=_number("min_relevance", _one(fields, "min_relevance")),
         order=_one(fields, "order") or "relevance",  # or "score"; parse_query checks it
         all=_one(fields, "all") in ("1", "true"),  # no cut-off, as `query --all`
+        match=_one(fields, "match") or "any",  # any, both, picture, sound; parse_query checks it
+        moments=_moments(fields),
     )
     merged = {name: getattr(boxed, name) + getattr(request, name) for name in _LISTS}
     for name in ("after", "before", *_NUMBERS):
@@ -119,6 +121,17 @@ def _limit(fields: Fields) -> int:
         raise UsageError(f"limit={asked:g} is not a whole number", "give a count like 20")
     if asked > MAX_LIMIT:
         raise UsageError(f"limit {asked:g} is more than {MAX_LIMIT}", "ask for fewer results")
+    return int(asked)
+
+
+def _moments(fields: Fields) -> int:
+    """`moments=N`: moments per video or audio file, as `query --moments` (at most 20 here: a
+    server bounds what one request costs)."""
+    asked = _number("moments", _one(fields, "moments"))
+    if asked is None:
+        return 1
+    if asked != int(asked) or not 0 <= asked <= 20:
+        raise UsageError(f"moments={asked:g} is not a whole number from 0 to 20", "give moments=1")
     return int(asked)
 
 
