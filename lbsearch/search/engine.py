@@ -137,11 +137,11 @@ class SearchEngine:
         timed = [h for h in hits if h.modality in TIMED]
         if query.moments <= 0 or not timed:
             return hits
-        missing = {m: sizes[m] for m in TIMED if m in sizes and m not in scorer.vectors}
+        missing = {m: sizes[m] for m in TIMED if m in sizes and m not in scorer.query_vectors}
         if missing:
             self._check_banks(missing)
             more = self._query_vectors(query.terms, {m: dim for m, (dim, _) in missing.items()})
-            scorer = replace(scorer, vectors={**scorer.vectors, **more})
+            scorer = replace(scorer, query_vectors={**scorer.query_vectors, **more})
         windows = file_windows(scorer, timed, self.config.video.segment_seconds)
         return [
             with_moments(h, windows.get(h.path), query.match, query.moments, query.order)

@@ -47,7 +47,7 @@ class Scorer:
     """What scoring a stream's windows needs: the query vector per modality and the alphas."""
 
     library: Library
-    vectors: dict[Modality, np.ndarray]
+    query_vectors: dict[Modality, np.ndarray]
     searched_alpha: float
     alpha: float
     has_text: bool
@@ -59,7 +59,7 @@ def file_windows(scorer: Scorer, hits: list[Hit], window_s: float) -> dict[str, 
     paths = list(dict.fromkeys(h.path for h in hits))
     windows = estimated_windows(hits, window_s)
     for modality in TIMED:
-        if modality in scorer.vectors and paths:
+        if modality in scorer.query_vectors and paths:
             for path, row in _stream_rows(scorer, modality, paths, windows):
                 streams[path][modality].append(row)
     return {
@@ -73,7 +73,7 @@ def _stream_rows(
 ) -> list[tuple[str, Row]]:
     """(path, window row) for every segment of `modality` of the files `paths`; `windows`:
     about how many they have (one search when it is enough, else k grows)."""
-    library, vector = scorer.library, scorer.vectors[modality]
+    library, vector = scorer.library, scorer.query_vectors[modality]
     where = SegmentFilter(path_globs=tuple(glob_literal(p) for p in paths))
     size = library.index_size(modality)
     k = min(size, max(_FIRST_K, windows))
@@ -112,7 +112,7 @@ def _scored(
     if scorer.has_text:
         null = calibration(library, modality, alpha).text
     else:
-        null = own_null(library, modality, scorer.vectors[modality], alpha)
+        null = own_null(library, modality, scorer.query_vectors[modality], alpha)
     return raw, None if null is None else null.relevance(raw - alpha * biases)
 
 
