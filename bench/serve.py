@@ -357,7 +357,7 @@ def bench_size(
 
     quiet_idle_threads()
     library = folder / f"lib-{size}"
-    build_s = build_library(library, size, str(checkpoint))
+    build_s = build_library(library, size, str(checkpoint), config_path)
     print(f"\n{size:,} segments (written in {build_s:.0f} s)")
     server = Server(library, config_path, backend)
     config = load_config(config_path)

@@ -136,6 +136,7 @@ def test_an_encoding_change_on_an_unrelated_folder_keeps_every_vector(
     before = _snapshot(library)
     empty = tmp_path / "elsewhere"
     empty.mkdir()
+
     class Bfloat16(FakeEncoders):  # what another machine's "auto" resolves to
         def encoding(self, modality: Modality) -> Encoding:
             return Encoding("fake", "bfloat16")
