@@ -3,11 +3,13 @@
 A folder that cannot be listed (missing, permission denied, an I/O error) or that is empty while
 the catalog holds files under it (an unmounted drive's mount point) is *offline*: its files keep
 their rows and vectors, the run reports it and ends with status 1, and searches mark the files.
-Only a folder that was listed sweeps the catalogued files it no longer holds.
+Only a folder that was listed sweeps the catalogued files it no longer holds; a file left out by
+an ignore rule or a flag, but still on disk, is kept.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,16 +78,32 @@ def refuse_unknown_roots(roots: Sequence[Path], library: Library) -> None:
 def sweep(
     library: Library, roots: Sequence[Path], seen: set[str], walked: Walked, progress: Progress
 ) -> int:
-    """Forget files under the walked roots that listed folders no longer hold (or that are
-    now ignored); files under offline folders stay."""
+    """Forget files under the walked roots that listed folders no longer hold. Files under
+    offline folders stay, and so do files still on disk that this run left out (an ignore
+    rule, `--exclude`, hidden files without `--include-hidden`): a changed setting is not a
+    request to delete (`lbsearch forget` is)."""
     offline = [folder.folder for folder in walked.offline]
     gone = [
         record.id
         for root in roots
         for record in library.iter_files(str(root))
-        if record.path not in seen and not is_under_any(record.path, offline)
+        if record.path not in seen
+        and not is_under_any(record.path, offline)
+        and not _still_there(record.path)
     ]
     if gone:
         library.delete_files(gone)
         progress(Swept(len(gone)))
     return len(gone)
+
+
+def _still_there(path: str) -> bool:
+    """Whether `path` may still exist: only "no such file" (of it or a folder above it) counts
+    as gone; any other error (permissions, I/O) keeps the file."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return True

@@ -21,6 +21,7 @@ from lbsearch.indexers import plan as plan_module
 from lbsearch.indexers import walk as walk_module
 from lbsearch.indexers.pipeline import IndexOptions, run_index
 from lbsearch.indexers.progress import Event, Finished
+from lbsearch.indexers.walk import WalkOptions
 from lbsearch.library import Library
 from lbsearch.testing.fake_encoders import FakeEncoders
 from lbsearch.testing.library import assert_library_consistent
@@ -432,3 +433,21 @@ def test_index_of_a_missing_root_creates_no_library(tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr
     assert "no such file or folder" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "lib").exists()
+
+
+def test_files_left_out_by_a_changed_setting_are_kept(tmp_path: Path) -> None:
+    """A run without --include-hidden, or with a new --exclude or ignore rule, is not a request
+    to delete what an earlier run embedded; a file gone from disk still leaves."""
+    media = tmp_path / "media"
+    _pictures(media, 6)
+    (media / ".hidden").mkdir()
+    shutil.copy(media / "p000.png", media / ".hidden" / "secret.png")
+    _index(tmp_path / "lib", [media], walk=WalkOptions(include_hidden=True))
+    (media / ".lbsearchignore").write_text("p002.png\n")
+    (media / "p004.png").unlink()
+    done, _ = _index(tmp_path / "lib", [media], walk=WalkOptions(excludes=("sub/",)))
+    assert done.counts.removed == 1
+    kept = set(_snapshot(tmp_path / "lib"))
+    assert str(media / ".hidden" / "secret.png") in kept
+    assert {str(media / "p002.png"), str(media / "sub" / "p001.png")} <= kept
+    assert str(media / "p004.png") not in kept
