@@ -30,7 +30,7 @@ from .explain import explain_no_match
 from .moments import Match, stream_modalities
 from .query import Hit, Query, Term, check_query, segment_filter
 from .scoring import apply_cut_off, rank_key, ranks_by_score, with_relevance
-from .streams import TIMED, Scorer, file_windows, fused_hit, with_moments
+from .streams import TIMED, Scorer, both_settled, file_windows, fused_hit, with_moments
 
 if TYPE_CHECKING:
     from ..embedder import Embedder
@@ -90,17 +90,18 @@ class SearchEngine:
         has_text = any(t.text is not None for t in query.terms)
         scorer = Scorer(self.library, vectors, alpha, settings.alpha, has_text)
         both = query.match is Match.BOTH
-        want = (2 * query.limit if both else query.limit) + len(excluded)  # both: candidates
-        found: list[tuple[int, Hit]] = []
-        for modality, vector in vectors.items():
-            hits = self._search_modality(modality, vector, where, want, excluded, alpha)
-            scored = with_relevance(
-                self.library, modality, hits, vector, alpha, settings.alpha, has_text
-            )
-            found += scored.items()
-        best = self._best_per_file(found, query)
         if both:  # ranked by the best window where both streams match: fuse before ranking
-            best = self._fused(best, scorer, query)
+            best = self._both(vectors, where, excluded, scorer, query)
+        else:
+            want = query.limit + len(excluded)
+            found: list[tuple[int, Hit]] = []
+            for modality, vector in vectors.items():
+                hits = self._search_modality(modality, vector, where, want, excluded, alpha)
+                scored = with_relevance(
+                    self.library, modality, hits, vector, alpha, settings.alpha, has_text
+                )
+                found += scored.items()
+            best = self._best_per_file(found, query)
         by_score = ranks_by_score(query, best)
         ranked = sorted(best, key=lambda h: (-rank_key(h, by_score), h.path, h.start_s))
         if query.min_score is not None:
@@ -116,6 +117,57 @@ class SearchEngine:
             if file_id not in best or rank_key(hit, by_score) > rank_key(best[file_id], by_score):
                 best[file_id] = hit
         return list(best.values())
+
+    def _both(
+        self,
+        vectors: dict[Modality, np.ndarray],
+        where: SegmentFilter,
+        excluded: frozenset[str],
+        scorer: Scorer,
+        query: Query,
+    ) -> list[Hit]:
+        """`--match both`, exact (the threshold algorithm): the files in the best k segments of
+        either stream are fused; a file in neither fuses to at most the fusion of the two k-th
+        scores (streams.both_settled). Once `limit` fused files reach that, stop; else double k,
+        up to every segment."""
+        k = max(_MIN_FETCH, 8 * query.limit)
+        while True:
+            found: list[tuple[int, Hit]] = []
+            thresholds: dict[Modality, float | None] = {}
+            for modality, vector in vectors.items():
+                alpha = scorer.searched_alpha
+                hits, thresholds[modality] = self._top_segments(
+                    modality, vector, where, k, excluded, alpha
+                )
+                found += with_relevance(
+                    self.library, modality, hits, vector, alpha, scorer.alpha, scorer.has_text
+                ).items()
+            fused = self._fused(self._best_per_file(found, query), scorer, query)
+            if both_settled(scorer, fused, thresholds, query):
+                return fused
+            k *= 2
+
+    def _top_segments(
+        self,
+        modality: Modality,
+        vector: np.ndarray,
+        where: SegmentFilter,
+        k: int,
+        excluded: frozenset[str],
+        alpha: float,
+    ) -> tuple[dict[int, Hit], float | None]:
+        """The files of the best `k` segments, and the k-th score (None: none are left)."""
+        size = self.library.index_size(modality)
+        if size == 0:
+            return {}, None
+        result = self.library.search(
+            modality, vector[None, :], min(k, size), where=where, alpha=alpha
+        )
+        ids, scores = result.ids[0], result.scores[0]
+        found = ids >= 0
+        hits = self._roll_up(ids[found], scores[found], excluded)
+        last = None if k >= size or not found.all() or not found.any() else float(scores[-1])
+        return hits, last
 
     def _fused(self, hits: list[Hit], scorer: Scorer, query: Query) -> list[Hit]:
         """`--match both`: each video's hit re-scored by its best window with both streams;

@@ -9,6 +9,7 @@ joined per file by span (moments.windows_from_streams) and turned into moments.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -19,16 +20,20 @@ from ..catalog.records import SegmentFilter
 from ..types import Modality
 from .calibration import calibration
 from .moments import (
+    RAW_SCALE,
+    RELEVANCE_SCALE,
     TIMED,
     Match,
     Moment,
     Windows,
     find_moments,
     fused_values,
+    soft_min,
     windows_from_streams,
 )
-from .query import Hit
-from .scoring import own_null
+from .query import Hit, Query
+from .relevance import Calibration
+from .scoring import own_null, rank_key, ranks_by_score
 
 if TYPE_CHECKING:
     from ..library import Library
@@ -109,11 +114,15 @@ def _scored(
     library, alpha = scorer.library, scorer.alpha
     biases = library.segment_biases(modality, ids).astype(np.float64)
     raw = np.asarray(searched, dtype=np.float64) + scorer.searched_alpha * biases
-    if scorer.has_text:
-        null = calibration(library, modality, alpha).text
-    else:
-        null = own_null(library, modality, scorer.query_vectors[modality], alpha)
+    null = _null(scorer, modality)
     return raw, None if null is None else null.relevance(raw - alpha * biases)
+
+
+def _null(scorer: Scorer, modality: Modality) -> Calibration | None:
+    """The null distribution a stream's relevances come from (as scoring.with_relevance's)."""
+    if scorer.has_text:
+        return calibration(scorer.library, modality, scorer.alpha).text
+    return own_null(scorer.library, modality, scorer.query_vectors[modality], scorer.alpha)
 
 
 def estimated_windows(hits: list[Hit], window_s: float) -> int:
@@ -152,3 +161,51 @@ def fused_hit(hit: Hit, windows: Windows, mode: Match, count: int, order: str) -
 def _window_index(windows: Windows, moment: Moment) -> int:
     gaps = np.abs(windows.start_s - moment.best_start_s) + np.abs(windows.end_s - moment.best_end_s)
     return int(np.argmin(gaps))
+
+
+# ---- `--match both`, exact: the threshold algorithm's bound and stop test ----------------
+
+
+def unseen_bound(scorer: Scorer, thresholds: dict[Modality, float | None], by_score: bool) -> float:
+    """The most a file in no stream's top k can fuse to under `both`, on the ranking's scale.
+
+    `thresholds`: each stream's k-th FAISS score (None: the stream was searched to its end, so
+    such a file has no window there and no `both` value). Each of that file's windows scores at
+    most the threshold in each stream, and the soft minimum is monotone in both arguments, so its
+    best window fuses to at most the fusion of the two thresholds. inf where a threshold cannot
+    be put on the ranking's scale (no calibration while FAISS ranked by corrected scores)."""
+    values = []
+    for modality in TIMED:
+        threshold = thresholds.get(modality)
+        if threshold is None:
+            return -math.inf
+        values.append(_on_ranking_scale(scorer, modality, threshold, by_score))
+    softness = RAW_SCALE.softness if by_score else RELEVANCE_SCALE.softness
+    if math.inf in values:  # soft_min(inf, b) = b + t ln 2; inf if both are unbounded
+        return min(values) + softness * math.log(2.0)
+    return float(soft_min(np.array(values[0]), np.array(values[1]), softness))
+
+
+def _on_ranking_scale(scorer: Scorer, modality: Modality, searched: float, by_score: bool) -> float:
+    """A FAISS score of `modality` as the value windows are ranked by: the raw cosine when
+    ranking by score (exact only when FAISS searched raw cosines), else the relevance."""
+    if by_score:
+        return searched if scorer.searched_alpha == 0 else math.inf
+    null = _null(scorer, modality)
+    if null is None or scorer.searched_alpha != scorer.alpha:
+        return math.inf
+    return float(null.relevance(searched))
+
+
+def both_settled(
+    scorer: Scorer, hits: list[Hit], thresholds: dict[Modality, float | None], query: Query
+) -> bool:
+    """True when the `limit` best fused files are known: the limit-th best value among the
+    files seen (those the query keeps) is at least what any unseen file can reach."""
+    kept = [h for h in hits if query.min_score is None or h.score >= query.min_score]
+    by_score = ranks_by_score(query, kept)
+    bound = unseen_bound(scorer, thresholds, by_score)
+    if bound == -math.inf:
+        return True
+    values = sorted((rank_key(h, by_score) for h in kept), reverse=True)
+    return len(values) >= query.limit and values[query.limit - 1] >= bound
