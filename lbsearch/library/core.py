@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         SegmentHit,
         StoredSegment,
     )
+    from ..catalog.reads import SegmentFiles
     from ..catalog.store import Catalog
     from ..vectors import SearchResult, VectorStore
     from ..vectors.bias import Bank
@@ -216,6 +217,11 @@ class Library(LibraryWrites):
             i: replace(hit, offline=True) if is_under_any(hit.file.path, folders) else hit
             for i, hit in found.items()
         }
+
+    def segment_files(self, ids: Sequence[int] | np.ndarray) -> SegmentFiles:
+        """Each segment's file id and path (ids gone are absent), for ranking search results
+        before the few shown are read whole with `segments_by_ids`."""
+        return self._catalog.segment_files(ids)
 
     def segments_for_hash(
         self, content_hash: str, modality: Modality, model_id: str
