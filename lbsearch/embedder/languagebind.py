@@ -22,6 +22,7 @@ from ..types import MediaSpec, Modality, Segment
 from .identity import text_tower_identity
 from .options import ONNX, EmbedderOptions
 from .protocol import Encoding
+from .text_batches import TextBatches
 
 if TYPE_CHECKING:
     from .tuner import Decision
@@ -65,7 +66,10 @@ class LanguageBindEmbedder:
         self._text: dict[str, TextTower] = {}  # by text-tower identity
         self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         self._load_lock = threading.RLock()
-        self._text_lock = threading.Lock()  # one text batch at a time: no oversubscribed cores
+        self._text_lock = threading.Lock()  # guards the text vectors cache
+        # one pass through a text tower at a time (no oversubscribed cores), shared by the
+        # callers waiting for it (a service's concurrent searches)
+        self._text_batches = TextBatches()
         self.texts_encoded = 0  # texts that went through a tower (the rest came from memory)
         self.decisions: dict[Modality, Decision | None] = {}  # what "auto" measured or cached
 
@@ -137,23 +141,25 @@ class LanguageBindEmbedder:
         identity = self._text_identity(modality)
         if not texts:
             return np.zeros((0, self.dim(modality)), dtype=np.float32)
+        # The answer is assembled from this call's own vectors: a batch larger than the cache
+        # would otherwise evict entries it still needs.
+        found: dict[str, np.ndarray] = {}
         with self._text_lock:
-            # The answer is assembled from this call's own vectors: a batch larger than the
-            # cache would otherwise evict entries it still needs.
-            found: dict[str, np.ndarray] = {}
             for text in dict.fromkeys(texts):
                 cached = self._vectors.get((identity, text))
                 if cached is not None:
                     self._vectors.move_to_end((identity, text))  # recently used: kept longer
                     found[text] = cached
-            missing = [t for t in dict.fromkeys(texts) if t not in found]
-            if missing:
-                encoded = self._text_tower(modality, identity).encode(missing)
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            tower = self._text_tower(modality, identity)
+            encoded = self._text_batches.run(identity, missing, tower.encode)
+            with self._text_lock:
                 self.texts_encoded += len(missing)
-                for text, vector in zip(missing, encoded, strict=True):
+                for text, vector in encoded.items():
                     found[text] = vector
                     self._remember((identity, text), vector)
-            return np.stack([found[t] for t in texts])
+        return np.stack([found[t] for t in texts])
 
     # -------------------------------------------------------------------------- towers
 
@@ -227,6 +233,7 @@ class LanguageBindEmbedder:
         sibling = LanguageBindEmbedder(self.config, self.options, models, self.notify)
         sibling._text, sibling._vectors = self._text, self._vectors
         sibling._text_lock, sibling._load_lock = self._text_lock, self._load_lock
+        sibling._text_batches = self._text_batches
         return sibling
 
     def _remember(self, key: tuple[str, str], vector: np.ndarray) -> None:
