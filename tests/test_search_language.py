@@ -111,7 +111,7 @@ def test_the_box_reads_every_operator() -> None:
     box = (
         '-cat not:dog -"a rainy day" -mud:0.5 like:"/x/a b.jpg" -like:/x/c.wav m:video,AUDIO '
         "modality:depth path:*.mp4 path:holiday/* after:2024-01-01 before:2024-02-01T10:00 "
-        "min-duration:5 max-duration:60 min-score:0.2 sunset"
+        "min-duration:5 max-duration:60 min-score:0.2 match:Both sunset"
     )
     assert parse_box(box) == QueryRequest(
         texts=("sunset",),
@@ -125,6 +125,7 @@ def test_the_box_reads_every_operator() -> None:
         min_duration=5.0,
         max_duration=60.0,
         min_score=0.2,
+        match="both",
     )
     assert parse_box('"m:video"').texts == ("m:video",)  # quoted: a text, never a filter
 
@@ -153,6 +154,9 @@ def test_a_typed_path_is_an_example_or_an_error_never_a_text(
         ("-like:", "needs a value"),
         ("min-score:high", "not a number"),
         ("-m:video", "negative"),
+        ("match:", "needs a value"),
+        ("dog match:all", "unknown match mode 'all'"),
+        ("-match:both", "negative"),
     ],
 )
 def test_box_mistakes_are_usage_errors(box: str, message: str) -> None:
@@ -168,6 +172,8 @@ def test_box_mistakes_are_usage_errors(box: str, message: str) -> None:
         QueryRequest(texts=("m:video",), modalities=("video", "audio"), paths=("*.jpg",)),
         QueryRequest(texts=("q",), after="2024-01-01", before="2024-01-02T03:04", min_score=0.5),
         QueryRequest(texts=("q",), min_duration=1.5, max_duration=9.0),
+        QueryRequest(texts=("q",), match="sound"),
+        QueryRequest(texts=("q",), modalities=("video",), match="both"),
     ],
 )
 def test_format_box_is_read_back_as_the_same_request(request_: QueryRequest) -> None:
@@ -185,3 +191,10 @@ def test_no_match_says_why() -> None:
     scored = explain_no_match(Query((Term("x"),), min_score=0.9), images, ROOT)
     assert "0.9" in scored and "lower" in scored
     assert explain_no_match(plain, images, ROOT) == "no match"
+
+
+@pytest.mark.parametrize("mode", ["any", "both", "picture", "sound"])
+def test_match_in_the_box_is_the_query_match_mode(mode: str) -> None:
+    query = parse_query(parse_box(f"a dog barking match:{mode}"))
+    assert query.match.value == mode
+    assert query.terms[0].text == "a dog barking"

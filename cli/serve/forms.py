@@ -22,6 +22,7 @@ from starlette.datastructures import ImmutableMultiDict
 
 from lbsearch.errors import UsageError
 from lbsearch.search import QueryRequest, parse_box, parse_query
+from lbsearch.search.moments import Match
 
 if TYPE_CHECKING:
     from lbsearch.search import Query
@@ -59,6 +60,9 @@ def read_request(
     merged = {name: getattr(boxed, name) + getattr(request, name) for name in _LISTS}
     for name in ("after", "before", *_NUMBERS):
         merged[name] = _agree(name, getattr(boxed, name), getattr(request, name))
+    asked = _one(fields, "match")  # the box's match: (not "any") and the field must agree
+    asked = Match.parse(asked).value if asked else None
+    merged["match"] = _agree("match", None if boxed.match == "any" else boxed.match, asked) or "any"
     return dataclasses.replace(
         request,
         **merged,

@@ -9,6 +9,8 @@
                             error, not a text: quote it to search for the words
     like:PATH  -like:PATH   an example file, positive or negative (like:"a b.jpg", like:x.jpg:2)
     m:video,audio           modalities (also modality:)
+    match:both              which stream of a video window must match: any (the default),
+                            both (picture and sound together), picture or sound (`--match`)
     path:GLOB               only files whose path matches (repeatable)
     after:DATE before:DATE  modification time: a date is the whole day, a date-time is exact
     min-duration:S  max-duration:S  min-score:X
@@ -26,12 +28,13 @@ from pathlib import Path
 from ..errors import UsageError
 from ..media.classify import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS
 from .language import QueryRequest, parse_weighted
+from .moments import Match
 
 _QUOTES = "\"'"
 _MEDIA_EXTS = IMAGE_EXTS | VIDEO_EXTS | AUDIO_EXTS | {"npy"}
 _PATH_START = re.compile(r"^(/|~|\./|\.\./|\\\\|[A-Za-z]:[\\/])")
 _LIST_KEYS = {"like": "like", "m": "modalities", "modality": "modalities", "path": "paths"}
-_TEXT_KEYS = {"not": "nots", "after": "after", "before": "before"}
+_TEXT_KEYS = {"not": "nots", "after": "after", "before": "before", "match": "match"}
 _NUMBER_KEYS = {
     "min-duration": "min_duration",
     "max-duration": "max_duration",
@@ -78,6 +81,8 @@ def format_box(request: QueryRequest) -> str:
     if request.modalities:
         parts.append("m:" + ",".join(request.modalities))
     parts += ["path:" + _quote(g) for g in request.paths]
+    if request.match != Match.ANY:
+        parts.append(f"match:{request.match}")
     bounds = {"after": request.after, "before": request.before}
     bounds |= {key: getattr(request, name) for key, name in _NUMBER_KEYS.items()}
     parts += [f"{key}:{_quote(str(value))}" for key, value in bounds.items() if value is not None]
@@ -120,6 +125,8 @@ def _operator(token: _Token, got: _Collected) -> bool:
     elif key in _TEXT_KEYS:
         if key == "not":
             got.add("nots", value)
+        elif key == "match":  # refused here, so the message names what was typed
+            got.single[key] = Match.parse(value).value
         else:
             got.single[key] = value
     else:
@@ -128,7 +135,7 @@ def _operator(token: _Token, got: _Collected) -> bool:
 
 
 _EXAMPLES = {"like": "~/pics/dog.jpg", "m": "video", "modality": "video", "path": "*.jpg"}
-_EXAMPLES |= {"after": "2024-05-01", "before": "2024-05-01", "not": "cat"}
+_EXAMPLES |= {"after": "2024-05-01", "before": "2024-05-01", "not": "cat", "match": "both"}
 
 
 def _number(key: str, value: str) -> float:
