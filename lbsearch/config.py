@@ -184,6 +184,8 @@ class ServeConfig:
     """Open connections from one client address (0: a quarter of max_connections)."""
     max_jobs: int = 8
     """Uploads and embeddings queued or running at once; past it 503 with Retry-After."""
+    max_clip_s: float = 60.0
+    """Longest clip the page's download (GET /api/files/{id}/clip) cuts, padding included."""
 
 
 @dataclass(frozen=True)

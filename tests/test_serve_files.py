@@ -106,6 +106,8 @@ def test_every_id_on_every_route_serves_only_honest_files(
     refused |= {by_path[p.name].id for p in bad.values()}
     honest = {r.id for r in rows} - refused
     assert honest and refused
+    timed = {r.id for r in rows if r.modality in (Modality.VIDEO, Modality.AUDIO)}
+    assert honest & timed
     served: set[int] = set()
     with httpx.Client(base_url=running.base, timeout=60) as http:
         for file_id in range(0, max(r.id for r in rows) + 3):
@@ -117,6 +119,12 @@ def test_every_id_on_every_route_serves_only_honest_files(
             similar = http.get("/api/search", params={"like_id": str(file_id)})
             assert similar.status_code in (200, 404), similar.text
             assert (similar.status_code == 200) == (file_id in honest), file_id
+            clip = http.get(f"/api/files/{file_id}/clip", params={"start": "0", "end": "1"})
+            assert SECRET[:16] not in clip.content
+            if file_id in honest:  # a picture cannot be cut; a video or a sound can
+                assert clip.status_code == (200 if file_id in timed else 400), clip.text
+            else:
+                assert clip.status_code == 404, clip.text
         for segment_id, file_id in _segments(library).items():
             for size in ("160", "320", "640"):
                 thumb = http.get(f"/api/segments/{segment_id}/thumbnail", params={"size": size})

@@ -151,6 +151,17 @@ BAD_GETS = [
     ("/api/files/" + "9" * 40 + "/content", {}),
     ("/api/files/9223372036854775808/content", {}),
     ("/api/status", {"all_failed": "\x00"}),
+    ("/api/files/1/clip", {}),
+    ("/api/files/1/clip", {"start": "\x00", "end": "1"}),
+    ("/api/files/1/clip", {"start": "0", "end": "9" * 5000}),
+    ("/api/files/1/clip", {"start": "-0", "end": "1e309"}),
+    ("/api/files/1/clip", {"start": "nan", "end": "inf"}),
+    ("/api/files/1/clip", {"start": "²", "end": "³"}),
+    ("/api/files/1/clip", {"start": "1", "end": "0"}),
+    ("/api/files/1/clip", {"start": "0", "end": "1", "pad": "-1"}),
+    ("/api/files/1/clip", {"start": "0", "end": "9999999"}),
+    ("/api/files/" + "9" * 40 + "/clip", {"start": "0", "end": "1"}),
+    ("/api/files/9223372036854775808/clip", {"start": "0", "end": "1"}),
 ]
 
 

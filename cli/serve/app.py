@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lbsearch.errors import LbsearchError
 
-from . import api
+from . import api, clips
 from .base import RETRY_AFTER_S, HttpError, ServeSettings, error_response, status_for
 from .security import Access, AccessMiddleware
 
@@ -53,6 +53,7 @@ def build_app(service: SearchService, access: Access, settings: ServeSettings) -
         Route("/api/embed", api.embed, methods=["POST"]),
         Route("/api/status", api.status),
         Route("/api/files/{file_id:int}/content", api.file_content),
+        Route("/api/files/{file_id:int}/clip", clips.clip),
         Route("/api/segments/{segment_id:int}/thumbnail", api.thumbnail),
         Mount("/static", StaticFiles(directory=STATIC, follow_symlink=False), name="static"),
     ]

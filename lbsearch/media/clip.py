@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import LbsearchError, UsageError
 from .avio import first_video_stream, open_container, timeline_origin
@@ -83,7 +83,16 @@ def cut(
     """Write [start_s - pad_s, end_s + pad_s] of `source` (clamped to the file) to `out`."""
     source, out = Path(source), Path(out)
     _check_request(source, start_s, end_s, out, pad_s, force)
-    with open_media(source) as (handle, _), open_container(handle, source) as box:
+    with open_media(source) as (handle, _):
+        return cut_opened(handle, source, start_s, end_s, out, pad_s)
+
+
+def cut_opened(
+    handle: BinaryIO, source: Path, start_s: float, end_s: float, out: Path, pad_s: float = 0.0
+) -> ClipResult:
+    """`cut` from a file the caller opened and checked (the web service's clips open it through
+    media.indexed); `source` names it in messages. UsageError for an end past the file's."""
+    with open_container(handle, source) as box:
         duration = media_duration(box)
         _check_span(source, start_s, end_s, duration)
         start, end = max(0.0, start_s - pad_s), min(duration, end_s + pad_s)
