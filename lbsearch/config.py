@@ -196,6 +196,13 @@ class RelevanceConfig:
     """A segment's hubness bias: the mean of its k best similarities to the reference bank."""
     alpha: float = 1.0
     """Search scores cosine - alpha x bias (0: no hubness correction)."""
+    file_sample: int = 1000
+    """Example-file queries' bank: this many of the library's own segments (an equal share per
+    modality, one per file), drawn once and kept; a segment's file bias is the mean of its
+    bank_k best similarities to them."""
+    file_sample_growth: float = 4.0
+    """The sample is drawn again (every bias recomputed from stored vectors) when the library
+    has this many times the segments it had when the sample was drawn (0: never for growth)."""
     min_relevance: float = 2.5
     """The default bar, in standard deviations of the null (what a random query scores)."""
     autocut_gap: float = 1.5

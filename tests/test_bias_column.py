@@ -1,5 +1,6 @@
 """The hubness bias column inside FAISS: exact scores, incremental = full recomputation, a
-changed bank recomputed from stored vectors, and kill -9 during that recomputation."""
+changed bank recomputed from stored vectors, and kill -9 during that recomputation (of the text
+bank's column, and of the file-bias column with the library's sample drawn again)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lbsearch.config import Config, IndexConfig
+from lbsearch.config import Config, IndexConfig, RelevanceConfig
 from lbsearch.library import Library
+from lbsearch.search.calibration import install_file_sample
 from lbsearch.testing.library import assert_library_consistent, indexed_file, unit_vectors
 from lbsearch.types import Modality
 from lbsearch.vectors.bias import Bank, bank_path, read_bank, segment_biases
+from lbsearch.vectors.filesample import read_file_sample, sample_path
+from lbsearch.vectors.kinds import BiasKind
 from lbsearch.vectors.store import read_index_meta
 
 IMG = Modality.IMAGE
@@ -136,7 +140,7 @@ from lbsearch.types import Modality
 from lbsearch.vectors import fileformat
 from lbsearch.vectors.bias import Bank
 
-where, calls = sys.argv[1], int(sys.argv[2])
+where, calls, what = sys.argv[1], int(sys.argv[2]), sys.argv[4]
 seen = [0]
 if where == "rows":  # while the biases are being recomputed, chunk by chunk
     real = indices.LibraryIndices._rows
@@ -155,22 +159,30 @@ else:  # half-way through writing the new index file
     fileformat.VectorIndex.write = write
 indices._ADD_CHUNK = 100  # many chunks, so the kill lands inside the rebuild
 with Library.open(Path(sys.argv[3]), config=Config(), write=True) as lib:
-    lib.use_bank(Modality.IMAGE, Bank("bank-2-5", unit_vectors(200, 32, seed=102), 5))
+    if what == "bank":
+        lib.use_bank(Modality.IMAGE, Bank("bank-2-5", unit_vectors(200, 32, seed=102), 5))
+    else:  # the sample of the library's own segments, drawn again (another size)
+        lib.use_file_sample(lib.draw_file_sample(300, 5))
 print("not killed")
 """
 
 
+@pytest.mark.parametrize("what", ["bank", "sample"])
 @pytest.mark.parametrize(("where", "calls"), [("rows", 0), ("rows", 3), ("write", 0)])
 def test_kill_9_while_recomputing_leaves_a_consistent_library(
-    root: Path, tmp_path: Path, where: str, calls: int
+    root: Path, tmp_path: Path, where: str, calls: int, what: str
 ) -> None:
     with open_library(root) as lib:
         lib.use_bank(IMG, bank(1))
         lib.write_batch(pictures(unit_vectors(1000, DIM, seed=6)))
+        install_file_sample(lib, RelevanceConfig(bank_k=5, file_sample=100))
+    if what == "sample":
+        check_file_biases_after_a_kill(root, tmp_path, where, calls)
+        return
     script = tmp_path / "killer.py"
     script.write_text(textwrap.dedent(KILLER))
     done = subprocess.run(
-        [sys.executable, str(script), where, str(calls), str(root)],
+        [sys.executable, str(script), where, str(calls), str(root), what],
         capture_output=True,
         text=True,
         timeout=120,
@@ -193,3 +205,33 @@ def test_kill_9_while_recomputing_leaves_a_consistent_library(
     with open_library(root, write=False) as lib:
         expected = segment_biases(bank(2).vectors, vectors, 5)
         assert np.allclose(lib.segment_biases(IMG, ids), expected, atol=1e-6)
+
+
+def check_file_biases_after_a_kill(root: Path, tmp_path: Path, where: str, calls: int) -> None:
+    """As above, for the file-bias column and the library's sample drawn again."""
+    script = tmp_path / "killer.py"
+    script.write_text(textwrap.dedent(KILLER))
+    done = subprocess.run(
+        [sys.executable, str(script), where, str(calls), str(root), "sample"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    ids, vectors = stored_of(root)
+    saved = read_file_sample(sample_path(root / "vectors"))
+    assert saved is not None
+    with open_library(root, write=False) as lib:
+        expected = saved.biases(ids, vectors)
+        assert np.allclose(lib.segment_biases(IMG, ids, BiasKind.FILE), expected, atol=1e-6)
+    with open_library(root) as lib:  # the next writer: the index follows the saved sample
+        install_file_sample(lib, RelevanceConfig(bank_k=5, file_sample=300))
+        sample = lib.file_sample()
+    assert sample is not None and sample.size == 300
+    assert_library_consistent(root, saved=True)
+    meta = read_index_meta(root / "vectors" / "image.faiss")
+    assert meta is not None and meta.file_bias == sample.fingerprint
+    with open_library(root, write=False) as lib:
+        expected = sample.biases(ids, vectors)
+        assert np.allclose(lib.segment_biases(IMG, ids, BiasKind.FILE), expected, atol=1e-6)

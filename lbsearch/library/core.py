@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..config import Config
 from ..types import Modality
+from ..vectors.kinds import BiasKind
 from .events import IndexCheck, IndexEvent, IndexInfo
 from .folder import (
     CATALOG_NAME,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from ..catalog.store import Catalog
     from ..vectors import SearchResult, VectorStore
     from ..vectors.bias import Bank
+    from ..vectors.filesample import FileSample
     from .indices import LibraryIndices
 
 
@@ -271,26 +273,48 @@ class Library(LibraryWrites):
         *,
         where: SegmentFilter | None = None,
         alpha: float = 0.0,
+        bias: BiasKind = BiasKind.TEXT,
     ) -> SearchResult:
         """Top-k segment ids and scores per query; `where` filters by the segments' files.
-        Scores are `cosine - alpha * bias` (the hubness correction; alpha 0: raw cosine)."""
+        Scores are `cosine - alpha * bias` (the hubness correction; alpha 0: raw cosine), the
+        bias of text queries or of example-file queries (`bias`)."""
         allowed = None
         if where is not None and not where.is_empty():
             allowed = self._catalog.segment_ids_matching(modality, where)  # empty if excluded
-        return self._indices.search(modality, queries, k, allowed, alpha)
+        return self._indices.search(modality, queries, k, allowed, alpha, bias)
 
     def use_bank(self, modality: Modality, bank: Bank) -> None:
         """Compute the modality's bias column with `bank` from now on (a writer saves the bank
         and the index rebuilt with it; a reader uses it in memory)."""
         self._indices.use_bank(modality, bank, persist=self.writable)
 
-    def segment_biases(self, modality: Modality, ids: np.ndarray) -> np.ndarray:
-        """The hubness bias of each segment id, as its index holds it."""
-        return self._indices.biases(modality, ids)
+    def segment_biases(
+        self, modality: Modality, ids: np.ndarray, bias: BiasKind = BiasKind.TEXT
+    ) -> np.ndarray:
+        """The hubness bias (of text or example-file queries) of each segment id, as its index
+        holds it."""
+        return self._indices.biases(modality, ids, bias)
 
-    def segment_sample(self, modality: Modality) -> tuple[np.ndarray, np.ndarray]:
+    def segment_sample(
+        self, modality: Modality, bias: BiasKind = BiasKind.FILE
+    ) -> tuple[np.ndarray, np.ndarray]:
         """A random sample of the modality's stored vectors, with their biases."""
-        return self._indices.sample(modality)
+        return self._indices.sample(modality, bias)
+
+    def file_sample(self) -> FileSample | None:
+        """The library's sample of its own segments (the bank of example-file queries)."""
+        return self._indices.file_sample()
+
+    def draw_file_sample(self, size: int, k: int) -> FileSample | None:
+        """A new sample of the library's segments (not used until `use_file_sample`)."""
+        from .sampling import draw_file_sample
+
+        return draw_file_sample(self._catalog, size, k)
+
+    def use_file_sample(self, sample: FileSample) -> None:
+        """Compute every file-bias column with `sample` from now on (a writer saves it and the
+        indices rebuilt with it; a reader uses it in memory)."""
+        self._indices.use_file_sample(sample, persist=self.writable)
 
     def bank_fingerprint(self, modality: Modality) -> str:
         """The fingerprint of the bank the modality's index file was built with ("": none)."""

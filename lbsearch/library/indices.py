@@ -8,9 +8,11 @@ when the index is loaded: the ids are compared with the catalog's, extra ids rem
 vectors added from the catalog's stored vectors; a file from another catalog, of another
 dimension or unreadable is rebuilt from the catalog. Nothing is re-embedded.
 
-Each index has one column more than the vectors: the segment's hubness bias, computed from its
-stored vector and the modality's reference bank (`lbsearch.vectors.bias`). An index built with
-another bank than the library's is rebuilt the same way, from the stored vectors.
+Each index has two columns more than the vectors: the segment's hubness biases for text queries
+and for example-file queries, computed from its stored vector and the modality's reference bank
+(`lbsearch.vectors.bias`) or the library's sample of its own segments
+(`lbsearch.vectors.filesample`). An index built with another bank or sample than the library's
+is rebuilt the same way, from the stored vectors.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from ..vectors.bias import (
     with_bias,
     write_bank,
 )
+from ..vectors.filesample import FileSample, read_file_sample, sample_path, write_file_sample
 from ..vectors.index import (
     IndexKind,
     IndexPlan,
@@ -44,6 +47,7 @@ from ..vectors.index import (
     plan_index,
     plan_still_fits,
 )
+from ..vectors.kinds import BiasKind
 from ..vectors.store import IndexMeta, VectorStore, rerank
 from .events import IndexAction, IndexCheck, IndexEvent, IndexInfo
 
@@ -69,6 +73,8 @@ class LibraryIndices:
         self.events: dict[Modality, IndexEvent] = {}
         self._lock = threading.RLock()  # one loader at a time; searches do not take it
         self._banks: dict[Modality, Bank | None] = {}
+        self._file_sample: FileSample | None = None
+        self._file_sample_read = False
         self._samples: dict[Modality, tuple[VectorIndex | None, np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ the bias column
@@ -90,12 +96,39 @@ class LibraryIndices:
         bank = read_bank(bank_path(self.store.directory, modality.value))
         return bank.fingerprint if bank is not None and bank.vectors.shape[1] == dim else NO_BIAS
 
-    def _rows(self, modality: Modality, vectors: np.ndarray, width: int) -> np.ndarray:
-        """Stored vectors as an index of `width` columns holds them: [v, bias, 0...]."""
+    def file_sample(self) -> FileSample | None:
+        """The library's sample of its own segments (example-file queries' bank), if any."""
+        if not self._file_sample_read:
+            self._file_sample = read_file_sample(sample_path(self.store.directory))
+            self._file_sample_read = True
+        return self._file_sample
+
+    def file_fingerprint(self, dim: int | None) -> str:
+        sample = self.file_sample()
+        return sample.fingerprint_for(dim) if sample is not None and dim else NO_BIAS
+
+    def saved_file_fingerprint(self, dim: int | None) -> str:
+        """As `saved_fingerprint`, for the sample saved in the library."""
+        sample = read_file_sample(sample_path(self.store.directory))
+        return sample.fingerprint_for(dim) if sample is not None and dim else NO_BIAS
+
+    def _rows(
+        self,
+        modality: Modality,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        width: int,
+        kinds: tuple[BiasKind, ...] = (BiasKind.TEXT, BiasKind.FILE),
+    ) -> np.ndarray:
+        """Stored vectors of segments `ids` as an index of `width` columns holds them:
+        [v, b_text, b_file, 0...]; only the biases of `kinds` (a query scores one, or none at
+        alpha 0: the others stay 0 and cost nothing)."""
         vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-        bank = self.bank(modality, vectors.shape[1])
+        bank = self.bank(modality, vectors.shape[1]) if BiasKind.TEXT in kinds else None
         biases = bank.biases(vectors) if bank and len(vectors) else None
-        return with_bias(vectors, biases, width)
+        sample = self.file_sample() if BiasKind.FILE in kinds else None
+        file_biases = sample.biases(ids, vectors) if sample is not None else None
+        return with_bias(vectors, biases, width, file_biases)
 
     def use_bank(self, modality: Modality, bank: Bank, *, persist: bool) -> None:
         """Make `bank` the modality's: a writer saves it (`persist`) before the index rebuilt
@@ -113,37 +146,55 @@ class LibraryIndices:
         if persist and self.store.is_loaded(modality):
             self.save([modality])
 
-    def biases(self, modality: Modality, ids: np.ndarray) -> np.ndarray:
-        """The bias column of segments `ids` as the loaded index holds it (0 for one gone)."""
+    def use_file_sample(self, sample: FileSample, *, persist: bool) -> None:
+        """Make `sample` the library's: as `use_bank`, for every modality's file-bias column
+        (the sample file first, then each index rebuilt in one pass from stored vectors)."""
+        with self._lock:
+            if persist:
+                write_file_sample(sample_path(self.store.directory), sample)
+            self._file_sample, self._file_sample_read = sample, True
+            self._samples.clear()
+            for modality in self.store.loaded_modalities():
+                index = self.store.loaded(modality)
+                vdim = index.dim - index_dim(index.plan, 0) if index is not None else None
+                if index is not None and index.file_bias != self.file_fingerprint(vdim):
+                    self._install(modality, self._rebuild(modality, "the library sample changed"))
+            if persist:
+                for modality in sorted(self.catalog.modality_states()):
+                    self.index(modality)  # an index file built with another sample is rebuilt
+        if persist:
+            self.save(self.store.loaded_modalities())
+
+    def biases(
+        self, modality: Modality, ids: np.ndarray, kind: BiasKind = BiasKind.TEXT
+    ) -> np.ndarray:
+        """A bias column of segments `ids` as the loaded index holds it (0 for one gone)."""
         index = self.index(modality)
         ids = np.asarray(ids, dtype=np.int64)
         if index is None or not len(ids):
             return np.zeros(len(ids), dtype=np.float32)
-        column = index.dim - index_dim(index.plan, 0)
+        column = index.dim - index_dim(index.plan, 0) + kind.column
         rows = index.rows(ids)
         if rows is not None:
             return rows[:, column].astype(np.float32)
         stored = self.catalog.vectors_by_ids(modality, ids)
-        found = dict(
-            zip(
-                stored.ids.tolist(),
-                self._rows(modality, stored.vectors, column + 1)[:, column].tolist(),
-                strict=True,
-            )
-        )
+        rows = self._rows(modality, stored.ids, stored.vectors, index.dim, (kind,))
+        found = dict(zip(stored.ids.tolist(), rows[:, column].tolist(), strict=True))
         return np.array([found.get(int(i), 0.0) for i in ids], dtype=np.float32)
 
-    def sample(self, modality: Modality) -> tuple[np.ndarray, np.ndarray]:
-        """A random sample of the modality's stored vectors and their biases (kept while the
-        index is): the null of an example-file query is its own scores against it."""
+    def sample(
+        self, modality: Modality, kind: BiasKind = BiasKind.FILE
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A random sample of the modality's stored vectors and their biases of `kind` (kept
+        while the index is): the null of an example-file query is its own scores against it."""
         index = self.index(modality)
         cached = self._samples.get(modality)
-        if cached is not None and cached[0] is index:
-            return cached[1], cached[2]
-        vectors = self.catalog.sample_vectors(modality, _FILE_SAMPLE).vectors
-        biases = self._rows(modality, vectors, vectors.shape[1] + 1)[:, -1]
-        self._samples[modality] = (index, vectors, biases)
-        return vectors, biases
+        if cached is None or cached[0] is not index:
+            chunk = self.catalog.sample_vectors(modality, _FILE_SAMPLE)
+            width = chunk.vectors.shape[1] + 2
+            biases = self._rows(modality, chunk.ids, chunk.vectors, width)[:, -2:]
+            cached = self._samples[modality] = (index, chunk.vectors, biases)
+        return cached[1], cached[2][:, kind.column]
 
     def null(self, modality: Modality) -> dict[str, list[float]] | None:
         """The loaded index's null moments ("text": bank queries, "file": the library's own
@@ -152,15 +203,27 @@ class LibraryIndices:
         if index is None:
             return None
         if index.null is None:
-            sample = self.catalog.sample_vectors(modality, _NULL_SAMPLE).vectors
-            dim = sample.shape[1]
-            bank = self.bank(modality, dim)
-            biases = self._rows(modality, sample, dim + 1)[:, -1]
-            null = {"file": null_moments(sample[::2], sample[1::2], biases[1::2])}
-            if bank is not None:
-                null["text"] = null_moments(bank.vectors, sample, biases)
-            index.null = null
+            index.null = self._measure_null(modality)
         return index.null
+
+    def _measure_null(self, modality: Modality) -> dict[str, list[float]]:
+        """Each kind of query's null: its bank's queries against a sample of the modality's
+        segments, scored with that kind's bias (file: the library sample's members, every
+        modality's; without a sample, half the segment sample against the other half)."""
+        chunk = self.catalog.sample_vectors(modality, _NULL_SAMPLE)
+        sample, dim = chunk.vectors, chunk.vectors.shape[1]
+        rows = self._rows(modality, chunk.ids, sample, dim + 2)
+        text, file = rows[:, dim], rows[:, dim + 1]
+        members = self.file_sample()
+        queries = members.bank(dim)[1] if members is not None else np.zeros((0, dim))
+        if len(queries):
+            null = {"file": null_moments(queries, sample, file)}
+        else:
+            null = {"file": null_moments(sample[::2], sample[1::2], file[1::2])}
+        bank = self.bank(modality, dim)
+        if bank is not None:
+            null["text"] = null_moments(bank.vectors, sample, text)
+        return null
 
     def index(self, modality: Modality) -> VectorIndex | None:
         """The modality's index (None: no vectors yet), loaded on first use."""
@@ -188,7 +251,9 @@ class LibraryIndices:
             return self._rebuild(modality, "the file belongs to another catalog or model")
         if meta.bias != self.fingerprint(modality, state.dim):
             return self._rebuild(modality, "the file was built with another reference bank")
-        index.bias, index.null = meta.bias, meta.null
+        if meta.file_bias != self.file_fingerprint(state.dim):
+            return self._rebuild(modality, "the file was built with another library sample")
+        index.bias, index.file_bias, index.null = meta.bias, meta.file_bias, meta.null
         wanted = (state.generation, state.segment_count, state.segment_count)
         if (meta.generation, meta.count, index.ntotal) == wanted:
             index.generation = state.generation
@@ -206,7 +271,7 @@ class LibraryIndices:
         index.remove(extra)
         for start in range(0, len(missing), _ADD_CHUNK):
             chunk = self.catalog.vectors_by_ids(modality, missing[start : start + _ADD_CHUNK])
-            index.add(chunk.ids, self._rows(modality, chunk.vectors, index.dim))
+            index.add(chunk.ids, self._rows(modality, chunk.ids, chunk.vectors, index.dim))
         index.generation = snapshot.generation
         index.null = None if len(missing) or len(extra) else index.null
         self.events[modality] = IndexEvent(
@@ -223,12 +288,13 @@ class LibraryIndices:
         training = None
         if plan.kind is not IndexKind.FLAT:
             size = plan.training_size(state.segment_count)
-            sample = self.catalog.sample_vectors(modality, size).vectors
-            training = self._rows(modality, sample, index_dim(plan, state.dim))
+            sample = self.catalog.sample_vectors(modality, size)
+            training = self._rows(modality, sample.ids, sample.vectors, index_dim(plan, state.dim))
         index = VectorIndex.new(plan, index_dim(plan, state.dim), training)
         index.bias = self.fingerprint(modality, state.dim)
+        index.file_bias = self.file_fingerprint(state.dim)
         for chunk in self.catalog.stream_vectors(modality, _ADD_CHUNK):
-            index.add(chunk.ids, self._rows(modality, chunk.vectors, index.dim))
+            index.add(chunk.ids, self._rows(modality, chunk.ids, chunk.vectors, index.dim))
             index.generation = chunk.generation
         self.events[modality] = IndexEvent(modality, IndexAction.REBUILT, reason=reason)
         return index
@@ -251,6 +317,7 @@ class LibraryIndices:
                 if (index.generation if index is not None else None) == now:
                     continue
                 self._banks.pop(modality, None)  # a writer may have saved another bank
+                self._file_sample_read = False  # or drawn another sample
                 self._install(modality, self._load(modality))
                 if modality in self.events:
                     reloaded[modality] = self.events[modality]
@@ -272,16 +339,18 @@ class LibraryIndices:
         if delta.kind is DeltaKind.MODEL:  # every segment is gone, the dimension may differ
             fresh = None
             if delta.dim:
-                fresh = VectorIndex.new(IndexPlan(IndexKind.FLAT), delta.dim + 1)
+                plan = IndexPlan(IndexKind.FLAT)
+                fresh = VectorIndex.new(plan, index_dim(plan, delta.dim))
                 fresh.generation = delta.generation
                 fresh.bias = self.fingerprint(modality, delta.dim)
+                fresh.file_bias = self.file_fingerprint(delta.dim)
             self.store.put(modality, fresh, changed=True)
         elif index is None:
             self._install(modality, self._load(modality))
         elif index.generation == delta.generation_before:
             index.remove(delta.removed_ids)
             if len(delta.added_ids):
-                rows = self._rows(modality, delta.added_vectors, index.dim)
+                rows = self._rows(modality, delta.added_ids, delta.added_vectors, index.dim)
                 index.add(delta.added_ids, rows)
             index.generation = delta.generation
             index.null = None  # measured again when asked, or at the next save
@@ -325,6 +394,7 @@ class LibraryIndices:
             saved_at=time.time(),
             bias=index.bias,
             null=self.null(modality) if index.ntotal else None,
+            file_bias=index.file_bias,
         )
 
     def recover(self) -> dict[Modality, IndexEvent]:
@@ -358,12 +428,14 @@ class LibraryIndices:
                 meta.count,
                 meta.dim,
                 meta.bias,
+                meta.file_bias,
             ) == (
                 self.catalog.library_id,
                 state.generation,
                 state.segment_count,
                 state.dim,
                 self.saved_fingerprint(modality, state.dim),
+                self.saved_file_fingerprint(state.dim),
             )
             if meta is None and not state.segment_count:
                 up_to_date = True  # nothing to index yet; no file needed
@@ -397,9 +469,10 @@ class LibraryIndices:
         k: int,
         allowed: np.ndarray | None,
         alpha: float = 0.0,
+        kind: BiasKind = BiasKind.TEXT,
     ) -> SearchResult:
-        """Top-k segment ids and scores `q.v - alpha * bias` per query row (alpha 0: cosine);
-        compressed indices re-ranked exactly."""
+        """Top-k segment ids and scores `q.v - alpha * bias` per query row (alpha 0: cosine),
+        the bias of `kind` (text or example-file queries); compressed indices re-ranked exactly."""
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         index = self.index(modality)
         if index is None:
@@ -414,31 +487,49 @@ class LibraryIndices:
                 "encode queries with the text tower of the model the library was indexed with "
                 "(`lbsearch status` lists the models)",
             )
-        queries = query_with_bias(queries, alpha, index.dim)
+        queries = query_with_bias(queries, alpha, index.dim, kind)
+        scored = (kind,) if alpha else ()  # the bias column the query's -alpha meets
         if allowed is not None and 0 < len(allowed) <= _SCORE_ALLOWED:
-            return self._score_allowed(modality, index.dim, queries, k, allowed)
+            return self._score_allowed(modality, index.dim, queries, k, allowed, scored)
         found = self.store.search(modality, index, queries, k, allowed=allowed)
         if index.plan.kind is not IndexKind.IVF_PQ:
             return found
         stored = self.catalog.vectors_by_ids(modality, np.unique(found.ids[found.ids >= 0]))
-        return rerank(
-            queries, found, stored.ids, self._rows(modality, stored.vectors, index.dim), k
-        )
+        rows = self._rows(modality, stored.ids, stored.vectors, index.dim, scored)
+        return rerank(queries, found, stored.ids, rows, k)
+
+    def _held_rows(
+        self, modality: Modality, allowed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """`allowed` sorted, and the rows the loaded index holds for them, biases included (None
+        when it does not hold them all): no catalog read and no bias computed again (the
+        bank's similarities of ~100 moment windows took 5-50 ms a query at 100k segments)."""
+        index = self.store.loaded(modality)
+        ids = np.unique(np.asarray(allowed, dtype=np.int64))
+        return ids, index.rows(ids) if index is not None else None
 
     def _score_allowed(
-        self, modality: Modality, width: int, queries: np.ndarray, k: int, allowed: np.ndarray
+        self,
+        modality: Modality,
+        width: int,
+        queries: np.ndarray,
+        k: int,
+        allowed: np.ndarray,
+        kinds: tuple[BiasKind, ...],
     ) -> SearchResult:
         """Exact scores of a few allowed segments from their stored vectors (as the index rows
         hold them, bias included): a filter naming a few files (a moment search asks for the
         segments of the files it found) would otherwise scan the whole index with a selector,
         and every list of an IVF index."""
-        stored = self.catalog.vectors_by_ids(modality, allowed)
-        rows = self._rows(modality, stored.vectors, width)
-        everyone = np.tile(stored.ids, (len(queries), 1))
+        ids, rows = self._held_rows(modality, allowed)
+        if rows is None:  # not all in the loaded index yet: from the catalog's vectors
+            stored = self.catalog.vectors_by_ids(modality, allowed)
+            ids, rows = stored.ids, self._rows(modality, stored.ids, stored.vectors, width, kinds)
+        everyone = np.tile(ids, (len(queries), 1))
         return rerank(
             queries,
             SearchResult(everyone, np.zeros(everyone.shape, np.float32)),
-            stored.ids,
+            ids,
             rows,
             k,
         )

@@ -59,13 +59,38 @@ def text_bank(embedder: Embedder, modality: Modality, model_id: str, k: int) -> 
 
 
 def install_banks(library: Library, embedder: Embedder, config: RelevanceConfig) -> None:
-    """Give `library` the current bank of each indexed modality whose index has another."""
+    """Give `library` the current bank of each indexed modality whose index has another, and
+    (a writer) a sample of its own segments for example-file queries when one is due."""
+    install_file_sample(library, config)
     for modality, state in library.modality_states().items():
         if not state.dim or not state.segment_count:
             continue
         wanted = expected_fingerprint(state.model_id, config)
         if library.bank_fingerprint(modality) != wanted:
             library.use_bank(modality, text_bank(embedder, modality, state.model_id, config.bank_k))
+
+
+def install_file_sample(library: Library, config: RelevanceConfig) -> str:
+    """Draw the library's sample of its own segments when it has none, or it is due
+    (vectors.filesample: a new or re-embedded modality, grown `file_sample_growth` times, other
+    settings), and recompute every file bias with it. Only a writer draws one (a reader uses
+    what is saved). Returns why it was drawn ("" when it was not)."""
+    if not library.writable:
+        return ""
+    states = {m: s for m, s in library.modality_states().items() if s.dim and s.segment_count}
+    if not states:
+        return ""
+    current = library.file_sample()
+    total = sum(s.segment_count for s in states.values())
+    models = {m.value: s.model_id for m, s in states.items()}
+    size, k, growth = config.file_sample, config.bank_k, config.file_sample_growth
+    why = "no sample yet" if current is None else current.due(models, total, size, k, growth)
+    if why:
+        drawn = library.draw_file_sample(size, k)
+        if drawn is None:
+            return ""
+        library.use_file_sample(drawn)
+    return why
 
 
 @dataclass(frozen=True)

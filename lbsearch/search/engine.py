@@ -24,6 +24,7 @@ from ..catalog.records import SegmentFilter, SegmentHit
 from ..config import Config
 from ..errors import UsageError
 from ..types import Modality
+from ..vectors.kinds import BiasKind
 from .calibration import install_banks
 from .examples import example_vector, excluded_paths, is_excluded, sound_track_vector
 from .explain import explain_no_match
@@ -50,6 +51,7 @@ class SearchEngine:
         self.embedder = embedder
         self._lock = threading.Lock()
         self._banks_checked: set[Modality] = set()
+        self._bias = BiasKind.TEXT
 
     def indexed_modalities(self) -> tuple[Modality, ...]:
         """Modalities with at least one segment in the library, in Modality order."""
@@ -88,6 +90,7 @@ class SearchEngine:
         settings = self.config.relevance
         alpha = settings.alpha if query.order == "relevance" else 0.0  # what FAISS ranks by
         has_text = any(t.text is not None for t in query.terms)
+        self._bias = BiasKind.of_query(has_text)  # which bias column FAISS subtracts
         scorer = Scorer(self.library, vectors, alpha, settings.alpha, has_text)
         both = query.match is Match.BOTH
         if both:  # ranked by the best window where both streams match: fuse before ranking
@@ -266,7 +269,9 @@ class SearchEngine:
         again after each search: a refresh may swap in a larger one meanwhile)."""
         k = min(self.library.index_size(modality), max(_MIN_FETCH, 4 * want))
         while k > 0:
-            result = self.library.search(modality, vector[None, :], k, where=where, alpha=alpha)
+            result = self.library.search(
+                modality, vector[None, :], k, where=where, alpha=alpha, bias=self._bias
+            )
             ids, scores = result.ids[0], result.scores[0]
             found = ids >= 0
             hits = self._roll_up(ids[found], scores[found], excluded)

@@ -1,8 +1,10 @@
 """The engine's scoring steps over hits: raw cosine and relevance per hit, ranking, cut-off.
 
 FAISS ranks a modality's segments by `cosine - alpha * bias` (or raw cosine with alpha 0, for
-`order="score"`); from each hit's bias the raw cosine (`Hit.score`) and the calibrated relevance
-(`Hit.relevance`, relevance.py) follow exactly, without a second search.
+`order="score"`), the bias of the query's kind (`BiasKind.of_query`: a query with a text uses the
+caption bank's, one of example files only the library sample's); from each hit's bias the raw
+cosine (`Hit.score`) and the calibrated relevance (`Hit.relevance`, relevance.py) follow exactly,
+without a second search.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 
 from ..config import RelevanceConfig
 from ..types import Modality
+from ..vectors.kinds import BiasKind
 from .calibration import calibration
 from .query import Hit, Query
 from .relevance import Calibration, cut_off
@@ -67,8 +70,10 @@ def scored(
 
     A query with a text is calibrated with the bank's null (the index file keeps it); one made
     of example files only, with its own scores against a sample of the library's segments (an
-    example's cosines depend on its modality and the target's: no one null fits them all)."""
-    biases = library.segment_biases(modality, ids).astype(np.float64)
+    example's cosines depend on its modality and the target's: no one null fits them all),
+    both with the bias of the query's kind."""
+    kind = BiasKind.of_query(has_text)
+    biases = library.segment_biases(modality, ids, kind).astype(np.float64)
     raw = np.asarray(searched, dtype=np.float64) + searched_alpha * biases
     null = (
         calibration(library, modality, alpha).text
@@ -82,7 +87,7 @@ def scored(
 def own_null(
     library: Library, modality: Modality, vector: np.ndarray, alpha: float
 ) -> Calibration | None:
-    sample, biases = library.segment_sample(modality)
+    sample, biases = library.segment_sample(modality, BiasKind.FILE)
     if len(sample) < MIN_SAMPLE:
         return None  # too few segments to tell a null from noise: the list ranks by score
     scores = sample @ np.asarray(vector, dtype=np.float32) - alpha * biases

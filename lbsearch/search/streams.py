@@ -18,6 +18,7 @@ import numpy as np
 
 from ..catalog.records import SegmentFilter
 from ..types import Modality
+from ..vectors.kinds import BiasKind
 from .calibration import calibration
 from .moments import (
     RAW_SCALE,
@@ -85,7 +86,12 @@ def _stream_rows(
     ids, scores = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     while k > 0:
         result = library.search(
-            modality, vector[None, :], k, where=where, alpha=scorer.searched_alpha
+            modality,
+            vector[None, :],
+            k,
+            where=where,
+            alpha=scorer.searched_alpha,
+            bias=BiasKind.of_query(scorer.has_text),
         )
         ids, scores = result.ids[0], result.scores[0]
         if (ids < 0).any() or k >= size:
@@ -112,7 +118,8 @@ def _scored(
     """Raw cosines and relevances of segments `ids` from their FAISS scores (as scoring.py's
     with_relevance does for hits: the same null, the same biases)."""
     library, alpha = scorer.library, scorer.alpha
-    biases = library.segment_biases(modality, ids).astype(np.float64)
+    biases = library.segment_biases(modality, ids, BiasKind.of_query(scorer.has_text))
+    biases = biases.astype(np.float64)
     raw = np.asarray(searched, dtype=np.float64) + scorer.searched_alpha * biases
     null = _null(scorer, modality)
     return raw, None if null is None else null.relevance(raw - alpha * biases)

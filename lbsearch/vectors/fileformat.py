@@ -3,7 +3,8 @@
 `vectors/<modality>.faiss` is a plain FAISS index (faiss.read_index reads it) followed by a
 trailer: JSON metadata, its length (8 bytes, little endian) and the magic `LBSVEC01`. Index and
 metadata share one file, so one atomic `os.replace` swaps both: a crash leaves the old pair or
-the new one, never a mix.
+the new one, never a mix. A file of another format (an older lbsearch's) reads as unusable, and
+the library rebuilds it from the catalog's stored vectors (never re-embedding).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import BinaryIO
 from .index import IndexKind, IndexPlan, VectorIndex, VectorIndexError, index_dim
 
 MAGIC = b"LBSVEC01"
-FORMAT = 2  # 2: one column more than the vectors (the bias, vectors.bias)
+FORMAT = 3  # 2: one column more than the vectors (the bias, vectors.bias); 3: two (text, file)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class IndexMeta:
     format: int = FORMAT
     bias: str = ""  # fingerprint of the bank its bias column was computed with ("": none)
     null: dict[str, list[float]] | None = None  # null moments per query kind (vectors.bias)
+    file_bias: str = ""  # fingerprint of the library sample of its file-bias column ("": none)
 
     @property
     def plan(self) -> IndexPlan:

@@ -142,11 +142,12 @@ def plan_still_fits(plan: IndexPlan, count: int, dim: int, config: IndexConfig) 
 
 
 def index_dim(plan: IndexPlan, dim: int) -> int:
-    """Columns of an index of `dim`-d vectors: one more for the bias (vectors.bias), padded
-    with zero columns to a multiple of the PQ bytes for a compressed index (PQ needs it)."""
+    """Columns of an index of `dim`-d vectors: two more for the biases (vectors.bias: text and
+    file queries'), padded with zero columns to a multiple of the PQ bytes for a compressed
+    index (PQ needs it; its bytes are at least 4)."""
     if plan.kind is IndexKind.IVF_PQ and plan.pq_m:
         return dim + plan.pq_m
-    return dim + 1
+    return dim + 2
 
 
 def default_nprobe(plan: IndexPlan, config: IndexConfig) -> int:
@@ -193,7 +194,8 @@ class VectorIndex:
         self.plan = plan
         self.dim = dim
         self.generation = generation
-        self.bias = ""  # the bank fingerprint of its last column (vectors.bias); "": no bias
+        self.bias = ""  # the bank fingerprint of its text-bias column (vectors.bias); "": none
+        self.file_bias = ""  # the library sample's fingerprint of its file-bias column
         self.null: dict[str, list[float]] | None = None  # null moments, measured on demand
         self._gpu: Any = None
         self._gpu_failed = False
