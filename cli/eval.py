@@ -32,8 +32,13 @@ def eval_command(
     compare: Annotated[
         str,
         typer.Option(
-            metavar="SCORINGS",
-            help="Scorings to run, comma-separated: raw (cosine), calibrated (relevance).",
+            metavar="ITEMS",
+            help="Comma-separated: scorings, raw (cosine) and calibrated (relevance), and to "
+            "compare encodings two or more BACKEND/DTYPE (torch/float32,onnxruntime/int8), each "
+            "run with every scoring named (calibrated when none is). Only the query side is "
+            "encoded each way (the text tower; int8 runs texts in float32, so it differs from "
+            "float32 only for examples the library does not hold): the library's vectors stay "
+            "as indexed, no re-indexing needed.",
         ),
     ] = "raw,calibrated",
     as_json: Annotated[
@@ -50,7 +55,8 @@ def eval_command(
     would; rows per scoring for the merged list ("all") and each modality (`-m`). R@k: share of
     queries with a relevant file in the top k; mAP over the whole ranking; nDCG@10 with binary
     gains; precision/recall of what the default cut-off keeps (calibrated only). To compare
-    back-ends or dtypes, run it once with each --backend/--dtype.
+    encodings of the query side, name them in --compare (BACKEND/DTYPE): rows of each side by
+    side, with an "encoding" key in --json.
 
     Exit status: 0 measured; 2 a dataset that cannot be read or names a file the library does
     not hold (indexed it first).
@@ -58,16 +64,27 @@ def eval_command(
     quiet_idle_threads()
     from lbsearch.library import Library
     from lbsearch.search import SearchEngine
-    from lbsearch.search.evaluate import SCORINGS, evaluate, load_dataset
+    from lbsearch.search.evaluate import evaluate, load_dataset, parse_compare, side_by_side
 
-    scorings = tuple(s.strip() for s in compare.split(",") if s.strip())
-    if not scorings or any(s not in SCORINGS for s in scorings):
-        raise UsageError(f"--compare {compare!r}: unknown scoring", "use raw, calibrated or both")
+    asked = parse_compare(compare)
+    if asked.encodings and (backend or dtype):
+        raise UsageError(
+            "--backend/--dtype and encodings in --compare name the encoding twice",
+            "give the encodings in --compare only",
+        )
     config = settings(ctx)
     queries = load_dataset(dataset)
     with Library.open(library, config=config) as lib:
-        engine = SearchEngine(lib, config, make_encoders(lib, config, device, dtype, backend))
-        rows = evaluate(engine, queries, scorings)
+        if not asked.encodings:
+            engine = SearchEngine(lib, config, make_encoders(lib, config, device, dtype, backend))
+            rows = evaluate(engine, queries, asked.scorings)
+        else:
+            per_encoding = {}
+            for way, kind in asked.encodings:
+                encoders = make_encoders(lib, config, device, kind, way)
+                engine = SearchEngine(lib, config, encoders)
+                per_encoding[f"{way}/{kind}"] = evaluate(engine, queries, asked.scorings)
+            rows = side_by_side(per_encoding)
     if as_json:
         sys.stdout.write("".join(json.dumps(row) + "\n" for row in rows))
     else:
@@ -83,11 +100,16 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold")
-    for name in ("scoring", "modality", "queries", *_COLUMNS):
-        right = name not in ("scoring", "modality")
+    labels = ("encoding",) * ("encoding" in rows[0]) if rows else ()
+    for name in (*labels, "scoring", "modality", "queries", *_COLUMNS):
+        right = name not in ("encoding", "scoring", "modality")
         table.add_column(name, justify="right" if right else "left", no_wrap=True)
     for row in rows:
         table.add_row(
-            row["scoring"], row["modality"], str(row["queries"]), *(_cell(row[c]) for c in _COLUMNS)
+            *(row[name] for name in labels),
+            row["scoring"],
+            row["modality"],
+            str(row["queries"]),
+            *(_cell(row[c]) for c in _COLUMNS),
         )
     Console(highlight=False).print(table)

@@ -165,3 +165,89 @@ def test_json_lines_queries_by_text_and_by_example(
         app, ["eval", str(lines), "--library", str(library)], env={"COLUMNS": "200"}
     )
     assert table.exit_code == 0 and "nDCG@10" in table.stdout
+
+
+# ------------------------------------------------------------------- --compare encodings
+
+
+def test_compare_parses_scorings_and_encodings() -> None:
+    from lbsearch.errors import UsageError
+    from lbsearch.search.evaluate import parse_compare
+
+    asked = parse_compare("raw,calibrated")
+    assert asked.scorings == ("raw", "calibrated") and asked.encodings == ()
+    asked = parse_compare("torch/float32, onnxruntime/int8")
+    assert asked.scorings == ("calibrated",), "calibrated when no scoring is named"
+    assert asked.encodings == (("torch", "float32"), ("onnxruntime", "int8"))
+    asked = parse_compare("raw,torch/float32,onnxruntime/float32")
+    assert asked.scorings == ("raw",) and len(asked.encodings) == 2
+    for bad in ("cosine", "torch/float33", "tensorflow/float32", "torch/float32", ""):
+        with pytest.raises(UsageError):
+            parse_compare(bad)
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tiny_config: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from lbsearch.embedder import open_embedder
+
+    base = tmp_path_factory.mktemp("eval-tiny")
+    write_sample_media(base / "media")
+    for label, names in LABELS.items():
+        for name in names:
+            target = base / "dataset" / label / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(base / "media" / name, target)
+    config = load_config(tiny_config)
+    encoders = open_embedder(config, backend="torch", dtype="float32")
+    with Library.open(base / "library", config=config, write=True) as lib:
+        run_index([base / "dataset"], lib, encoders, config, IndexOptions(), lambda e: None)
+        install_banks(lib, encoders, config.relevance)
+    return base / "dataset", base / "library"
+
+
+def _eval(config: Path, *args: str) -> list[dict]:  # type: ignore[type-arg]
+    result = runner.invoke(app, ["--config", str(config), "eval", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_compare_encodings_side_by_side_equal_one_run_each(
+    tiny_config: Path, tiny_dataset: tuple[Path, Path]
+) -> None:
+    folder, library = tiny_dataset
+    where = ["--library", str(library)]
+    both = _eval(
+        tiny_config, str(folder), "--compare", "raw,torch/float32,onnxruntime/int8", *where
+    )
+    assert all(set(row) == KEYS | {"encoding"} for row in both)
+    assert next(iter(both[0])) == "encoding", "the encoding comes first"
+    assert [r["encoding"] for r in both[:2]] == ["torch/float32", "onnxruntime/int8"]
+    assert (both[0]["scoring"], both[0]["modality"]) == (both[1]["scoring"], both[1]["modality"])
+    for encoding in ("torch/float32", "onnxruntime/int8"):
+        backend, dtype = encoding.split("/")
+        alone = _eval(
+            tiny_config, str(folder), "--compare", "raw", "--backend", backend, "--dtype", dtype,
+            *where,
+        )  # fmt: skip
+        assert all(set(row) == KEYS for row in alone), "no encoding key without encodings"
+        mine = [{k: v for k, v in r.items() if k != "encoding"} for r in both]
+        assert [r for r, e in zip(mine, both, strict=True) if e["encoding"] == encoding] == alone
+    table = runner.invoke(
+        app,
+        ["--config", str(tiny_config), "eval", str(folder), "--compare",
+         "torch/float32,onnxruntime/float32", *where],
+        env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert table.exit_code == 0, table.output
+    assert "encoding" in table.stdout and "onnxruntime/float32" in table.stdout
+
+
+def test_compare_refuses_what_it_cannot_run(dataset: tuple[Path, Path], fake_cli: None) -> None:
+    folder, library = dataset
+    for args, said in (
+        (["--compare", "raw,fast"], "'fast' is neither a scoring nor BACKEND/DTYPE"),
+        (["--compare", "torch/float32"], "one encoding is nothing to compare"),
+        (["--compare", "torch/float32,onnxruntime/int8", "--dtype", "int8"], "twice"),
+    ):
+        result = runner.invoke(app, ["eval", str(folder), *args, "--library", str(library)])
+        assert result.exit_code == 2 and said in result.output, result.output

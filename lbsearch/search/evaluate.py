@@ -6,6 +6,12 @@ of {"query": TEXT or "like": PATH, "relevant": [PATH, ...]} (paths absolute or r
 file). A query's ranking is exactly what `lbsearch query TEXT --all --limit <files in the
 library> --json` returns; per-modality rows rank with `-m MODALITY` and count the queries with a
 relevant file in that ranking's modality.
+
+`--compare` names scorings (raw, calibrated) and, to compare encodings, BACKEND/DTYPE pairs
+(`torch/float32,onnxruntime/int8`): each encoding runs every scoring asked (calibrated when none
+is), on the same library. The library's vectors were embedded once, with one encoding, so what
+changes is the query side: the text tower, and example files the library does not hold
+unchanged (those it holds give their stored vectors).
 """
 
 from __future__ import annotations
@@ -25,6 +31,65 @@ if TYPE_CHECKING:
     from .engine import SearchEngine
 
 SCORINGS = ("raw", "calibrated")
+_BACKENDS = ("auto", "torch", "onnxruntime")
+_DTYPES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16", "int8", "qint8")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What `--compare` asks: scorings, and encodings ((backend, dtype) pairs; none: the one
+    the flags and settings give, and rows without an `encoding` key)."""
+
+    scorings: tuple[str, ...]
+    encodings: tuple[tuple[str, str], ...]
+
+
+def parse_compare(spec: str) -> Comparison:
+    """`raw,calibrated`, `torch/float32,onnxruntime/int8`, or both kinds mixed (UsageError if
+    an item is neither a scoring nor BACKEND/DTYPE, or fewer than two encodings are named)."""
+    scorings: list[str] = []
+    encodings: list[tuple[str, str]] = []
+    for item in (part.strip() for part in spec.split(",")):
+        backend, slash, dtype = item.partition("/")
+        if item in SCORINGS and item not in scorings:
+            scorings.append(item)
+        elif slash and backend in _BACKENDS and dtype in _DTYPES:
+            if (backend, dtype) not in encodings:
+                encodings.append((backend, dtype))
+        elif item:
+            raise UsageError(
+                f"--compare {spec!r}: {item!r} is neither a scoring nor BACKEND/DTYPE",
+                "scorings: raw, calibrated; encodings: BACKEND/DTYPE with BACKEND one of "
+                f"{', '.join(_BACKENDS)} and DTYPE one of float32, bfloat16, float16, int8, "
+                "auto (e.g. --compare torch/float32,onnxruntime/int8)",
+            )
+    if len(encodings) == 1:
+        raise UsageError(
+            f"--compare {spec!r}: one encoding is nothing to compare",
+            "name two or more (torch/float32,onnxruntime/int8), or use --backend/--dtype",
+        )
+    if not scorings:
+        if not encodings:
+            raise UsageError(f"--compare {spec!r}: nothing to run", "use raw, calibrated or both")
+        scorings.append("calibrated")
+    return Comparison(tuple(scorings), tuple(encodings))
+
+
+def side_by_side(per_encoding: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Rows of every encoding, each with its `encoding` key first, the encodings' rows of one
+    (scoring, modality) next to each other."""
+    out: list[dict[str, Any]] = []
+    keys: list[tuple[str, str]] = []
+    for rows in per_encoding.values():
+        keys += [k for k in ((r["scoring"], r["modality"]) for r in rows) if k not in keys]
+    for key in keys:
+        for encoding, rows in per_encoding.items():
+            out += [
+                {"encoding": encoding, **row}
+                for row in rows
+                if (row["scoring"], row["modality"]) == key
+            ]
+    return out
 
 
 @dataclass(frozen=True)
