@@ -12,19 +12,11 @@ import typer
 
 from .context import settings
 from .progress import RichProgress, summary_table
-from .runtime_options import BackendOption, DeviceOption, DtypeOption
+from .runtime_options import BackendOption, DeviceOption, DtypeOption, LibraryOption
 
 if TYPE_CHECKING:
     from lbsearch.config import Config
     from lbsearch.indexers.ray import RayOptions
-
-LibraryOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--library",
-        help="Library folder (default: $LBSEARCH_HOME, [library] path, or the user data dir).",
-    ),
-]
 
 
 def index(

@@ -13,14 +13,15 @@ import typer
 from lbsearch.errors import UsageError
 
 from .context import settings
-from .index import LibraryOption
-from .runtime_options import BackendOption, DeviceOption, DtypeOption
+from .runtime_options import BackendOption, DeviceOption, DtypeOption, LibraryOption
 
 if TYPE_CHECKING:
     from lbsearch.config import Config
     from lbsearch.embedder import Embedder, LanguageBindEmbedder
     from lbsearch.library import Library
     from lbsearch.search import Hit, Query
+
+    from .query_server import Answer, Runtime
 
 
 def query(
@@ -144,6 +145,14 @@ def query(
     backend: BackendOption = None,
     device: DeviceOption = None,
     dtype: DtypeOption = None,
+    no_server: Annotated[
+        bool,
+        typer.Option(
+            "--no-server",
+            help="Search in this process even when `lbsearch serve` runs on the library "
+            "(also $LBSEARCH_NO_SERVER=1).",
+        ),
+    ] = False,
 ) -> None:
     """Find the files that best match TEXT and/or --like examples, in every indexed modality.
 
@@ -158,7 +167,9 @@ def query(
     (--order score ranks by it, --scores shows it). Video and audio results carry their best
     moments (--moments N): adjacent windows merged, each with its picture and sound scores;
     --match both ranks the windows where picture and sound both match first, --match picture
-    or sound uses that stream alone, --cut DIR also writes the moments as clips. --path globs match the absolute path (`*` crosses folders; a pattern
+    or sound uses that stream alone, --cut DIR also writes the moments as clips. When `lbsearch
+    serve` runs on the same library, a text search is answered by it (the same results, warm);
+    --no-server searches here. --path globs match the absolute path (`*` crosses folders; a pattern
     not starting with / ./ or * matches at any depth, so "holiday/*.jpg" works). --after and
     --before compare the file's modification time in local time: a date means the whole day
     (--after from its start, --before up to its end), a date-time is exact. Files without a
@@ -169,7 +180,7 @@ def query(
     or weight); 3 a model that cannot be loaded; 130 interrupted.
     """
     quiet_idle_threads()
-    from lbsearch.search import QueryRequest, SearchEngine, parse_query
+    from lbsearch.search import QueryRequest, parse_query
 
     if as_json and paths_only:
         raise UsageError("--json and --paths do not go together", "choose one output")
@@ -196,6 +207,36 @@ def query(
         )
     )
     _note_paths_given_as_text(text or [])
+    answer = _ask_server(library, config, search, (backend, device, dtype), no_server)
+    if answer is None:
+        answer = _search_here(library, config, search, (backend, device, dtype))
+    if answer.no_match is not None:
+        _say(answer.no_match)
+        raise typer.Exit(1)
+    _show(answer, search, as_json=as_json, paths_only=paths_only, scores=show_scores)
+    if cut_dir is not None:
+        write_clips(answer.hits, cut_dir)
+
+
+def _ask_server(
+    library: Path | None, config: Config, search: Query, runtime: Runtime, no_server: bool
+) -> Answer | None:
+    """The answer of an `lbsearch serve` running on the library, if one answers at once."""
+    from .query_server import ask_server, wanted
+
+    if not wanted(no_server, search):
+        return None
+    from lbsearch.library.folder import locate_library
+
+    return ask_server(locate_library(library, config.library).path, config, search, runtime)
+
+
+def _search_here(library: Path | None, config: Config, search: Query, runtime: Runtime) -> Answer:
+    from lbsearch.search import SearchEngine
+
+    from .query_server import Answer
+
+    backend, device, dtype = runtime
     early = start_text_encoding(config, search, backend, device, dtype)
     from lbsearch.library import Library  # after the text encoding has started
 
@@ -205,8 +246,12 @@ def query(
         )
         hits = engine.search(search)
         if not hits:
-            _say(engine.explain_no_match(search))
-            raise typer.Exit(1)
+            return Answer([], [], engine.explain_no_match(search))
+    return Answer(hits, [hit_json(rank, hit) for rank, hit in enumerate(hits, 1)])
+
+
+def _show(answer: Answer, search: Query, *, as_json: bool, paths_only: bool, scores: bool) -> None:
+    hits = answer.hits
     if hits[0].weak:
         _say(
             f"lbsearch: no result cleared the relevance bar; showing the best {len(hits)}, "
@@ -215,11 +260,9 @@ def query(
     if paths_only:
         sys.stdout.write("".join(f"{hit.path}\n" for hit in hits))
     elif as_json or not terminal():
-        _print_json(hits)
+        _print_json(answer.rows)
     else:
-        _print_table(hits, scores=show_scores, cut=search.cut)
-    if cut_dir is not None:
-        write_clips(hits, cut_dir)
+        _print_table(hits, scores=scores, cut=search.cut)
 
 
 def write_clips(hits: list[Hit], folder: Path) -> None:
@@ -325,9 +368,10 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _print_json(hits: list[Hit]) -> None:
-    for rank, hit in enumerate(hits, 1):
-        sys.stdout.write(json.dumps(hit_json(rank, hit), ensure_ascii=False) + "\n")
+def _print_json(rows: list[dict[str, Any]]) -> None:
+    """The hits' JSON rows (`hit_json`), made here or by a server from the same hits."""
+    for row in rows:
+        sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def hit_json(rank: int, hit: Hit) -> dict[str, Any]:

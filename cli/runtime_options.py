@@ -1,10 +1,21 @@
-"""The options that choose where towers run, shared by index, embed, query, browse and serve."""
+"""The options that choose where towers run, shared by index, embed, query, browse and serve,
+and the library option (here, not in index.py, so that `query` does not import the progress
+display)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
+
+LibraryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--library",
+        help="Library folder (default: $LBSEARCH_HOME, [library] path, or the user data dir).",
+    ),
+]
 
 BackendOption = Annotated[
     str | None,

@@ -271,3 +271,78 @@ def test_quick_start_skips_prepacking_and_gives_the_same_vectors(
     options = quick.session.get_session_options()
     assert options.get_session_config_entry("session.disable_prepacking") == "1"
     np.testing.assert_allclose(quick.encode(TEXTS), packed.encode(TEXTS), atol=1e-6)
+
+
+# ------------------------------------------------------------ the optimised text tower
+
+
+def _optimized_entries(cache: Path) -> list[Path]:
+    folder = cache / "onnx" / "v1" / "text-optimized"
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))  # not lock files
+
+
+def _optimized_entry(cache: Path) -> Path:
+    (entry,) = _optimized_entries(cache)
+    return entry
+
+
+def test_text_tower_opens_its_optimised_copy_without_optimising_again(
+    tiny_dir: Path, cache: Path
+) -> None:
+    import onnxruntime as ort
+
+    from lbsearch.embedder.onnx.sessions import open_session
+
+    image, _ = _text_checkpoints(tiny_dir)
+    tower = load_onnx_text_tower(image, cache_dir=cache)
+    optimized = _optimized_entry(cache)
+    assert optimized.name.endswith(f"-ort{ort.__version__}"), "specific to this ONNX Runtime"
+    meta = read_meta(optimized)
+    assert meta["usable"] and meta["min_cosine_to_export"] >= 0.9999
+    assert (optimized / f"{MODEL_FILE}.data").is_file(), "weights apart, memory-mapped"
+    options = tower.session.get_session_options()
+    assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    assert Path(tower.session._model_path) == optimized / MODEL_FILE
+    (export,) = (p for p in (cache / "onnx" / "v1" / "text").iterdir() if p.name[0] != ".")
+    batch = tower.tokenizer(TEXTS)
+    feed = {"input_ids": batch.input_ids, "eos_positions": batch.eos_positions}
+    plain = open_session(export / MODEL_FILE, 1, optimize=False).run(["vectors"], feed)[0]
+    cosines = (tower.encode(TEXTS).astype(np.float64) * plain).sum(axis=1)
+    assert cosines.min() >= 0.9999, cosines
+    quick = load_onnx_text_tower(image, cache_dir=cache, quick_start=True)
+    assert Path(quick.session._model_path) == optimized / MODEL_FILE
+
+
+def test_an_optimised_copy_that_differs_is_recorded_and_not_used(
+    tiny_dir: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lbsearch.embedder.onnx import towers
+
+    image, _ = _text_checkpoints(tiny_dir)
+    monkeypatch.setattr(towers, "min_cosine", lambda *args: 0.5)
+    tower = load_onnx_text_tower(image, cache_dir=cache)
+    optimized = _optimized_entry(cache)
+    assert read_meta(optimized)["usable"] is False
+    assert not (optimized / f"{MODEL_FILE}.data").exists(), "its weights are not kept"
+    assert "text-optimized" not in tower.session._model_path
+    assert tower.encode(["a dog"]).shape == (1, 16)
+
+    def fail(*args: object) -> None:
+        raise AssertionError("the optimised copy was made again")
+
+    monkeypatch.setattr(towers, "save_optimized", fail)
+    load_onnx_text_tower(image, cache_dir=cache)  # the record stands: not tried again
+
+
+def test_another_onnxruntime_makes_its_own_optimised_copy(
+    tiny_dir: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnxruntime as ort
+
+    image, _ = _text_checkpoints(tiny_dir)
+    load_onnx_text_tower(image, cache_dir=cache)
+    monkeypatch.setattr(ort, "__version__", "0.0.1-other")
+    tower = load_onnx_text_tower(image, cache_dir=cache)
+    names = [p.name for p in _optimized_entries(cache)]
+    assert len(names) == 2 and names[0].endswith("-ort0.0.1_other")
+    assert "-ort0.0.1_other" in tower.session._model_path

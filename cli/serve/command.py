@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..context import settings
-from ..index import LibraryOption
-from ..runtime_options import BackendOption, DeviceOption, DtypeOption
+from ..runtime_options import BackendOption, DeviceOption, DtypeOption, LibraryOption
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -24,6 +23,7 @@ if TYPE_CHECKING:
     from lbsearch.embedder import Embedder
     from lbsearch.library import Library
 
+    from ..query_server import Runtime
     from .app import ServeSettings
     from .security import Access
     from .service import EncodersFactory
@@ -76,7 +76,9 @@ def serve(
     tls = _tls(tls_cert, tls_key)
     config = settings(ctx)
     factory = _embedder_factory(config, backend, device, dtype)
-    run_server(config, library, host, port, token, factory, tls=tls)
+    run_server(
+        config, library, host, port, token, factory, tls=tls, runtime=(backend, device, dtype)
+    )
 
 
 def _tls(cert: Path | None, key: Path | None) -> tuple[str, str] | None:
@@ -116,12 +118,17 @@ def run_server(
     ready: Callable[[uvicorn.Server, str], None] | None = None,
     limits: ServeSettings | None = None,
     tls: tuple[str, str] | None = None,
+    runtime: Runtime = (None, None, None),
 ) -> None:
-    """Open the library, bind, print where to go, serve until Ctrl-C (or `ready.should_exit`)."""
+    """Open the library, bind, print where to go, serve until Ctrl-C (or `ready.should_exit`).
+
+    `lbsearch query` on the same library asks this server over a local socket (`runtime`: the
+    --backend/--device/--dtype given, which a query must match to be answered here)."""
 
     from lbsearch.library import locate_library
 
     from .app import ServeSettings, build_app, configure_logging
+    from .local_socket import LocalSocket
     from .security import Access, is_loopback
     from .service import SearchService
 
@@ -129,7 +136,9 @@ def run_server(
     limits = limits or ServeSettings.from_config(config.serve)
     where = locate_library(library, config.library)
     service = SearchService(where, config, factory, poll_s=limits.reload_poll_s, limits=limits)
+    local: LocalSocket | None = None
     try:
+        local = LocalSocket.start(service, runtime)  # before "open ...": tests wait for that
         sock = _bind(host, port)
         access = Access(
             token=token,
@@ -146,6 +155,8 @@ def run_server(
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server is stopped
             server.run(sockets=[sock])  # uvicorn finishes open requests, then re-raises SIGINT
     finally:
+        if local is not None:
+            local.close()
         service.close()
     _say("lbsearch serve: stopped")
 

@@ -5,6 +5,7 @@ folder per export format so that a new lbsearch never runs graphs an older one w
 
     onnx/v1/media/<weights key>-<dtype>/       model.onnx, model.onnx.data, meta.json
     onnx/v1/text/<identity>-<text config>/     model.onnx, model.onnx.data, meta.json
+    onnx/v1/text-optimized/<text entry>-ort<version>/   the same, as ONNX Runtime optimised it
 
 A weights key digests what identifies a checkpoint file without reading it (path, size, mtime)
 plus its config.json and the tower kind, so a changed checkpoint gets a fresh export. Text towers
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -90,6 +92,14 @@ class OnnxCache:
         # The graph follows config.json too (activation, epsilon, heads), not the weights alone.
         shape = hashlib.sha256(repr(spec).encode("utf-8")).hexdigest()[:8]
         return self.base / "text" / f"{identity}-{shape}"
+
+    def optimized_entry(self, text_entry: Path) -> Path:
+        """Where ONNX Runtime's optimised copy of a text export lives. An optimised graph holds
+        the fused operators of the ONNX Runtime that wrote it: its version is in the name."""
+        import onnxruntime
+
+        version = re.sub(r"[^A-Za-z0-9.]", "_", onnxruntime.__version__)
+        return self.base / "text-optimized" / f"{text_entry.name}-ort{version}"
 
     def prune_media(self, weights_path: str, keep: str) -> None:
         """Remove exports of an older version of the same weights file (its key changed)."""

@@ -28,9 +28,17 @@ from .cache import (
     folder_size,
     is_complete,
     publish,
+    read_meta,
 )
 from .quantize import cpu_has_vnni
-from .sessions import OnnxMediaTower, OnnxTextTower, open_session
+from .sessions import (
+    MIN_OPTIMIZED_COSINE,
+    OnnxMediaTower,
+    OnnxTextTower,
+    min_cosine,
+    open_session,
+    save_optimized,
+)
 
 MEDIA_DTYPES = ("float32", "int8")
 _ALIASES = {"fp32": "float32", "float32": "float32", "int8": "int8"}
@@ -82,9 +90,14 @@ def load_onnx_text_tower(
     def build() -> None:
         _build_text(checkpoint, entry, identity, notify)
 
-    with _export_lock:  # threads of one process export a tower once
-        session = _open(entry, threads, build, quick_start)
     tokenizer = ClipTokenizer(checkpoint.directory, checkpoint.spec.text.max_positions)
+    with _export_lock:  # threads of one process export a tower once
+        if not is_complete(entry):
+            build()
+        optimized = cache.optimized_entry(entry)
+        session = _open_text(entry, optimized, tokenizer, threads, quick_start)
+        if session is None:
+            session = _open(entry, threads, build, quick_start)
     dim = checkpoint.spec.projection_dim
     return OnnxTextTower(session, tokenizer, checkpoint.model_id, dim, identity)
 
@@ -102,6 +115,54 @@ def _open(entry: Path, threads: int, build: Callable[[], Any], quick_start: bool
         shutil.rmtree(entry, ignore_errors=True)
         build()
         return open_session(entry / MODEL_FILE, threads, quick_start)
+
+
+def _open_text(
+    entry: Path, optimized: Path, tokenizer: ClipTokenizer, threads: int, quick_start: bool
+) -> Any:
+    """A session on the optimised copy of the text export `entry`, saved the first time; None
+    where there is none (it could not be made, or it did not reproduce the export's vectors)."""
+    if not is_complete(optimized):
+        try:
+            publish(optimized, lambda folder: _optimize_text(entry, folder, tokenizer))
+        except OnnxCacheError:  # the plain export still works
+            return None
+    if not read_meta(optimized).get("usable"):
+        return None
+    try:
+        return open_session(optimized / MODEL_FILE, threads, quick_start, optimize=False)
+    except OnnxCacheError:  # damaged: made again next time
+        shutil.rmtree(optimized, ignore_errors=True)
+        return None
+
+
+CHECK_TEXTS = ["a dog barking", "a photo of a sunset over the sea", "x"]
+
+
+def _optimize_text(entry: Path, folder: Path, tokenizer: ClipTokenizer) -> dict[str, Any]:
+    """ONNX Runtime's optimised graph of the export `entry`, kept only if its vectors equal
+    the un-optimised graph's (cosine >= MIN_OPTIMIZED_COSINE on every check row)."""
+    import onnxruntime
+
+    start = time.perf_counter()
+    source, target = entry / MODEL_FILE, folder / MODEL_FILE
+    save_optimized(source, target)
+    batch = tokenizer(CHECK_TEXTS)
+    sessions = (open_session(path, 1, optimize=False) for path in (source, target))
+    cosine = min_cosine(*sessions, batch.input_ids, batch.eos_positions)
+    usable = cosine >= MIN_OPTIMIZED_COSINE
+    if not usable:  # keep the record (not tried again each time), not the weights
+        for path in folder.iterdir():
+            if path.name != MODEL_FILE:
+                path.unlink()
+    return {
+        "kind": "text-optimized",
+        "source": entry.name,
+        "onnxruntime": onnxruntime.__version__,
+        "min_cosine_to_export": cosine,
+        "usable": usable,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
 
 
 def _build_media(
