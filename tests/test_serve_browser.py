@@ -1,6 +1,6 @@
 """The web page of `lbsearch serve` in a real Chromium (the system's package, driven by
-Playwright): search, thumbnails, a video that plays from its segment's start, keyboard use,
-search by dropping a file, and a phone-width layout.
+Playwright): search, thumbnails, a video that plays its best moment (a timeline marks it, a
+button downloads its clip), keyboard use, search by dropping a file, and a phone-width layout.
 
 Skipped where no Chromium is installed (`apt-get install chromium`; CI does it in .ci/run).
 Set LBSEARCH_SCREENSHOTS=DIR to keep the screenshots (docs/serve-*.png are made this way).
@@ -21,6 +21,7 @@ from serve_helpers import Running, index_folder, serving
 
 from lbsearch.testing.fake_encoders import FakeEncoders
 from lbsearch.testing.samples import write_audio, write_sample_media, write_video
+from lbsearch.testing.windows import window_video
 
 CHROMIUM = os.environ.get("LBSEARCH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -47,6 +48,8 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     write_sample_media(base / "media")
     write_video(base / "media" / "long_walk.mp4", seconds=32.0)  # segments 0-10, 10-20, 20-32
     write_audio(base / "media" / "long_tone.wav", seconds=32.0, tone_hz=440.0)  # 3+ windows
+    # a colour per 10 s window: its windows differ, so a moment is one window, not the file
+    window_video(base / "media" / "colours.mp4", 60, colours=range(6), tones=range(6))
     index_folder(base / "media", base / "library", FakeEncoders())
     return base / "media", base / "library"
 
@@ -110,15 +113,27 @@ def _thumbnails_loaded(page: Any) -> bool:
     return loaded
 
 
-def _word_with_a_late_video_segment(base: str) -> tuple[str, float]:
-    """A query whose best video segment starts after 0 s (the fake encoders are deterministic)."""
+def _late_moment(
+    base: str, name: str, words: tuple[str, ...], field: str = "start_s"
+) -> tuple[str, dict[str, Any]]:
+    """A query whose result `name` (a video) has its best segment (`field` "moment": its best
+    moment) after 0 s, and that result (the fake encoders are deterministic)."""
     with httpx.Client(base_url=base) as http:
-        for word in ("walk", "ball", "bounce", "red", "motion", "sport", "play", "run", "game"):
+        for word in words:
             rows = http.get("/api/search", params={"q": word, "m": "video"}).json()["results"]
-            late = [r for r in rows if r["path"].endswith("long_walk.mp4") and r["start_s"] > 0]
+            late = [
+                r
+                for r in rows
+                if r["path"].endswith(name)
+                and (r["moments"][0] if field == "moment" else r)["start_s"] > 0
+            ]
             if late:
-                return word, float(late[0]["start_s"])
-    pytest.fail("no query puts a late segment of long_walk.mp4 first")
+                return word, late[0]
+    pytest.fail(f"no query puts a late segment of {name} first")
+
+
+WORDS = ("walk", "ball", "bounce", "red", "motion", "sport", "play", "run", "game")
+MORE_WORDS = (*WORDS, "sky", "dog", "car", "tree", "sea", "city", "bird", "rain", "snow")
 
 
 def test_search_shows_thumbnails_and_plays_video_from_the_segment_start(
@@ -133,12 +148,14 @@ def test_search_shows_thumbnails_and_plays_video_from_the_segment_start(
     assert _thumbnails_loaded(page)
     _screenshot(page, "desktop", tmp_path)
 
-    word, start = _word_with_a_late_video_segment(running.base)
+    word, row = _late_moment(running.base, "long_walk.mp4", WORDS)
     page.click("#chips .chip:text-is('video')")
     _search(page, word)
     first = page.locator(".card", has_text="long_walk.mp4").first
     assert first.locator(".badge").first.text_content() == "video"
-    assert first.locator(".span").inner_text().startswith(f"00:{int(start):02d}")
+    assert first.locator(".span").inner_text().startswith(f"00:{int(row['start_s']):02d}")
+    start = float(row["moments"][0]["start_s"])  # the page plays the best moment (0 s here:
+    # the bouncing ball looks alike all through, so its windows merge into one moment)
     first.locator(".thumb").click()
     page.wait_for_selector("dialog[open] video")
     page.wait_for_function(
@@ -243,8 +260,8 @@ def _word_with_a_late_audio_segment(base: str) -> tuple[str, float]:
         for word in ("tone", "hum", "beep", "note", "sound", "music", "sing", "ring", "buzz"):
             rows = http.get("/api/search", params={"q": word, "m": "audio"}).json()["results"]
             late = [r for r in rows if r["path"].endswith("long_tone.wav") and r["start_s"] > 0]
-            if late and rows[0] is late[0]:
-                return word, float(late[0]["start_s"])
+            if late and rows[0] is late[0]:  # the page plays the best moment
+                return word, float(late[0]["moments"][0]["start_s"])
     pytest.fail("no query puts a late segment of long_tone.wav first")
 
 
@@ -313,3 +330,65 @@ def test_the_page_counts_strong_results_and_shows_more_on_request(
     assert page.locator("#more").count() == 0  # everything is shown: nothing more to ask
     weak = [r for r in everything.json()["results"] if r["weak"]]
     assert page.locator(".card.weak").count() == len(weak)
+
+
+def test_a_video_result_plays_its_moment_on_a_timeline_and_downloads_its_clip(
+    page: Any, running: Running
+) -> None:
+    """Clicking a video result seeks to its best moment's start; the timeline under the player
+    marks the moment's span over the file's duration; playback stops at the moment's end; the
+    span plays the moment again; Download fetches the moment's clip under its file and span."""
+    word, row = _late_moment(running.base, "colours.mp4", MORE_WORDS, "moment")
+    moment = row["moments"][0]
+    start, end = float(moment["start_s"]), float(moment["end_s"])
+    assert 0 < start < end < 60
+    page.goto(running.base + "/")
+    page.wait_for_selector("#chips .chip")
+    page.click("#chips .chip:text-is('video')")
+    _search(page, word)
+    page.locator(".card", has_text="colours.mp4").first.locator(".thumb").click()
+    page.wait_for_selector("dialog[open] video")
+    page.wait_for_function(
+        f"(() => {{ const v = document.querySelector('dialog video');"
+        f" return v.readyState >= 2 && v.currentTime >= {start} - 0.05; }})()",
+        timeout=30000,
+    )
+    at = page.evaluate("document.querySelector('dialog video').currentTime")
+    assert start - 0.05 <= at < start + 2.0, f"playback starts at {at}, not at the moment {start}"
+
+    spans = page.locator("#viewer-timeline .moment")
+    assert spans.count() == len(row["moments"]) == 1
+    assert page.locator("#viewer-timeline").is_visible()
+    duration = page.evaluate("document.querySelector('dialog video').duration")
+    left = page.evaluate(
+        "parseFloat(document.querySelector('#viewer-timeline .moment').style.left)"
+    )
+    width = page.evaluate(
+        "parseFloat(document.querySelector('#viewer-timeline .moment').style.width)"
+    )
+    assert left == pytest.approx(100 * start / duration, abs=0.5)
+    assert width == pytest.approx(100 * (end - start) / duration, abs=0.5)
+    track = page.locator("#viewer-timeline .track").bounding_box()
+    drawn = spans.first.bounding_box()
+    assert drawn["x"] == pytest.approx(track["x"] + track["width"] * start / duration, abs=2)
+
+    # near the end of the moment: the player stops there by itself
+    page.evaluate(f"document.querySelector('dialog video').currentTime = {end} - 0.6")
+    page.wait_for_function("document.querySelector('dialog video').paused", timeout=15000)
+    stopped = page.evaluate("document.querySelector('dialog video').currentTime")
+    assert end - 0.1 <= stopped <= end + 0.3, f"stopped at {stopped}, the moment ends at {end}"
+
+    spans.first.click()  # the span plays its moment again, from its start
+    page.wait_for_function(
+        f"(() => {{ const v = document.querySelector('dialog video');"
+        f" return !v.paused && v.currentTime >= {start} - 0.05 && v.currentTime < {start} + 2; }})()",
+        timeout=15000,
+    )
+
+    with page.expect_download(timeout=60000) as download:
+        page.click("#viewer-download")
+    name = download.value.suggested_filename
+    assert name == f"colours_{start:06.1f}-{end:06.1f}.mp4", name
+    saved = download.value.path()
+    assert saved is not None and Path(saved).stat().st_size > 1000
+    page.wait_for_function("document.querySelector('#viewer-note').textContent.includes('Saved')")

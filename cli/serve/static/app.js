@@ -181,19 +181,20 @@ function show(index) {
   $("viewer-title").textContent = baseName(hit.path);
   $("viewer-facts").textContent = [hit.path, hit.modality, `score ${hit.score.toFixed(3)}`,
     hit.span ? `segment ${hit.span}` : ""].filter(Boolean).join(" · ");
+  $("viewer-note").textContent = "";
+  $("viewer-download").hidden = true;
+  $("viewer-timeline").replaceChildren();
+  $("viewer-timeline").hidden = true;
   let media;
   if (hit.modality === "video" || hit.modality === "audio") {
-    // the player itself (not the box around an audio player) starts at the segment
+    // the player itself (not the box around an audio player) plays the best moment
     const player = el(hit.modality === "video" && !/\.(mp3|m4a|wav|flac|ogg|opus|aac)$/i.test(hit.path) ? "video" : "audio",
       { controls: true, preload: "metadata", src: hit.content_url });
-    player.addEventListener("loadedmetadata", () => {
-      player.currentTime = hit.start_s;
-      player.play().catch(() => {}); // autoplay may be refused; the controls are there
-    }, { once: true });
     media = player;
     if (player.tagName === "AUDIO") {
       media = el("div", { className: "audio" }, el("img", { src: hit.thumbnail_url + "?size=640", alt: "spectrogram" }), player);
     }
+    moments(hit, player);
   } else if (hit.modality === "depth") {
     media = el("img", { src: hit.thumbnail_url + "?size=640", alt: "depth map in false colour" });
   } else {
@@ -206,9 +207,151 @@ function show(index) {
 }
 
 function closeViewer() {
+  stopMoment();
   $("viewer-body").querySelectorAll("video, audio").forEach((m) => m.pause());
   $("viewer-body").replaceChildren();
+  $("viewer-timeline").replaceChildren();
   if (viewer.open) viewer.close();
+}
+
+// ------------------------------------------------------------------- moments, timeline
+
+// The moment being played: the player pauses at its end (a seek out of it lets it play on).
+let playing = null;
+let picked = null; // the moment last played: the one the download button cuts
+let stopTimer = 0;
+
+function momentsOf(hit) {
+  const listed = (hit.moments || []).filter((m) => m.end_s > m.start_s);
+  if (listed.length) return listed;
+  return hit.end_s > hit.start_s ? [{ start_s: hit.start_s, end_s: hit.end_s }] : [];
+}
+
+function streamText(m) {
+  const p = typeof m.picture_relevance === "number" ? m.picture_relevance : m.picture_score;
+  const s = typeof m.sound_relevance === "number" ? m.sound_relevance : m.sound_score;
+  if (typeof p === "number" && typeof s === "number") return `picture ${p.toFixed(2)}, sound ${s.toFixed(2)}`;
+  if (typeof p === "number") return `picture ${p.toFixed(2)}`;
+  return typeof s === "number" ? `sound ${s.toFixed(2)}` : "";
+}
+
+function moments(hit, player) {
+  const list = momentsOf(hit);
+  picked = list[0] || null;
+  if (!list.length) {
+    player.addEventListener("loadedmetadata", () => {
+      player.currentTime = hit.start_s;
+      player.play().catch(() => {});
+    }, { once: true });
+    return;
+  }
+  const track = el("div", { className: "track" });
+  const head = el("span", { className: "playhead" });
+  const spans = list.map((m, i) => {
+    const label = `moment ${i + 1}: ${clock(m.start_s)}–${clock(m.end_s)}`;
+    const span = el("button", { type: "button", className: "moment", title: [label, streamText(m)].filter(Boolean).join(" · ") });
+    span.setAttribute("aria-label", `play ${label}`);
+    span.dataset.start = String(m.start_s);
+    span.dataset.end = String(m.end_s);
+    span.addEventListener("click", () => playMoment(player, m, span));
+    return span;
+  });
+  track.append(...spans, head);
+  const ends = el("div", { className: "ends" }, el("span", { textContent: "00:00" }), el("span", { className: "length" }));
+  $("viewer-timeline").replaceChildren(track, ends);
+  $("viewer-timeline").hidden = false;
+  const place = (duration) => {
+    if (!(duration > 0)) return;
+    spans.forEach((span, i) => {
+      span.style.left = `${(100 * list[i].start_s) / duration}%`;
+      span.style.width = `${Math.max(0.5, (100 * (list[i].end_s - list[i].start_s)) / duration)}%`;
+    });
+    ends.querySelector(".length").textContent = clock(duration);
+    $("viewer-timeline").dataset.duration = String(duration);
+  };
+  place(hit.duration_s || Math.max(...list.map((m) => m.end_s)));
+  player.addEventListener("loadedmetadata", () => {
+    if (Number.isFinite(player.duration)) place(player.duration);
+    playMoment(player, list[0], spans[0]);
+  }, { once: true });
+  player.addEventListener("timeupdate", () => {
+    const duration = Number($("viewer-timeline").dataset.duration);
+    if (duration > 0) head.style.left = `${Math.min(100, (100 * player.currentTime) / duration)}%`;
+    checkEnd(player);
+  });
+  player.addEventListener("seeking", () => {
+    if (playing && (player.currentTime < playing.start_s - 0.05 || player.currentTime >= playing.end_s)) stopMoment();
+  });
+  player.addEventListener("play", () => checkEnd(player));
+  $("viewer-download").hidden = false;
+}
+
+function playMoment(player, moment, span) {
+  playing = moment;
+  picked = moment;
+  $("viewer-timeline").querySelectorAll(".moment").forEach((s) => s.classList.toggle("active", s === span));
+  $("viewer-download").textContent = `Download ${clock(moment.start_s)}–${clock(moment.end_s)}`;
+  player.currentTime = moment.start_s;
+  player.play().catch(() => {}); // autoplay may be refused; the controls are there
+}
+
+function stopMoment() {
+  playing = null;
+  clearTimeout(stopTimer);
+}
+
+// timeupdate comes every quarter second or so: a timer set for the time left stops on time
+function checkEnd(player) {
+  if (!playing) return;
+  clearTimeout(stopTimer);
+  const left = playing.end_s - player.currentTime;
+  if (left <= 0.02) {
+    player.pause();
+    stopMoment();
+  } else if (!player.paused) {
+    stopTimer = setTimeout(() => checkEnd(player), (1000 * left) / (player.playbackRate || 1));
+  }
+}
+
+// The shown moment's clip, cut by the service (GET /api/files/ID/clip), saved under the name
+// the service gives it; an error (too long, busy) is said under the player.
+async function downloadClip() {
+  const hit = shown;
+  const moment = picked;
+  if (!hit || !moment) return;
+  const button = $("viewer-download");
+  const note = $("viewer-note");
+  const query = new URLSearchParams({ start: moment.start_s.toFixed(3), end: moment.end_s.toFixed(3) });
+  button.disabled = true;
+  note.textContent = "Cutting the clip…";
+  try {
+    const response = await fetch(`/api/files/${hit.file_id}/clip?${query}`);
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      note.textContent = `No clip: ${body.error || response.statusText}${body.hint ? " — " + body.hint : ""}`;
+      return;
+    }
+    const name = savedName(response.headers.get("content-disposition")) || "clip";
+    const url = URL.createObjectURL(await response.blob());
+    const link = el("a", { href: url, download: name });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    note.textContent = `Saved ${name}`;
+  } catch (error) {
+    note.textContent = `No clip: the service did not answer (${error.message}).`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function savedName(header) {
+  if (!header) return "";
+  const exact = /filename\*=UTF-8''([^;]+)/i.exec(header);
+  if (exact) return decodeURIComponent(exact[1]);
+  const plain = /filename="([^"]*)"/i.exec(header);
+  return plain ? plain[1] : "";
 }
 
 // ------------------------------------------------------------------------ modalities
@@ -279,6 +422,7 @@ $("example").addEventListener("change", (event) => {
   event.target.value = "";
 });
 $("viewer-close").addEventListener("click", closeViewer);
+$("viewer-download").addEventListener("click", downloadClip);
 $("viewer-similar").addEventListener("click", () => { const hit = shown; closeViewer(); if (hit) searchSimilar(hit); });
 viewer.addEventListener("close", closeViewer);
 
