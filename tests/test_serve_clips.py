@@ -220,3 +220,25 @@ def test_a_client_that_leaves_stops_its_cut(library: Path, monkeypatch: pytest.M
             time.sleep(0.1)
         assert not _alive(pid), "the worker still cuts the clip of a client that left"
         assert time.monotonic() - left_at < 5
+
+
+# ---------------------------------------------------------------- the service's access rules
+
+TOKEN = "clip-test-token-0123456789"
+
+
+def test_other_sites_and_clients_without_the_token_get_no_clip(
+    running: Running, library: Path
+) -> None:
+    file_id = file_ids(library)["long_tone.wav"]
+    url = f"/api/files/{file_id}/clip?start=0&end=1"
+    with httpx.Client(base_url=running.base, timeout=60) as http:
+        for site in ("cross-site", "same-site"):
+            assert http.get(url, headers={"Sec-Fetch-Site": site}).status_code == 403
+        origin = http.get(url, headers={"Origin": "http://evil.example"})
+        assert origin.status_code == 403
+    with serving(library, token=TOKEN) as run, httpx.Client(base_url=run.base, timeout=60) as http:
+        assert http.get(url).status_code == 401
+        allowed = http.get(url, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert allowed.status_code == 200, allowed.text[:200]
+        assert allowed.headers["cross-origin-resource-policy"] == "same-origin"
