@@ -13,7 +13,13 @@ It scores every (query, item) pair four ways and prints, with the targets of iss
 - best single-threshold F1 (one threshold over every pair, the best one for each scoring);
 - the share of queries whose relevant items of the weakest modality (audio) reach the top 20;
 - hubness: the skewness of N10 (how often each item is in a query's top 10);
-- for calibrated relevance, per-query precision/recall/F1 of the default cut-off.
+- for calibrated relevance, per-query precision/recall/F1 of the default cut-off;
+- example-file queries (`--like`): one item of each concept as the query, with file hubs planted
+  (per modality, items at the centre of its items, pulled towards the centre of all: they come
+  up for examples of their modality, not for texts), scored raw,
+  corrected with the caption bank's bias (what file queries got before their own column) and
+  corrected with the bias against a sample of the library's own items (lbsearch now): mAP and
+  N10 skewness over other items as probe queries.
 
     .venv/bin/python bench/relevance.py [--seed N] [--alpha A] [--k K]
 """
@@ -28,6 +34,7 @@ import numpy as np
 from lbsearch.config import RelevanceConfig
 from lbsearch.search.relevance import Calibration, cut_off
 from lbsearch.vectors.bias import null_moments, segment_biases
+from lbsearch.vectors.filesample import FileSample, SampleGroup
 
 DIM = 128
 MODALITIES = {  # name: (signal, lean towards the text cone, cone strength, noise)
@@ -180,6 +187,86 @@ def cutoff_quality(space: Space, relevance: np.ndarray, config: RelevanceConfig)
     return {"precision": p, "recall": r, "F1": 2 * p * r / (p + r) if p + r else 0.0}
 
 
+# ------------------------------------------------------------------ example-file queries
+
+FILE_HUBS, SAMPLE = 8, 1000
+
+
+def with_file_hubs(space: Space, seed: int) -> Space:
+    """`space` plus FILE_HUBS items per modality at the centre of its items, pulled towards the
+    centre of all (own generator: the text figures above stay as they are)."""
+    rng = np.random.default_rng(seed + 1000)
+    centre = _unit(space.items.mean(axis=0))
+    hubs, modality = [], []
+    for m in range(len(MODALITIES)):
+        noise = rng.normal(size=(FILE_HUBS, DIM)) / np.sqrt(DIM)
+        mine = space.items[space.modality == m].mean(axis=0)
+        hubs.append(_unit(0.3 * centre + _unit(mine) + 0.2 * noise))
+        modality.append(np.full(FILE_HUBS, m))
+    return Space(
+        items=np.vstack([space.items, *hubs]).astype(np.float32),
+        modality=np.concatenate([space.modality, *modality]),
+        concept=np.concatenate([space.concept, np.full(FILE_HUBS * len(MODALITIES), -1)]),
+        queries=space.queries,
+        bank=space.bank,
+        probe=space.probe,
+    )
+
+
+def file_queries(space: Space, alpha: float, k: int, seed: int) -> dict[str, dict[str, float]]:
+    """Examples as queries: mAP (relevant: the other items of the example's concept, any
+    modality; the example itself never ranked) and N10 skewness over 1,000 probe examples."""
+    rng = np.random.default_rng(seed + 2000)
+    n, ids = len(space.items), np.arange(len(space.items))
+    examples = np.array([rng.choice(np.flatnonzero(space.concept == c)) for c in range(CONCEPTS)])
+    probes = rng.choice(n, size=min(1000, n), replace=False)
+    share = SAMPLE // len(MODALITIES)
+    groups = tuple(
+        SampleGroup(name, "m", members, space.items[members])
+        for m, name in enumerate(MODALITIES)
+        for members in [np.sort(rng.choice(np.flatnonzero(space.modality == m), share, False))]
+    )
+    sample = FileSample(groups, k, SAMPLE, n)
+    file_bias = sample.biases(ids, space.items)
+    assert file_bias is not None
+    text_bias = segment_biases(space.bank, space.items, k)
+    out = {}
+    for name, biases in (
+        ("raw cosine", np.zeros(n)),
+        ("caption-bank bias", alpha * text_bias),
+        ("library-sample bias", alpha * file_bias),
+    ):
+
+        def scores(rows: np.ndarray, biases: np.ndarray = biases) -> np.ndarray:
+            s = (space.items[rows] @ space.items.T).astype(np.float64) - biases[None, :]
+            s[np.arange(len(rows)), rows] = -np.inf  # an example never comes back
+            return s
+
+        ev, probe = scores(examples), scores(probes)
+        relevant = space.concept[None, :] == space.concept[examples][:, None]
+        relevant[np.arange(len(examples)), examples] = False
+        n10 = np.bincount(np.argsort(-probe, axis=1)[:, :10].ravel(), minlength=n)
+        hubs = np.arange(n) >= n - FILE_HUBS * len(MODALITIES)  # the planted file hubs
+        out[name] = {
+            "mAP": float(np.mean([average_precision(ev[i], relevant[i]) for i in range(len(ev))])),
+            "N10 skew": skewness(n10),
+            "hubs@10": float(np.isin(np.argsort(-ev, axis=1)[:, :10], np.flatnonzero(hubs)).mean()),
+        }
+    return out
+
+
+def print_file_queries(space: Space, alpha: float, k: int, seed: int) -> None:
+    found = file_queries(with_file_hubs(space, seed), alpha, k, seed)
+    print(f"\nexample-file queries ({CONCEPTS}, one per concept; {FILE_HUBS} file hubs per "
+          f"modality; library sample {SAMPLE}):")  # fmt: skip
+    print(f"{'scoring':<22}{'mAP':>8}{'N10 skew':>10}{'file hubs in top 10':>21}")
+    for name, r in found.items():
+        print(f"{name:<22}{r['mAP']:8.3f}{r['N10 skew']:10.2f}{r['hubs@10']:21.3f}")
+    raw, now = found["raw cosine"], found["library-sample bias"]
+    ok = now["mAP"] > raw["mAP"] and now["N10 skew"] < raw["N10 skew"]
+    print(f"file-query hub correction helps (mAP up, skewness down): {'yes' if ok else 'NO'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=17)
@@ -212,6 +299,7 @@ def main() -> None:
         f"{RelevanceConfig().autocut_gap}): precision {cut['precision']:.3f}, "
         f"recall {cut['recall']:.3f}, F1 {cut['F1']:.3f}"
     )
+    print_file_queries(space, args.alpha, args.k, args.seed)
 
 
 if __name__ == "__main__":
