@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from querysplit import PHASES, PhaseClock, interleaved, median, unpack_revision
 
 from lbsearch.catalog import IndexedFile, NewSegment
 from lbsearch.config import load_config
@@ -165,23 +166,59 @@ def warm(
 ) -> dict[str, tuple[float, float]]:
     """p50/p95 of warm searches; order "relevance" is the calibrated default (FAISS scores
     cosine - alpha x bias, then each modality's null), "score" raw cosine (alpha 0)."""
+    samples = warm_samples(library, config_path, queries, backend, order)
+    return {name: _pct(values) for name, values in samples.items()}
+
+
+def warm_samples(
+    library: Path,
+    config_path: Path,
+    queries: int,
+    backend: str = "auto",
+    order: str = "relevance",
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Seconds of each warm search: total, encode (the text tower), search (the rest) and the
+    search's parts (bench/querysplit.py: index, catalog, engine)."""
     config = load_config(config_path)
-    totals: list[float] = []
-    encodes: list[float] = []
+    samples: dict[str, list[float]] = {"total": [], "encode": [], "search": []}
     with Library.open(library, config=config) as lib:
         models = {m: s.model_id for m, s in lib.catalog.modality_states().items()}
         timed = TimedEncoders(open_embedder(config, models=models, backend=backend))
         engine = SearchEngine(lib, config, timed)
         engine.search(Query((Term("warm up"),)))  # loads the tower and the indices
-        for text in texts(queries, seed=len(totals)):
+        clock = PhaseClock()
+        clock.instrument(lib)
+        for text in texts(queries, seed=seed):
             timed.encode_s = 0.0
+            clock.take(0.0)
             start = time.perf_counter()
             hits = engine.search(Query((Term(text),), limit=20, order=order))
-            totals.append(time.perf_counter() - start)
-            encodes.append(timed.encode_s)
+            total = time.perf_counter() - start
+            samples["total"].append(total)
+            samples["encode"].append(timed.encode_s)
+            samples["search"].append(total - timed.encode_s)
+            for phase, spent in clock.take(total - timed.encode_s).items():
+                samples.setdefault(phase, []).append(spent)
             assert len(hits) == 20
-    search = [t - e for t, e in zip(totals, encodes, strict=True)]
-    return {"total": _pct(totals), "encode": _pct(encodes), "search": _pct(search)}
+    return samples
+
+
+def compare_warm(library: Path, config_path: Path, args: argparse.Namespace, tmp: Path) -> None:
+    """The warm search of this tree against revision `args.compare_with`, rounds interleaved
+    in child processes on the same library; p50s and their ratio (this / the revision)."""
+    codes = {"this tree": None, args.compare_with: unpack_revision(args.compare_with, tmp)}
+    per_round = max(5, args.queries // args.rounds)
+    samples = interleaved(
+        codes,
+        lambda r: [str(library), str(config_path), str(per_round), "relevance", str(r)],
+        args.rounds,
+    )
+    mine, theirs = samples["this tree"], samples[args.compare_with]
+    print(f"  warm, this tree vs {args.compare_with} ({args.rounds} rounds each, interleaved):")
+    for measure in ("total", "search", *PHASES):
+        a, b = median(mine[measure]) * 1000, median(theirs[measure]) * 1000
+        print(f"    {measure:<8} p50 {a:>8.2f} vs {b:>8.2f} ms: {a / b:.2f}x")
 
 
 def warm_calibration(
@@ -360,7 +397,19 @@ def main() -> None:
     parser.add_argument(
         "--warm-only", action="store_true", help="only the quiet warm figures (no load, no cold)"
     )
+    parser.add_argument(
+        "--compare-with",
+        metavar="REV",
+        help="also the warm search of git revision REV, interleaved, and the ratios",
+    )
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds per code")
+    parser.add_argument("--warm-child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.warm_child:  # LIBRARY CONFIG QUERIES ORDER SEED, from compare_warm
+        lib, cfg, count, order, seed = args.warm_child
+        found = warm_samples(Path(lib), Path(cfg), int(count), order=order, seed=int(seed))
+        print(json.dumps(found))
+        return
     with tempfile.TemporaryDirectory(prefix="lbsearch-bench-") as tmp:
         folder = Path(tmp)
         checkpoint = write_checkpoint(folder, args.text_size)
@@ -390,6 +439,8 @@ def report(
         print(f"  warm engine {name:<8}{p50:>9.1f}{p95:>9.1f}  calibrated")
     pair = warm_calibration(library, config_path, args.queries)
     _print_calibration(f"warm engine ({args.queries} queries each)", pair)
+    if args.compare_with:
+        compare_warm(library, config_path, args, folder)
     if args.warm_only:
         return
     loaded = warm_under_load(library, config_path, args.queries, folder)

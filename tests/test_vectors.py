@@ -122,6 +122,30 @@ def test_ivf_recall_on_clustered_768d_vectors(n: int) -> None:
     assert recall_at_k(found.ids, exact_top(data, ids, queries, 10)) >= 0.95
 
 
+def test_ivf_rows_are_read_by_id_through_removal_and_a_file(tmp_path: Path) -> None:
+    """Ranking reads the bias columns of ~200 candidates a query from the index rows: an IVF
+    index answers them by id (it answered None, and the biases came from the catalog's vectors
+    through the bank: milliseconds a modality), before and after removals and a save."""
+    data = clustered_vectors(3000, 24, clusters=20)
+    ids = np.arange(10, 3010, dtype=np.int64)
+    plan = plan_index(3000, 24, IndexConfig(exact_max_segments=100))
+    assert plan.kind is IndexKind.IVF
+    index = VectorIndex.new(plan, 24, data[::3])
+    index.add(ids, data)
+    picked = np.array([2999, 10, 1500, 11], dtype=np.int64)
+    assert np.array_equal(index.rows(picked), data[picked - 10])
+    assert index.remove(np.array([10, 11, 99999], dtype=np.int64)) == 2
+    assert index.rows(picked) is None  # an id gone: the caller falls back
+    assert np.array_equal(index.rows(np.array([1500, 3009])), data[[1490, 2999]])
+    store = VectorStore(tmp_path)
+    store.write(IMG, index, meta_for(index))
+    found = read_index_file(store.path(IMG))
+    assert not isinstance(found, str)
+    read, _ = found
+    assert np.array_equal(read.rows(np.array([1500, 3009])), data[[1490, 2999]])
+    assert read.remove(np.array([1500], dtype=np.int64)) == 1 and read.ntotal == 2997
+
+
 # -------------------------------------------------------- VectorStore (files, no catalog)
 
 

@@ -23,6 +23,7 @@ from lbsearch.catalog.hashing import hash_file
 from lbsearch.errors import MediaError, UsageError
 from lbsearch.search import Hit, Query, SearchEngine, check_query
 from lbsearch.search.examples import unit
+from lbsearch.search.ranking import Candidates
 from lbsearch.types import Modality
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class ServerEngine(SearchEngine):
         check_query(query)
         return self._search(query)
 
-    def _search_modality(self, *args: Any, **kwargs: Any) -> dict[int, Hit]:
+    def _search_modality(self, *args: Any, **kwargs: Any) -> Candidates:
         with self._lock:
             return super()._search_modality(*args, **kwargs)
 

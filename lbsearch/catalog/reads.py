@@ -345,6 +345,8 @@ def _globs_clause(path_globs: Sequence[str]) -> ColumnElement[bool]:
 def _glob_path(glob: str) -> str | None:
     """The one path a glob matches, or None when it is a pattern (a bare *, ? or a bracket
     of more than one character)."""
+    if not any(c in glob for c in "*?["):  # a plain path (most named files): no parsing
+        return glob
     out: list[str] = []
     i = 0
     while i < len(glob):

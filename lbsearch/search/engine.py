@@ -30,7 +30,8 @@ from .examples import example_vector, excluded_paths, is_excluded, sound_track_v
 from .explain import explain_no_match
 from .moments import Match, stream_modalities
 from .query import Hit, Query, Term, check_query, segment_filter
-from .scoring import apply_cut_off, rank_key, ranks_by_score, with_relevance
+from .ranking import Candidates, best_per_file, best_segments, hits, no_candidates, ranked
+from .scoring import apply_cut_off, rank_key, ranks_by_score, scored, shown, with_relevance
 from .streams import TIMED, Scorer, both_settled, file_windows, fused_hit, with_moments
 
 if TYPE_CHECKING:
@@ -93,24 +94,44 @@ class SearchEngine:
         self._bias = BiasKind.of_query(has_text)  # which bias column FAISS subtracts
         scorer = Scorer(self.library, vectors, alpha, settings.alpha, has_text)
         both = query.match is Match.BOTH
-        if both:  # ranked by the best window where both streams match: fuse before ranking
-            best = self._both(vectors, where, excluded, scorer, query)
-        else:
-            want = query.limit + len(excluded)
-            found: list[tuple[int, Hit]] = []
-            for modality, vector in vectors.items():
-                hits = self._search_modality(modality, vector, where, want, excluded, alpha)
-                scored = with_relevance(
-                    self.library, modality, hits, vector, alpha, settings.alpha, has_text
-                )
-                found += scored.items()
-            best = self._best_per_file(found, query)
+        if not both:
+            found = self._shown(vectors, where, excluded, scorer, query)
+            return self._with_moments(found, scorer, query, sizes)
+        # --match both: ranked by the best window where both streams match, fused first
+        best = self._both(vectors, where, excluded, scorer, query)
         by_score = ranks_by_score(query, best)
-        ranked = sorted(best, key=lambda h: (-rank_key(h, by_score), h.path, h.start_s))
+        ordered = sorted(best, key=lambda h: (-rank_key(h, by_score), h.path, h.start_s))
         if query.min_score is not None:
-            ranked = [h for h in ranked if h.score >= query.min_score]
-        shown = apply_cut_off(ranked, query, settings)[: query.limit]
-        return shown if both else self._with_moments(shown, scorer, query, sizes)
+            ordered = [h for h in ordered if h.score >= query.min_score]
+        return apply_cut_off(ordered, query, settings)[: query.limit]
+
+    def _shown(
+        self,
+        vectors: dict[Modality, np.ndarray],
+        where: SegmentFilter,
+        excluded: frozenset[str],
+        scorer: Scorer,
+        query: Query,
+    ) -> list[Hit]:
+        """The files shown: each modality's best segment per file, scored; each file's best
+        over the modalities; ranked, filtered, cut off; `Hit`s made for those only
+        (ranking.py)."""
+        want = query.limit + len(excluded)
+        parts = []
+        for modality, vector in vectors.items():
+            alpha = scorer.searched_alpha
+            found = self._search_modality(modality, vector, where, want, excluded, alpha)
+            if len(found):
+                raw, relevance = scored(
+                    self.library, modality, found.segment_ids, found.scores, vector,
+                    alpha, scorer.alpha, scorer.has_text,
+                )  # fmt: skip
+                parts.append(found.scored(raw, relevance))
+        order = ranked(best_per_file(Candidates.joined(parts), query.order), query.order)
+        if query.min_score is not None:
+            order = order.take(order.scores >= query.min_score)
+        keep, weak = shown(order.relevance, query, self.config.relevance)
+        return hits(self.library, order.take(np.flatnonzero(keep)[: query.limit]), weak)
 
     def _best_per_file(self, found: list[tuple[int, Hit]], query: Query) -> list[Hit]:
         """Each file's best hit over the modalities searched (a video's frames or sound)."""
@@ -263,9 +284,9 @@ class SearchEngine:
         want: int,
         excluded: frozenset[str],
         alpha: float = 0.0,
-    ) -> dict[int, Hit]:
-        """Best hit per file id, asking the index for more segments until `want` files show or
-        the index has no more. k is bounded by the size of the index as it is searched (read
+    ) -> Candidates:
+        """Each file's best segment, asking the index for more segments until `want` files
+        show or the index has no more. k is bounded by the size of the index as it is searched (read
         again after each search: a refresh may swap in a larger one meanwhile)."""
         k = min(self.library.index_size(modality), max(_MIN_FETCH, 4 * want))
         while k > 0:
@@ -274,12 +295,12 @@ class SearchEngine:
             )
             ids, scores = result.ids[0], result.scores[0]
             found = ids >= 0
-            hits = self._roll_up(ids[found], scores[found], excluded)
+            best = best_segments(self.library, modality, ids[found], scores[found], excluded)
             size = self.library.index_size(modality)
-            if len(hits) >= want or not found.all() or k >= size:
-                return hits
+            if len(best) >= want or not found.all() or k >= size:
+                return best
             k = min(size, 4 * k)
-        return {}
+        return no_candidates()
 
     def _roll_up(
         self, ids: np.ndarray, scores: np.ndarray, excluded: frozenset[str]
