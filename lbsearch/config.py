@@ -153,7 +153,8 @@ class IndexConfig:
     refine_factor: int = 30
     """IVF-PQ: k x refine_factor candidates are re-scored exactly."""
     device: str = "auto"
-    """"auto" searches on a GPU when faiss has CUDA and sees one; "cpu" never does; "gpu" must."""
+    """"auto" searches on a GPU when faiss has CUDA and sees one; "cpu" never does; "gpu" must;
+    "gpu:N" names the GPU (default: [runtime] device's "cuda:N", else 0)."""
     threads: int = 0
     """FAISS threads; 0 keeps its default (one per core)."""
     ray: str = ""

@@ -142,7 +142,6 @@ class Library(LibraryWrites):
         cls, where: LibraryLocation, config: Config, timeout: float, purpose: str
     ) -> Library:
         from ..catalog.store import Catalog
-        from ..vectors.store import VectorStore
 
         root = prepare_folder(where)
         refuse_read_only(root, where)
@@ -152,7 +151,7 @@ class Library(LibraryWrites):
             catalog = Catalog(
                 root / CATALOG_NAME, create=True, busy_timeout_s=config.library.busy_timeout_s
             )
-            vectors = VectorStore(root / VECTORS_DIR, config.index)
+            vectors = _vector_store(root, config)
             vectors.clean_temporary_files()
             library = cls(root, catalog, vectors, lock, writable=True)
             library._indices.recover()
@@ -164,7 +163,6 @@ class Library(LibraryWrites):
     @classmethod
     def _open_reader(cls, where: LibraryLocation, config: Config, timeout: float) -> Library:
         from ..catalog.store import Catalog, CatalogMigrationNeeded
-        from ..vectors.store import VectorStore
 
         root = where.path
         if not (root / CATALOG_NAME).is_file():
@@ -176,7 +174,7 @@ class Library(LibraryWrites):
         busy = config.library.busy_timeout_s
         if not is_writable(root):  # a read-only mount or a shared copy: read it as it is
             catalog = Catalog(root / CATALOG_NAME, busy_timeout_s=busy, read_only=True)
-            return cls(root, catalog, VectorStore(root / VECTORS_DIR, config.index), lock, False)
+            return cls(root, catalog, _vector_store(root, config), lock, False)
         try:
             catalog = Catalog(root / CATALOG_NAME, migrate=False, busy_timeout_s=busy)
         except CatalogMigrationNeeded:
@@ -184,7 +182,7 @@ class Library(LibraryWrites):
                 lock.acquire(timeout, "lbsearch (upgrading the catalog)")
                 stack.callback(lock.release)
                 catalog = Catalog(root / CATALOG_NAME, busy_timeout_s=busy)
-        return cls(root, catalog, VectorStore(root / VECTORS_DIR, config.index), lock, False)
+        return cls(root, catalog, _vector_store(root, config), lock, False)
 
     # ------------------------------------------------------------------ reading: catalog
 
@@ -375,3 +373,10 @@ class Library(LibraryWrites):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _vector_store(root: Path, config: Config) -> VectorStore:
+    """The library's vector indices, searched on the encoders' GPU when FAISS has CUDA."""
+    from ..vectors.store import VectorStore
+
+    return VectorStore(root / VECTORS_DIR, config.index, encoder_device=config.runtime.device)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -111,6 +112,14 @@ class LibraryIndices:
         """As `saved_fingerprint`, for the sample saved in the library."""
         sample = read_file_sample(sample_path(self.store.directory))
         return sample.fingerprint_for(dim) if sample is not None and dim else NO_BIAS
+
+    def _stored_rows(
+        self, modality: Modality, width: int, ids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The stored ones of segments `ids`, and their rows as an index of `width` columns
+        holds them."""
+        stored = self.catalog.vectors_by_ids(modality, ids)
+        return stored.ids, self._rows(modality, stored.ids, stored.vectors, width)
 
     def _rows(
         self,
@@ -318,7 +327,10 @@ class LibraryIndices:
                     continue
                 self._banks.pop(modality, None)  # a writer may have saved another bank
                 self._file_sample_read = False  # or drawn another sample
-                self._install(modality, self._load(modality))
+                fresh = self._load(modality)
+                if index is not None and fresh is not None:  # keep the GPU copy, if any
+                    fresh.adopt_gpu(index, partial(self._stored_rows, modality, fresh.dim))
+                self._install(modality, fresh)
                 if modality in self.events:
                     reloaded[modality] = self.events[modality]
         return reloaded

@@ -13,8 +13,10 @@ faiss is imported lazily (see `faiss_module`), so importing this module stays ch
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -102,9 +104,10 @@ class SearchResult:
 
 
 def check_config(config: IndexConfig) -> None:
-    if config.device not in ("auto", "cpu", "gpu"):
+    if not re.fullmatch(r"auto|cpu|(gpu|cuda)(:\d+)?", config.device):
         raise ConfigError(
-            f"index.device must be auto, cpu or gpu, not {config.device!r}", "fix config.toml"
+            f"index.device must be auto, cpu, gpu or gpu:N, not {config.device!r}",
+            "fix config.toml",
         )
     if config.exact_max_segments < 0 or config.compressed_min_segments < 0:
         raise ConfigError("index sizes must not be negative", "fix [index] in config.toml")
@@ -186,6 +189,9 @@ def _pq_bytes(dim: int) -> int:
     return 0
 
 
+StoredRows = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
 class VectorIndex:
     """A FAISS index whose ids are segment ids, and the catalog generation it reflects."""
 
@@ -197,7 +203,8 @@ class VectorIndex:
         self.bias = ""  # the bank fingerprint of its text-bias column (vectors.bias); "": none
         self.file_bias = ""  # the library sample's fingerprint of its file-bias column
         self.null: dict[str, list[float]] | None = None  # null moments, measured on demand
-        self._gpu: Any = None
+        self._gpu: Any = None  # a copy on a GPU, for unfiltered searches
+        self._gpu_number = 0
         self._gpu_failed = False
 
     @classmethod
@@ -224,21 +231,71 @@ class VectorIndex:
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids):
-            self._gpu = None
             ids64 = np.ascontiguousarray(ids, dtype=np.int64)
-            self.index.add_with_ids(_as_matrix(vectors, self.dim), ids64)
+            matrix = _as_matrix(vectors, self.dim)
+            self.index.add_with_ids(matrix, ids64)
+            self._mirror(lambda gpu: gpu.add_with_ids(matrix, ids64))
 
     def remove(self, ids: np.ndarray) -> int:
         if not len(ids):
             return 0
-        self._gpu = None
-        faiss = faiss_module()
-        ids64 = np.ascontiguousarray(ids, dtype=np.int64)
+        ids64 = np.ascontiguousarray(ids, dtype=np.int64)  # alive while the selector is used
+        selector = self._selector(faiss_module(), ids64)
+        removed = int(self.index.remove_ids(selector))
+        self._mirror(lambda gpu: gpu.remove_ids(selector))
+        return removed
+
+    def _selector(self, faiss: Any, ids64: np.ndarray) -> Any:
+        """A selector of `ids64`, which the caller keeps alive while it is used."""
         if self.plan.kind is IndexKind.IVF:  # its id map removes only listed ids
-            selector = faiss.IDSelectorArray(len(ids64), faiss.swig_ptr(ids64))
-        else:
-            selector = faiss.IDSelectorBatch(ids64)
-        return int(self.index.remove_ids(selector))
+            return faiss.IDSelectorArray(len(ids64), faiss.swig_ptr(ids64))
+        return faiss.IDSelectorBatch(ids64)
+
+    def _mirror(self, change: Callable[[Any], object]) -> None:
+        """Make a change to the GPU copy as well, so that it stays (copying a large index to the
+        GPU again would pause the next search). A change the GPU index cannot take (faiss's GPU
+        flat indices cannot remove ids) drops the copy: it is made again when next searched."""
+        if self._gpu is None:
+            return
+        try:
+            change(self._gpu)
+        except Exception:
+            self._gpu = None
+
+    def adopt_gpu(self, previous: VectorIndex, rows: StoredRows) -> None:
+        """Take over `previous`'s GPU copy when this index is a reload of it (after a writer's
+        commit), bringing the copy to this index's ids; `rows` gives the stored ids of those
+        asked and their rows as this index holds them. Segment ids are never reused, so the ids
+        alone say what changed. An index of another kind, width or bias gets no copy until its
+        first search, and so does one whose changes cannot be mirrored."""
+        gpu, previous._gpu = previous._gpu, None
+        shape = (previous.plan, previous.dim, previous.bias, previous.file_bias)
+        same = shape == (self.plan, self.dim, self.bias, self.file_bias)
+        if gpu is None or not same or self._gpu is not None:
+            return
+        before, now = previous.ids(), self.ids()
+        self._gpu = gpu
+        gone, new = np.setdiff1d(before, now), np.setdiff1d(now, before)
+        if len(gone):
+            gone64 = np.ascontiguousarray(gone, dtype=np.int64)  # kept alive for the selector
+            selector = self._selector(faiss_module(), gone64)
+            self._mirror(lambda copy: copy.remove_ids(selector))
+        if len(new) and self._gpu is not None:
+            try:
+                ids, matrix = rows(new)
+            except LbsearchError:
+                self._gpu = None
+                return
+            if not np.array_equal(np.sort(ids), new):  # a row gone since: copy afresh later
+                self._gpu = None
+                return
+            matrix = _as_matrix(matrix, self.dim)
+            self._mirror(lambda copy: copy.add_with_ids(matrix, ids.astype(np.int64)))
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether a GPU copy is held now (tests, status)."""
+        return self._gpu is not None
 
     def rows(self, ids: np.ndarray) -> np.ndarray | None:
         """The stored rows of `ids`, in one call (flat and IVF indices keep them exactly;
@@ -298,22 +355,27 @@ class VectorIndex:
             params = faiss.SearchParametersIVF(nprobe=nprobe)
         index = self.index
         if allowed is None and device != "cpu":
-            index = self._on_gpu(nprobe) or index
+            index = self._on_gpu(nprobe, gpu_number(device)) or index
             params = None if index is not self.index else params
         with _threads_for(len(q)):
             scores, ids = index.search(q, k, params=params)
         return SearchResult(ids.astype(np.int64), scores.astype(np.float32))
 
-    def _on_gpu(self, nprobe: int) -> Any:
-        """A GPU copy for unfiltered search (made on first use; None when not possible)."""
+    def _on_gpu(self, nprobe: int, gpu: int) -> Any:
+        """A GPU copy on GPU number `gpu` for unfiltered search (made on first use, kept in
+        step with changes; None when not possible)."""
+        if self._gpu is not None and self._gpu_number != gpu:
+            self._gpu = None  # the configured GPU changed: copy again there
         if self._gpu is None and not self._gpu_failed:
             faiss = faiss_module()
             try:
-                self._gpu = faiss.index_cpu_to_gpu(gpu_resources(), 0, self.index)
-                if self.plan.kind is not IndexKind.FLAT:
-                    faiss.GpuParameterSpace().set_index_parameter(self._gpu, "nprobe", nprobe)
+                self._gpu = faiss.index_cpu_to_gpu(gpu_resources(), gpu, self.index)
+                self._gpu_number = gpu
             except Exception:  # a kind this faiss build cannot move: stay on the CPU
                 self._gpu, self._gpu_failed = None, True
+        if self._gpu is not None and self.plan.kind is not IndexKind.FLAT:
+            with contextlib.suppress(Exception):
+                faiss_module().GpuParameterSpace().set_index_parameter(self._gpu, "nprobe", nprobe)
         return self._gpu
 
     def write(self, handle: BinaryIO) -> None:
@@ -337,6 +399,12 @@ def _with_id_map(faiss: Any, index: Any, plan: IndexPlan) -> None:
     when read (a pass over the lists, milliseconds at 100k)."""
     if plan.kind is IndexKind.IVF and index.direct_map.type != faiss.DirectMap.Hashtable:
         index.set_direct_map_type(faiss.DirectMap.Hashtable)
+
+
+def gpu_number(device: str) -> int:
+    """The GPU a device name means: "gpu:1" or "cuda:1" is 1; "gpu", "cuda" or "auto" is 0."""
+    _, _, number = device.partition(":")
+    return int(number) if number.isdigit() else 0
 
 
 def gpu_available() -> bool:

@@ -35,6 +35,7 @@ from .index import (
     default_nprobe,
     faiss_module,
     gpu_available,
+    gpu_number,
 )
 
 __all__ = [
@@ -59,11 +60,18 @@ class VectorStore:
     """
 
     def __init__(
-        self, directory: str | os.PathLike[str], config: IndexConfig | None = None
+        self,
+        directory: str | os.PathLike[str],
+        config: IndexConfig | None = None,
+        *,
+        encoder_device: str = "",
     ) -> None:
+        """`encoder_device`: [runtime] device; "cuda:N" puts the GPU copies on GPU N too, unless
+        [index] device names its own ("gpu:N")."""
         self.directory = Path(directory)
         self.config = config or IndexConfig()
         check_config(self.config)
+        self.gpu = gpu_number(self.config.device if ":" in self.config.device else encoder_device)
         self.dirty: set[Modality] = set()  # changed in memory since the file was written
         self._loaded: dict[Modality, VectorIndex | None] = {}
 
@@ -148,8 +156,8 @@ class VectorStore:
         if self.config.device == "cpu":
             return "cpu"
         if gpu_available():
-            return "gpu"
-        if self.config.device == "gpu":
+            return f"gpu:{self.gpu}"
+        if self.config.device != "auto":
             raise VectorIndexError(
                 "index.device is 'gpu' but faiss sees no GPU",
                 "install a CUDA build of faiss in place of faiss-cpu (README: FAISS on the GPU)"
