@@ -23,9 +23,11 @@ from serve_helpers import Running, index_folder, serving
 
 from lbsearch.cli.serve import clips
 from lbsearch.config import load_config
+from lbsearch.errors import MediaError
 from lbsearch.library import Library
 from lbsearch.media import clip as clip_module
-from lbsearch.media.clip_task import ClipTask
+from lbsearch.media.clip_task import ClipAnswer, ClipTask
+from lbsearch.media.indexed import Roots
 from lbsearch.media.shared_pool import PoolBusy, SharedPool
 from lbsearch.testing.fake_encoders import FakeEncoders
 from lbsearch.testing.samples import write_audio, write_sample_media, write_video
@@ -242,3 +244,24 @@ def test_other_sites_and_clients_without_the_token_get_no_clip(
         allowed = http.get(url, headers={"Authorization": f"Bearer {TOKEN}"})
         assert allowed.status_code == 200, allowed.text[:200]
         assert allowed.headers["cross-origin-resource-policy"] == "same-origin"
+
+
+def test_the_worker_opens_and_checks_the_file_again(library: Path, tmp_path: Path) -> None:
+    """ClipTask as a decode worker runs it: a file that changed since the server's check is
+    refused there ("vanished"); an end past the file's is an answer, not a broken file."""
+    file_id = file_ids(library)["long_tone.wav"]
+    with Library.open(library) as lib:
+        record = lib.file_by_id(file_id)
+        roots = Roots.of(lib.roots())
+    assert record is not None and record.ino is not None
+    config = load_config()
+    swapped = dataclasses.replace(record, ino=record.ino + 1)
+    with pytest.raises(MediaError) as caught:
+        ClipTask(swapped, roots, 0, 1, 0, str(tmp_path / "a.m4a")).run(config)
+    assert caught.value.reason == "vanished"
+    assert not (tmp_path / "a.m4a").exists()
+    done = ClipAnswer.parse(ClipTask(record, roots, 1, 3, 0, str(tmp_path / "b.m4a")).run(config))
+    assert (done.start_s, done.end_s, done.audio, done.error) == (1, 3, "aac", None)
+    assert probe((tmp_path / "b.m4a").read_bytes())[0] == pytest.approx(2.0, abs=0.05)
+    past = ClipAnswer.parse(ClipTask(record, roots, 1, 99, 0, str(tmp_path / "c.m4a")).run(config))
+    assert past.error is not None and "past the end" in past.error
