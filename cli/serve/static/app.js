@@ -179,8 +179,10 @@ function show(index) {
   shown = hit;
   const body = $("viewer-body");
   $("viewer-title").textContent = baseName(hit.path);
+  const best = (hit.moments || [])[0];
   $("viewer-facts").textContent = [hit.path, hit.modality, `score ${hit.score.toFixed(3)}`,
-    hit.span ? `segment ${hit.span}` : ""].filter(Boolean).join(" · ");
+    hit.span ? `segment ${hit.span}` : "",
+    best ? `moment ${clock(best.start_s)}–${clock(best.end_s)} (${streamText(best)})` : ""].filter(Boolean).join(" · ");
   $("viewer-note").textContent = "";
   $("viewer-download").hidden = true;
   $("viewer-timeline").replaceChildren();
