@@ -269,3 +269,41 @@ def test_the_file_bias_takes_planted_hubs_out_of_example_queries_top_10() -> Non
     assert raw_hubs > 0.1, "the planted hubs come up for raw cosine"
     assert hubs_now < raw_hubs / 3
     assert precision_now > raw_precision + 0.03
+
+
+class TextTowers:
+    """Just enough of an embedder for the caption bank: random unit vectors per text."""
+
+    def embed_texts(self, modality: Modality, texts: list[str]) -> np.ndarray:
+        return unit_vectors(len(texts), DIM, seed=len(texts))
+
+
+def test_a_new_bank_and_a_new_sample_rebuild_each_index_once(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lbsearch.library.indices import LibraryIndices
+    from lbsearch.search.calibration import install_banks
+
+    with open_library(root) as lib:
+        lib.write_batch(files(IMG, unit_vectors(100, DIM, seed=14)))
+        lib.write_batch(files(AUD, unit_vectors(50, DIM, seed=15)))
+        rebuilt: list[Modality] = []
+        real = LibraryIndices._rebuild
+
+        def counted(self: LibraryIndices, modality: Modality, reason: str) -> object:
+            rebuilt.append(modality)
+            return real(self, modality, reason)
+
+        monkeypatch.setattr(LibraryIndices, "_rebuild", counted)
+        install_banks(lib, TextTowers(), settings())  # type: ignore[arg-type]
+        assert sorted(rebuilt) == sorted([IMG, AUD]), "one pass per index for both columns"
+        ids, vectors = stored(lib, IMG)
+        sample = lib.file_sample()
+        assert sample is not None
+        expected = brute_file_biases(sample, ids, vectors)
+        assert np.allclose(lib.segment_biases(IMG, ids, BiasKind.FILE), expected, atol=1e-5)
+        assert lib.segment_biases(IMG, ids, BiasKind.TEXT).min() > 0, "the caption bank's"
+        rebuilt.clear()
+        install_banks(lib, TextTowers(), settings())  # type: ignore[arg-type]
+        assert rebuilt == [], "nothing due: nothing rebuilt"
+    assert_library_consistent(root, saved=True)

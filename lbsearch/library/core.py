@@ -314,6 +314,11 @@ class Library(LibraryWrites):
         indices rebuilt with it; a reader uses it in memory)."""
         self._indices.use_file_sample(sample, persist=self.writable)
 
+    def use_references(self, banks: dict[Modality, Bank], sample: FileSample | None) -> None:
+        """`use_bank` for each of `banks` and `use_file_sample(sample)` (when given) at once:
+        every index built with other ones rebuilt in one pass for both bias columns."""
+        self._indices.use_references(banks, sample, persist=self.writable)
+
     def bank_fingerprint(self, modality: Modality) -> str:
         """The fingerprint of the bank the modality's index file was built with ("": none)."""
         meta = self._indices.store.read_meta(modality)

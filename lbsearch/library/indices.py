@@ -140,39 +140,49 @@ class LibraryIndices:
         return with_bias(vectors, biases, width, file_biases)
 
     def use_bank(self, modality: Modality, bank: Bank, *, persist: bool) -> None:
-        """Make `bank` the modality's: a writer saves it (`persist`) before the index rebuilt
-        with it, so a crash in between leaves an index that names the old bank and is rebuilt
-        at the next open; a reader only uses it in memory."""
-        with self._lock:
-            if persist:
-                write_bank(bank_path(self.store.directory, modality.value), bank)
-            self._banks[modality] = bank
-            index = self.store.loaded(modality)
-            if index is not None and index.bias != bank.fingerprint:
-                self._install(modality, self._rebuild(modality, "the reference bank changed"))
-            elif persist:
-                self.index(modality)  # an index file built with another bank is rebuilt now
-        if persist and self.store.is_loaded(modality):
-            self.save([modality])
+        """Make `bank` the modality's (see `use_references`)."""
+        self.use_references({modality: bank}, None, persist=persist)
 
     def use_file_sample(self, sample: FileSample, *, persist: bool) -> None:
-        """Make `sample` the library's: as `use_bank`, for every modality's file-bias column
-        (the sample file first, then each index rebuilt in one pass from stored vectors)."""
+        """Make `sample` the library's, for every modality's file-bias column (see
+        `use_references`)."""
+        self.use_references({}, sample, persist=persist)
+
+    def use_references(
+        self, banks: dict[Modality, Bank], sample: FileSample | None, *, persist: bool
+    ) -> None:
+        """Make `banks` (per modality) and `sample` (when given) the library's, then rebuild
+        each index built with others from stored vectors, once for both columns. A writer
+        (`persist`) saves them before the indices rebuilt with them, so a crash in between
+        leaves indices that name the old ones and are rebuilt at the next open; a reader only
+        uses them in memory."""
         with self._lock:
             if persist:
-                write_file_sample(sample_path(self.store.directory), sample)
-            self._file_sample, self._file_sample_read = sample, True
-            self._samples.clear()
+                if sample is not None:
+                    write_file_sample(sample_path(self.store.directory), sample)
+                for modality, bank in banks.items():
+                    write_bank(bank_path(self.store.directory, modality.value), bank)
+            if sample is not None:
+                self._file_sample, self._file_sample_read = sample, True
+                self._samples.clear()
+            self._banks.update(banks)
             for modality in self.store.loaded_modalities():
                 index = self.store.loaded(modality)
-                vdim = index.dim - index_dim(index.plan, 0) if index is not None else None
-                if index is not None and index.file_bias != self.file_fingerprint(vdim):
-                    self._install(modality, self._rebuild(modality, "the library sample changed"))
-            if persist:
+                if index is not None and self._stale(modality, index):
+                    self._install(modality, self._rebuild(modality, "a reference bank changed"))
+            if persist:  # an index file built with other references is rebuilt now
                 for modality in sorted(self.catalog.modality_states()):
-                    self.index(modality)  # an index file built with another sample is rebuilt
+                    self.index(modality)
         if persist:
             self.save(self.store.loaded_modalities())
+
+    def _stale(self, modality: Modality, index: VectorIndex) -> bool:
+        """Whether `index` was built with another bank or sample than the library's now."""
+        dim = index.dim - index_dim(index.plan, 0)
+        return (index.bias, index.file_bias) != (
+            self.fingerprint(modality, dim),
+            self.file_fingerprint(dim),
+        )
 
     def biases(
         self, modality: Modality, ids: np.ndarray, kind: BiasKind = BiasKind.TEXT

@@ -28,6 +28,7 @@ from .relevance import Calibration
 if TYPE_CHECKING:
     from ..embedder import Embedder
     from ..library import Library
+    from ..vectors.filesample import FileSample
 
 
 @cache
@@ -60,21 +61,43 @@ def text_bank(embedder: Embedder, modality: Modality, model_id: str, k: int) -> 
 
 def install_banks(library: Library, embedder: Embedder, config: RelevanceConfig) -> None:
     """Give `library` the current bank of each indexed modality whose index has another, and
-    (a writer) a sample of its own segments for example-file queries when one is due."""
-    install_file_sample(library, config)
+    (a writer) a sample of its own segments for example-file queries when one is due: both at
+    once, so an index that needs both is rebuilt in one pass."""
+    sample = due_file_sample(library, config)
+    banks = {}
     for modality, state in library.modality_states().items():
         if not state.dim or not state.segment_count:
             continue
         wanted = expected_fingerprint(state.model_id, config)
         if library.bank_fingerprint(modality) != wanted:
-            library.use_bank(modality, text_bank(embedder, modality, state.model_id, config.bank_k))
+            banks[modality] = text_bank(embedder, modality, state.model_id, config.bank_k)
+    if banks or sample is not None:
+        library.use_references(banks, sample)
 
 
 def install_file_sample(library: Library, config: RelevanceConfig) -> str:
-    """Draw the library's sample of its own segments when it has none, or it is due
-    (vectors.filesample: a new or re-embedded modality, grown `file_sample_growth` times, other
-    settings), and recompute every file bias with it. Only a writer draws one (a reader uses
-    what is saved). Returns why it was drawn ("" when it was not)."""
+    """Draw the library's sample of its own segments when it is due and recompute every file
+    bias with it (see `due_file_sample`). Returns why it was drawn ("" when it was not)."""
+    why = file_sample_due(library, config)
+    sample = library.draw_file_sample(config.file_sample, config.bank_k) if why else None
+    if sample is None:
+        return ""
+    library.use_file_sample(sample)
+    return why
+
+
+def due_file_sample(library: Library, config: RelevanceConfig) -> FileSample | None:
+    """A new sample of the library's segments when one is due (not installed yet)."""
+    if not file_sample_due(library, config):
+        return None
+    return library.draw_file_sample(config.file_sample, config.bank_k)
+
+
+def file_sample_due(library: Library, config: RelevanceConfig) -> str:
+    """Why a writer should draw the library's sample of its own segments ("": it should not):
+    it has none, or it is due (vectors.filesample: a new or re-embedded modality, grown
+    `file_sample_growth` times, other settings). A reader never draws one (it uses what is
+    saved)."""
     if not library.writable:
         return ""
     states = {m: s for m, s in library.modality_states().items() if s.dim and s.segment_count}
@@ -84,13 +107,7 @@ def install_file_sample(library: Library, config: RelevanceConfig) -> str:
     total = sum(s.segment_count for s in states.values())
     models = {m.value: s.model_id for m, s in states.items()}
     size, k, growth = config.file_sample, config.bank_k, config.file_sample_growth
-    why = "no sample yet" if current is None else current.due(models, total, size, k, growth)
-    if why:
-        drawn = library.draw_file_sample(size, k)
-        if drawn is None:
-            return ""
-        library.use_file_sample(drawn)
-    return why
+    return "no sample yet" if current is None else current.due(models, total, size, k, growth)
 
 
 @dataclass(frozen=True)
