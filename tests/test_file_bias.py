@@ -307,3 +307,31 @@ def test_a_new_bank_and_a_new_sample_rebuild_each_index_once(
         install_banks(lib, TextTowers(), settings())  # type: ignore[arg-type]
         assert rebuilt == [], "nothing due: nothing rebuilt"
     assert_library_consistent(root, saved=True)
+
+
+def test_an_example_file_query_ranks_by_the_file_bias_and_reports_the_cosine(root: Path) -> None:
+    from lbsearch.search import Query, SearchEngine, Term
+
+    with open_library(root) as lib:
+        lib.write_batch(files(IMG, unit_vectors(200, DIM, seed=16)))
+        install_file_sample(lib, settings())
+    alpha = 1.0
+    config = Config(relevance=RelevanceConfig(bank_k=K, alpha=alpha, file_sample=60))
+    with open_library(root, write=False) as lib:
+        engine = SearchEngine(lib, config, TextTowers())  # type: ignore[arg-type]
+        hits = engine.search(Query((Term(file=Path("/r/image0.jpg")),), limit=20))
+        ids, vectors = stored(lib, IMG)
+        file_bias = lib.segment_biases(IMG, ids, BiasKind.FILE)
+        text_bias = lib.segment_biases(IMG, ids, BiasKind.TEXT)
+    cosine = vectors @ vectors[0]
+    at = {int(i): n for n, i in enumerate(ids)}
+    for hit in hits:
+        assert hit.score == pytest.approx(float(cosine[at[hit.segment_id]]), abs=1e-5)
+    corrected = cosine - alpha * file_bias
+    corrected[0] = -np.inf  # the example itself never comes back
+    assert [h.segment_id for h in hits] == ids[np.argsort(-corrected)[:20]].tolist()
+    by_text = cosine - alpha * text_bias
+    by_text[0] = -np.inf
+    assert ids[np.argsort(-by_text)[:20]].tolist() != [h.segment_id for h in hits], (
+        "the caption bank's bias would rank otherwise (what example queries got before)"
+    )
