@@ -144,7 +144,7 @@ class LibraryConfig:
 class IndexConfig:
     """The vector indices: exact or approximate search, and where FAISS runs."""
 
-    exact_max_segments: int = 100000
+    exact_max_segments: int = 10000
     """Exact search up to this many segments per modality; an IVF index past it."""
     compressed_min_segments: int = 2000000
     """From this many segments on, vectors are compressed (IVF-PQ) and candidates re-scored."""

@@ -47,9 +47,7 @@ def test_config_shows_every_section() -> None:
     shown = [line for line in result.output.splitlines() if line.startswith("[")]
     packaged = (Path(__file__).parents[1] / "config.toml").read_text(encoding="utf-8")
     assert shown == [line for line in packaged.splitlines() if line.startswith("[")]
-    assert (
-        "lock_timeout_s = 0.0" in result.output and "exact_max_segments = 100000" in result.output
-    )
+    assert "lock_timeout_s = 0.0" in result.output and "exact_max_segments = 10000" in result.output
 
 
 def test_config_defaults_print_the_packaged_file() -> None:

@@ -39,14 +39,15 @@ def exact_top(data: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) ->
 
 def test_plan_grows_from_exact_to_ivf_to_pq() -> None:
     config = IndexConfig()
-    assert plan_index(50_000, 768, config).kind is IndexKind.FLAT
+    assert plan_index(10_000, 768, config).kind is IndexKind.FLAT
+    assert plan_index(12_000, 768, config) == IndexPlan(IndexKind.IVF, 512)  # never fewer lists
     ivf = plan_index(400_000, 768, config)
     assert (ivf.kind, ivf.nlist) == (IndexKind.IVF, 1024)
     pq = plan_index(3_000_000, 768, config)
     assert (pq.kind, pq.pq_m) == (IndexKind.IVF_PQ, 96)
     assert plan_index(3_000_000, 1024, config).pq_m == 64
     small = IndexConfig(exact_max_segments=100)
-    assert plan_index(2000, 32, small).nlist <= 2000 // 39  # enough training points per list
+    assert plan_index(2000, 32, small).nlist <= 2000 // 16  # enough training points per list
 
 
 def test_plan_hysteresis() -> None:
@@ -104,12 +105,13 @@ def test_ivf_with_a_narrow_filter_still_finds_the_allowed_best() -> None:
     assert removed == 10 and len(index.ids()) == 7990
 
 
-@pytest.mark.parametrize("n", [20_000, pytest.param(100_000, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("n", [12_000, 30_000, pytest.param(100_000, marks=pytest.mark.slow)])
 def test_ivf_recall_on_clustered_768d_vectors(n: int) -> None:
-    """Approximate search on embedding-like data: recall@10 >= 0.95 against exact search."""
+    """Approximate search on embedding-like data: recall@10 >= 0.95 against exact search, from
+    just past the default exact limit (IVF256 planned there found 0.82)."""
     data = clustered_vectors(n, 768, clusters=300)
     queries = clustered_vectors(200, 768, clusters=300, sample_seed=99, gap=1.0)
-    config = IndexConfig(exact_max_segments=1000)
+    config = IndexConfig()
     plan = plan_index(n, 768, config)
     assert plan.kind is IndexKind.IVF
     ids = np.arange(n, dtype=np.int64)
