@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from lbsearch.cli import query_server
@@ -270,7 +271,9 @@ def test_query_through_a_running_server_prints_what_it_prints_alone(
     tiny_config: Path, tiny_library: Path
 ) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    common = ["--library", str(tiny_library), "--backend", "torch"]
+    # ONNX Runtime: what a cold query runs on a CPU; both sides open the text tower the same
+    # way (quick start, one thread), so the vectors agree to the last bit
+    common = ["--library", str(tiny_library), "--backend", "onnxruntime"]
     server = subprocess.Popen(
         _lbsearch(tiny_config, "serve", *common, "--port", "0"),
         stderr=subprocess.PIPE,
@@ -279,9 +282,16 @@ def test_query_through_a_running_server_prints_what_it_prints_alone(
     )
     try:
         assert server.stderr is not None
+        base = ""
         for line in server.stderr:
-            if re.search(r"open http://127\.0\.0\.1:\d+/", line):
+            match = re.search(r"open (http://127\.0\.0\.1:\d+)/", line)
+            if match:
+                base = match.group(1)
                 break
+        # up, idle and with its text tower exported (a first export takes seconds, past the
+        # client's patience: that query would run here, as it should)
+        warm = httpx.get(f"{base}/api/search", params={"q": "warm"}, timeout=120)
+        assert warm.status_code == 200
         sock = tiny_library / "serve.sock"
         assert stat.S_IMODE(sock.lstat().st_mode) == 0o600
         outputs: dict[str, Any] = {}
@@ -298,7 +308,10 @@ def test_query_through_a_running_server_prints_what_it_prints_alone(
             server.wait()
     for served, alone in outputs.values():
         assert served.returncode == alone.returncode == 0, served.stderr + alone.stderr
-        assert served.stdout == alone.stdout and served.stdout
+    served, alone = outputs["--paths"]
+    assert served.stdout == alone.stdout and served.stdout
+    served, alone = outputs["--json"]
+    assert served.stdout == alone.stdout and served.stdout
     assert none.returncode == 1 and none.stderr.strip()
     answered = re.findall(r"local socket: query (\d+) results", rest)
     assert len(answered) == 3, rest  # --json, --paths and the one without a match

@@ -148,8 +148,8 @@ def _optimize_text(entry: Path, folder: Path, tokenizer: ClipTokenizer) -> dict[
     source, target = entry / MODEL_FILE, folder / MODEL_FILE
     save_optimized(source, target)
     batch = tokenizer(CHECK_TEXTS)
-    sessions = (open_session(path, 1, optimize=False) for path in (source, target))
-    cosine = min_cosine(*sessions, batch.input_ids, batch.eos_positions)
+    plain, optimized = (open_session(path, 1, optimize=False) for path in (source, target))
+    cosine = min_cosine(plain, optimized, batch.input_ids, batch.eos_positions)
     usable = cosine >= MIN_OPTIMIZED_COSINE
     if not usable:  # keep the record (not tried again each time), not the weights
         for path in folder.iterdir():
