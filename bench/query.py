@@ -18,9 +18,12 @@ modality -> roll-up -> merge. Prints p50/p95 of:
   (a CPU-bound indexer re-indexing a folder of generated pictures with a mid-size tower), and its
   ratio to the quiet p50;
 - cold: `lbsearch query TEXT --json` as a subprocess (Python start, imports, library open,
-  text tower load, search, output) per back-end of the text tower (ONNX Runtime, torch), runs
-  interleaved, plus the phases of one cold query measured in a child, and whether torch and
-  transformers were imported.
+  text tower load, search, output): first while `lbsearch serve` runs on the library (the
+  query asks it over the local socket) against --no-server, interleaved run by run, and their
+  ratio; then per back-end of the text tower (ONNX Runtime, torch), runs interleaved; plus the
+  phases of one cold query measured in a child (the text tower opened as `query` opens it), and
+  whether torch and transformers were imported. `--cold-only`: the first and the phases alone
+  (about a minute at 10k segments).
 
 About 3-5 minutes on 2 cores with the defaults (the first ONNX export of the text tower is
 done before timing and reported).
@@ -31,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -258,7 +262,15 @@ def cold(library: Path, config_path: Path, runs: int) -> dict[tuple[str, str], t
     return {key: _pct(spent) for key, spent in times.items()}
 
 
-def _cold_once(library: Path, config_path: Path, text: str, backend: str, order: str) -> float:
+def _cold_once(
+    library: Path,
+    config_path: Path,
+    text: str,
+    backend: str,
+    order: str,
+    *flags: str,
+) -> float:
+    """One `lbsearch query` process; `flags`: more options (default --no-server: in-process)."""
     start = time.perf_counter()
     done = subprocess.run(
         [
@@ -277,6 +289,7 @@ def _cold_once(library: Path, config_path: Path, text: str, backend: str, order:
             order,
             "--all",
             "--json",
+            *(flags or ("--no-server",)),
         ],
         capture_output=True,
         text=True,
@@ -288,9 +301,46 @@ def _cold_once(library: Path, config_path: Path, text: str, backend: str, order:
     return time.perf_counter() - start
 
 
+def cold_with_server(library: Path, config_path: Path, runs: int) -> dict[str, tuple[float, float]]:
+    """Cold `lbsearch query` processes while `lbsearch serve` runs on the library (asked over
+    its local socket) and with --no-server (searched in-process), interleaved run by run."""
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "lbsearch", "--config", str(config_path), "serve"),
+            *("--library", str(library), "--port", "0", "--backend", "onnxruntime"),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    times: dict[str, list[float]] = {"server": [], "no server": []}
+    try:
+        assert server.stderr is not None
+        for line in server.stderr:
+            if line.startswith("open "):
+                break
+        for _ in range(2):  # the server's text tower opens at its first query
+            _cold_once(library, config_path, "warm up", "onnxruntime", "relevance", "--json")
+        for i, text in enumerate(texts(runs, seed=77)):
+            for how in list(times) if i % 2 == 0 else list(times)[::-1]:
+                flags = ("--json",) if how == "server" else ()
+                spent = _cold_once(library, config_path, text, "onnxruntime", "relevance", *flags)
+                times[how].append(spent)
+    finally:
+        server.send_signal(signal.SIGINT)
+        rest = server.communicate(timeout=60)[1]
+    answered = rest.count("local socket: query")
+    if answered != runs + 2:
+        print(f"  (the server answered {answered} of {runs + 2} queries; the rest ran locally)")
+    return {how: _pct(spent) for how, spent in times.items()}
+
+
 COLD_PHASES = """
 import json, sys, time
 t0 = time.perf_counter()
+from lbsearch.cli.main import build_app
+build_app("query")  # what `lbsearch query` imports before it runs
+tc = time.perf_counter()
 import numpy
 from lbsearch.config import load_config
 from lbsearch.library import Library
@@ -301,7 +351,7 @@ t1 = time.perf_counter()
 config = load_config(sys.argv[1])
 with Library.open(sys.argv[2], config=config) as lib:
     models = {m: s.model_id for m, s in lib.catalog.modality_states().items()}
-    enc = open_embedder(config, models=models, backend=sys.argv[3])
+    enc = open_embedder(config, models=models, backend=sys.argv[3], quick_start=True)  # as query
     engine = SearchEngine(lib, config, enc)
     for m in engine.indexed_modalities():
         lib.index_size(m)  # loads the index
@@ -312,7 +362,7 @@ with Library.open(sys.argv[2], config=config) as lib:
     t4 = time.perf_counter()
     engine.search(Query((Term("a dog on a beach"),)))
     t5 = time.perf_counter()
-print(json.dumps({"imports": t1 - t0, "open + load indices": t2 - t1,
+print(json.dumps({"CLI imports": tc - t0, "core imports": t1 - tc, "open + load indices": t2 - t1,
                   "load text tower": t3 - t2, "encode text": t4 - t3, "search": t5 - t4,
                   "torch imported": "torch" in sys.modules,
                   "transformers imported": "transformers" in sys.modules}))
@@ -398,6 +448,11 @@ def main() -> None:
         "--warm-only", action="store_true", help="only the quiet warm figures (no load, no cold)"
     )
     parser.add_argument(
+        "--cold-only",
+        action="store_true",
+        help="only the cold CLI with and without a running server, and its phases",
+    )
+    parser.add_argument(
         "--compare-with",
         metavar="REV",
         help="also the warm search of git revision REV, interleaved, and the ratios",
@@ -434,6 +489,9 @@ def report(
     print(
         f"  first run with the ONNX text tower (export included): {time.perf_counter() - first:.1f} s"
     )
+    if args.cold_only:
+        _report_cold(library, config_path, args)
+        return
     quiet = warm(library, config_path, args.queries)
     for name, (p50, p95) in quiet.items():
         print(f"  warm engine {name:<8}{p50:>9.1f}{p95:>9.1f}  calibrated")
@@ -446,11 +504,29 @@ def report(
     loaded = warm_under_load(library, config_path, args.queries, folder)
     ratio = loaded / quiet["total"][0]
     print(f"  warm engine under an indexer: p50 {loaded:.1f} ({ratio:.2f}x quiet)")
+    _report_cold(library, config_path, args)
+
+
+def _report_cold(library: Path, config_path: Path, args: argparse.Namespace) -> None:
+    """Cold CLI: with and without a running server, then (unless --cold-only) per back-end
+    and order; the phases of one cold query."""
+    served = cold_with_server(library, config_path, args.cold_runs)
+    ratio = served["server"][0] / served["no server"][0]
+    for how, (p50, p95) in served.items():
+        print(f"  cold CLI onnxruntime, {how:<9}{p50:>9.1f}{p95:>9.1f}  ({args.cold_runs} runs)")
+    print(f"  cold CLI with a running server / without, p50: {ratio:.2f}x")
+    if args.cold_only:
+        _print_phases(library, config_path, ("onnxruntime",))
+        return
     times = cold(library, config_path, args.cold_runs)
     for backend in ("onnxruntime", "torch"):
         pair = {order: times[backend, order] for order in ORDERS}
         _print_calibration(f"cold CLI {backend} ({args.cold_runs} runs each)", pair)
-    for backend in ("onnxruntime", "torch"):
+    _print_phases(library, config_path, ("onnxruntime", "torch"))
+
+
+def _print_phases(library: Path, config_path: Path, backends: tuple[str, ...]) -> None:
+    for backend in backends:
         phases = cold_phases(library, config_path, backend)
         shown = [
             f"{k} {v * 1000:.0f}" if isinstance(v, float) else f"{k} {v}" for k, v in phases.items()
