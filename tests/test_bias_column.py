@@ -223,6 +223,8 @@ def check_file_biases_after_a_kill(root: Path, tmp_path: Path, where: str, calls
     saved = read_file_sample(sample_path(root / "vectors"))
     assert saved is not None
     with open_library(root, write=False) as lib:
+        (info,) = lib.index_info()
+        assert not info.up_to_date, "status: the index file names the sample it replaced"
         expected = saved.biases(ids, vectors)
         assert np.allclose(lib.segment_biases(IMG, ids, BiasKind.FILE), expected, atol=1e-6)
     with open_library(root) as lib:  # the next writer: the index follows the saved sample
