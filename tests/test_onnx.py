@@ -334,7 +334,7 @@ def test_an_optimised_copy_that_differs_is_recorded_and_not_used(
     load_onnx_text_tower(image, cache_dir=cache)  # the record stands: not tried again
 
 
-def test_another_onnxruntime_makes_its_own_optimised_copy(
+def test_another_onnxruntime_makes_its_own_optimised_copy_and_drops_the_old(
     tiny_dir: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import onnxruntime as ort
@@ -343,6 +343,6 @@ def test_another_onnxruntime_makes_its_own_optimised_copy(
     load_onnx_text_tower(image, cache_dir=cache)
     monkeypatch.setattr(ort, "__version__", "0.0.1-other")
     tower = load_onnx_text_tower(image, cache_dir=cache)
-    names = [p.name for p in _optimized_entries(cache)]
-    assert len(names) == 2 and names[0].endswith("-ort0.0.1_other")
+    (entry,) = _optimized_entries(cache)  # the other version's copy is removed
+    assert entry.name.endswith("-ort0.0.1_other")
     assert "-ort0.0.1_other" in tower.session._model_path

@@ -124,9 +124,13 @@ def _open_text(
     where there is none (it could not be made, or it did not reproduce the export's vectors)."""
     if not is_complete(optimized):
         try:
-            publish(optimized, lambda folder: _optimize_text(entry, folder, tokenizer))
+            made = publish(optimized, lambda folder: _optimize_text(entry, folder, tokenizer))
         except OnnxCacheError:  # the plain export still works
             return None
+        if made:  # copies by other ONNX Runtime versions are of no use to this one
+            for older in optimized.parent.glob(f"{entry.name}-ort*"):
+                if older != optimized:
+                    shutil.rmtree(older, ignore_errors=True)
     if not read_meta(optimized).get("usable"):
         return None
     try:
