@@ -185,7 +185,7 @@ class SearchEngine:
         if size == 0:
             return {}, None
         result = self.library.search(
-            modality, vector[None, :], min(k, size), where=where, alpha=alpha
+            modality, vector[None, :], min(k, size), where=where, alpha=alpha, bias=self._bias
         )
         ids, scores = result.ids[0], result.scores[0]
         found = ids >= 0
