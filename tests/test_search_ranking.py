@@ -4,6 +4,7 @@ ranked by score then path, duplicates tied), and only the shown files' rows are 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,3 +145,26 @@ def test_a_library_of_10k_segments_is_searched_exactly() -> None:
     modality's index is exact, so its results are exact search's."""
     for share in (0.5, 0.3, 0.2):
         assert plan_index(int(10_000 * share), 768, Config().index).kind is IndexKind.FLAT
+
+
+def test_the_first_k_follows_the_segments_a_file_took(
+    engine: SearchEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each segment asked of the index costs a catalog row: a picture takes one segment, so
+    after one search 20 pictures are asked as ~25 segments (was 80 every time); videos (10
+    windows each) are asked for more, and the answer stays exact."""
+    asked: dict[Modality, list[int]] = defaultdict(list)
+    search = engine.library.search
+
+    def counted(modality, queries, k, **kwargs):  # type: ignore[no-untyped-def]
+        asked[modality].append(k)
+        return search(modality, queries, k, **kwargs)
+
+    monkeypatch.setattr(engine.library, "search", counted)
+    for text in ("first", "second"):
+        found = engine.search(Query((Term(text),), modalities=(IMG, VID), limit=20, moments=0))
+        assert len(found) == 20
+    assert asked[IMG][0] == 80 and asked[IMG][-1] <= 30
+    assert asked[VID][-1] >= asked[IMG][-1]
+    order = engine.search(Query((Term("third"),), limit=25, order="score", moments=0))
+    assert [h.path for h in order] == [path for path, _, _ in exact("third", 25)]
