@@ -125,7 +125,7 @@ def ask_server(root: Path, config: Config, query: Query, runtime: Runtime) -> An
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             return _exchange(sock, path, request)
-    except (OSError, ValueError, KeyError, TypeError):  # anything odd: search locally
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # odd: search here
         return None
 
 

@@ -138,7 +138,7 @@ def run_server(
     service = SearchService(where, config, factory, poll_s=limits.reload_poll_s, limits=limits)
     local: LocalSocket | None = None
     try:
-        local = LocalSocket.start(service, runtime)  # before "open ...": tests wait for that
+        local = LocalSocket.start(service, runtime)  # listening by the time "open ..." is said
         sock = _bind(host, port)
         access = Access(
             token=token,
