@@ -317,3 +317,24 @@ def test_query_through_a_running_server_prints_what_it_prints_alone(
     assert len(answered) == 3, rest  # --json, --paths and the one without a match
     assert not sock.exists(), "removed at exit"
     assert "Traceback" not in rest
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"[1]\n", b'{"accepted": true}\n[]\n', b'{"accepted": true}\n{"hits": [{"x": 1}]}\n'],
+)
+def test_a_reply_of_the_wrong_shape_means_search_here(tmp_path: Path, reply: bytes) -> None:
+    import threading
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as odd:
+        odd.bind(str(tmp_path / "serve.sock"))
+        odd.listen(1)
+
+        def answer() -> None:
+            conn, _ = odd.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(reply)
+
+        threading.Thread(target=answer, daemon=True).start()
+        assert _ask(tmp_path) is None
