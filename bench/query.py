@@ -10,7 +10,10 @@ projection gives 768-d vectors, so text queries run the real path: text tower ->
 modality -> roll-up -> merge. Prints p50/p95 of:
 
 - warm: SearchEngine.search on an open library with the encoder loaded, new text each query;
-  `encode` is the part spent in the text tower, `search` the rest;
+  `encode` is the part spent in the text tower, `search` the rest, split into `index` (FAISS,
+  the index rows), `catalog` (SQL, records) and `engine` (ranking, hits, moments) time
+  (bench/querysplit.py); `--compare-with REV` also times git revision REV's warm search in
+  child processes, rounds interleaved with this tree's, and prints the ratios;
 - calibrated against raw cosine (`--order score`: alpha 0, ranked by cosine), interleaved in
   the same run, warm (one engine, query by query in turn) and cold (per back-end, run by run):
   p50/p95 of each and the ratio of the p50s (issue 17's target: within 5%);
