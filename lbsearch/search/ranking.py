@@ -85,7 +85,7 @@ def best_segments(
     best = np.sort(first)
     if excluded:
         paths = files.paths[at[best]].tolist()
-        best = best[[not is_excluded(p, excluded) for p in paths]]
+        best = best[np.array([not is_excluded(p, excluded) for p in paths], dtype=bool)]
     at = at[best]
     return Candidates(
         ids[best].astype(np.int64),
