@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lbsearch.config import IndexConfig
+from lbsearch.config import IndexConfig, RelevanceConfig
 from lbsearch.testing.library import unit_vectors
 from lbsearch.testing.vectors import clustered_vectors, recall_at_k
 from lbsearch.types import Modality
@@ -22,6 +22,7 @@ from lbsearch.vectors import (
     faiss_module,
     plan_index,
 )
+from lbsearch.vectors.bias import query_with_bias, segment_biases, with_bias
 from lbsearch.vectors.index import default_nprobe, index_dim, plan_still_fits
 from lbsearch.vectors.store import IndexMeta, read_index_file, read_index_meta, rerank
 
@@ -122,6 +123,27 @@ def test_ivf_recall_on_clustered_768d_vectors(n: int) -> None:
 
     found = index.search(queries, 10, nprobe=default_nprobe(plan, config))
     assert recall_at_k(found.ids, exact_top(data, ids, queries, 10)) >= 0.95
+
+
+@pytest.mark.parametrize("n", [12_000, pytest.param(30_000, marks=pytest.mark.slow)])
+def test_ivf_recall_with_the_bias_column_just_past_the_exact_limit(n: int) -> None:
+    """Rows as a library stores them ([v, biases]; queries [q, -alpha, 0]) just past the
+    default exact limit: recall@10 >= 0.95 (IVF256, planned there before, found 0.82-0.85)."""
+    relevance = RelevanceConfig()
+    config = IndexConfig(exact_max_segments=10_000)
+    plan = plan_index(n, 768, config)
+    width = index_dim(plan, 768)
+    data = clustered_vectors(n, 768)
+    bank = clustered_vectors(1000, 768, sample_seed=5, gap=1.0)
+    rows = with_bias(data, segment_biases(bank, data, relevance.bank_k), width)
+    queries = clustered_vectors(100, 768, sample_seed=99, gap=1.0)
+    biased = query_with_bias(queries, relevance.alpha, width)
+    ids = np.arange(n, dtype=np.int64)
+    sample = rows[np.random.default_rng(0).choice(n, plan.training_size(n), replace=False)]
+    index = VectorIndex.new(plan, width, sample)
+    index.add(ids, rows)
+    found = index.search(biased, 10, nprobe=default_nprobe(plan, config))
+    assert recall_at_k(found.ids, exact_top(rows, ids, biased, 10)) >= 0.95
 
 
 def test_ivf_rows_are_read_by_id_through_removal_and_a_file(tmp_path: Path) -> None:
