@@ -335,3 +335,42 @@ def test_an_example_file_query_ranks_by_the_file_bias_and_reports_the_cosine(roo
     assert ids[np.argsort(-by_text)[:20]].tolist() != [h.segment_id for h in hits], (
         "the caption bank's bias would rank otherwise (what example queries got before)"
     )
+
+
+def test_a_text_query_keeps_its_bias_while_a_file_query_runs_beside_it(root: Path) -> None:
+    """The service's engine runs searches side by side (its lock covers each index search only).
+    Before: the bias kind was the engine's state, so a file query that started during a text
+    query made the text query's next index search subtract the file bias."""
+    import threading
+    import time
+
+    from lbsearch.cli.serve.examples import Example, ServerEngine
+    from lbsearch.search import Query, Term
+
+    with open_library(root) as lib:
+        lib.write_batch(files(IMG, unit_vectors(200, DIM, seed=16)))
+        lib.write_batch(files(AUD, unit_vectors(100, DIM, seed=17), start=1000))
+        install_file_sample(lib, settings())
+    config = Config(relevance=RelevanceConfig(bank_k=K, alpha=1.0, file_sample=60))
+    with open_library(root, write=False) as lib:
+        engine = ServerEngine(lib, config, TextTowers())  # type: ignore[arg-type]
+        engine.add_examples({"/up/x.jpg": Example(IMG, unit_vectors(1, DIM, seed=9)[0], None)})
+        real, seen = lib.search, []
+        file_query = threading.Thread(
+            target=engine.search, args=(Query((Term(file=Path("/up/x.jpg")),)),)
+        )
+
+        def spy(*args: object, **kwargs: object) -> object:
+            seen.append((threading.current_thread() is file_query, kwargs.get("bias")))
+            if len(seen) == 1:  # the text query's first index search: the file query starts
+                file_query.start()
+                time.sleep(0.3)  # it waits for the engine's lock, its own bias chosen
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+        lib.search = spy  # type: ignore[method-assign]
+        engine.search(Query((Term(text="a dog"),)))
+        file_query.join(10)
+    text_biases = [bias for in_file_query, bias in seen if not in_file_query]
+    file_biases = [bias for in_file_query, bias in seen if in_file_query]
+    assert len(text_biases) >= 2 and set(text_biases) == {BiasKind.TEXT}
+    assert file_biases and set(file_biases) == {BiasKind.FILE}

@@ -54,7 +54,6 @@ class SearchEngine:
         self._lock = threading.Lock()
         self._banks_checked: set[Modality] = set()
         self._per_file: dict[Modality, float] = {}  # best segments a file took, last search
-        self._bias = BiasKind.TEXT
 
     def indexed_modalities(self) -> tuple[Modality, ...]:
         """Modalities with at least one segment in the library, in Modality order."""
@@ -93,7 +92,6 @@ class SearchEngine:
         settings = self.config.relevance
         alpha = settings.alpha if query.order == "relevance" else 0.0  # what FAISS ranks by
         has_text = any(t.text is not None for t in query.terms)
-        self._bias = BiasKind.of_query(has_text)  # which bias column FAISS subtracts
         scorer = Scorer(self.library, vectors, alpha, settings.alpha, has_text)
         both = query.match is Match.BOTH
         if not both:
@@ -122,7 +120,9 @@ class SearchEngine:
         parts = []
         for modality, vector in vectors.items():
             alpha = scorer.searched_alpha
-            found = self._search_modality(modality, vector, where, want, excluded, alpha)
+            found = self._search_modality(
+                modality, vector, where, want, excluded, alpha, scorer.bias
+            )
             if len(found):
                 raw, relevance = scored(
                     self.library, modality, found.segment_ids, found.scores, vector,
@@ -163,7 +163,7 @@ class SearchEngine:
             for modality, vector in vectors.items():
                 alpha = scorer.searched_alpha
                 hits, thresholds[modality] = self._top_segments(
-                    modality, vector, where, k, excluded, alpha
+                    modality, vector, where, k, excluded, alpha, scorer.bias
                 )
                 found += with_relevance(
                     self.library, modality, hits, vector, alpha, scorer.alpha, scorer.has_text
@@ -181,13 +181,14 @@ class SearchEngine:
         k: int,
         excluded: frozenset[str],
         alpha: float,
+        bias: BiasKind,
     ) -> tuple[dict[int, Hit], float | None]:
         """The files of the best `k` segments, and the k-th score (None: none are left)."""
         size = self.library.index_size(modality)
         if size == 0:
             return {}, None
         result = self.library.search(
-            modality, vector[None, :], min(k, size), where=where, alpha=alpha, bias=self._bias
+            modality, vector[None, :], min(k, size), where=where, alpha=alpha, bias=bias
         )
         ids, scores = result.ids[0], result.scores[0]
         found = ids >= 0
@@ -286,6 +287,7 @@ class SearchEngine:
         want: int,
         excluded: frozenset[str],
         alpha: float = 0.0,
+        bias: BiasKind = BiasKind.TEXT,
     ) -> Candidates:
         """Each file's best segment, asking the index for more segments until `want` files
         show or the index has no more. k is bounded by the size of the index as it is searched (read
@@ -293,7 +295,7 @@ class SearchEngine:
         k = min(self.library.index_size(modality), self._first_k(modality, want))
         while k > 0:
             result = self.library.search(
-                modality, vector[None, :], k, where=where, alpha=alpha, bias=self._bias
+                modality, vector[None, :], k, where=where, alpha=alpha, bias=bias
             )
             ids, scores = result.ids[0], result.scores[0]
             found = ids >= 0

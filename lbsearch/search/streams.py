@@ -58,6 +58,12 @@ class Scorer:
     alpha: float
     has_text: bool
 
+    @property
+    def bias(self) -> BiasKind:
+        """The bias column this query's searches subtract (its own: engines serve queries of
+        both kinds at once)."""
+        return BiasKind.of_query(self.has_text)
+
 
 def file_windows(scorer: Scorer, hits: list[Hit], window_s: float) -> dict[str, Windows]:
     """Every window of the hits' files (videos and audio files), per path, scored."""
@@ -91,7 +97,7 @@ def _stream_rows(
             k,
             where=where,
             alpha=scorer.searched_alpha,
-            bias=BiasKind.of_query(scorer.has_text),
+            bias=scorer.bias,
         )
         ids, scores = result.ids[0], result.scores[0]
         if (ids < 0).any() or k >= size:
@@ -118,7 +124,7 @@ def _scored(
     """Raw cosines and relevances of segments `ids` from their FAISS scores (as scoring.py's
     with_relevance does for hits: the same null, the same biases)."""
     library, alpha = scorer.library, scorer.alpha
-    biases = library.segment_biases(modality, ids, BiasKind.of_query(scorer.has_text))
+    biases = library.segment_biases(modality, ids, scorer.bias)
     biases = biases.astype(np.float64)
     raw = np.asarray(searched, dtype=np.float64) + scorer.searched_alpha * biases
     null = _null(scorer, modality)
