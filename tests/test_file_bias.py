@@ -353,7 +353,7 @@ def test_a_text_query_keeps_its_bias_while_a_file_query_runs_beside_it(root: Pat
         install_file_sample(lib, settings())
     config = Config(relevance=RelevanceConfig(bank_k=K, alpha=1.0, file_sample=60))
     with open_library(root, write=False) as lib:
-        engine = ServerEngine(lib, config, TextTowers())  # type: ignore[arg-type]
+        engine = ServerEngine(lib, config, TextTowers())
         engine.add_examples({"/up/x.jpg": Example(IMG, unit_vectors(1, DIM, seed=9)[0], None)})
         real, seen = lib.search, []
         file_query = threading.Thread(
@@ -367,7 +367,7 @@ def test_a_text_query_keeps_its_bias_while_a_file_query_runs_beside_it(root: Pat
                 time.sleep(0.3)  # it waits for the engine's lock, its own bias chosen
             return real(*args, **kwargs)  # type: ignore[arg-type]
 
-        lib.search = spy  # type: ignore[method-assign]
+        lib.search = spy  # type: ignore[method-assign,assignment]
         engine.search(Query((Term(text="a dog"),)))
         file_query.join(10)
     text_biases = [bias for in_file_query, bias in seen if not in_file_query]
