@@ -149,7 +149,7 @@ class IndexConfig:
     compressed_min_segments: int = 2000000
     """From this many segments on, vectors are compressed (IVF-PQ) and candidates re-scored."""
     nprobe: int = 0
-    """IVF lists scanned per query; 0 picks nlist/16 (at least 8)."""
+    """IVF lists scanned per query; 0 picks nlist/32 (at least 32)."""
     refine_factor: int = 30
     """IVF-PQ: k x refine_factor candidates are re-scored exactly."""
     device: str = "auto"
