@@ -154,3 +154,28 @@ def test_npy_that_is_not_a_map(tmp_path: Path) -> None:
 def test_deterministic(tmp_path: Path) -> None:
     path = mf.image(tmp_path / "x.jpg", 300, 200)
     assert torch.equal(decode(path, IMAGE, CFG)[0].pixels, decode(path, IMAGE, CFG)[0].pixels)
+
+
+def test_a_large_picture_is_decoded_with_one_float_copy(tmp_path: Path) -> None:
+    """Before: up to three float32 copies of the whole picture at once (the cast, the
+    division, the contiguous copy), 27 bytes a pixel: a 121-megapixel PNG, under Pillow's pixel
+    limit, ran a decode worker past its 4 GB ([media] max_worker_memory_mb) and was skipped as
+    out of memory. Now one copy, divided in place (15 bytes a pixel), and the same tensor."""
+    import tracemalloc
+
+    from lbsearch.media.image import load_picture
+    from lbsearch.media.transforms import still_to_input
+
+    path = tmp_path / "big.png"
+    rows = np.random.default_rng(3).integers(0, 256, (1500, 2000, 3), dtype=np.uint8)
+    Image.fromarray(rows).save(path)
+    with path.open("rb") as handle:
+        tracemalloc.start()
+        try:
+            got = load_picture(handle, path, 224, 10**9)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak < 18 * rows.shape[0] * rows.shape[1], f"{peak / rows[..., 0].size:.1f} B/pixel"
+    expected = still_to_input(rows.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0), 224)
+    assert torch.equal(got, expected)

@@ -39,8 +39,13 @@ def load_picture(handle: BinaryIO, path: Path, size: int, max_pixels: int) -> to
     with _open_image(handle, path, max_pixels) as im:
         rgb = _to_rgb(_apply_exif(im, path))
         arr = np.asarray(rgb, dtype=np.uint8)
-    # ToTensor: HWC uint8 -> CHW float32 in [0, 1], divided as torchvision does
-    chw = arr.transpose(2, 0, 1).astype(np.float32) / np.float32(255.0)
+    del rgb
+    # ToTensor: HWC uint8 -> CHW float32 in [0, 1], divided as torchvision does. One float
+    # copy, divided in place: a picture near the pixel limit (179 MP) is 2 GB as float32, and
+    # each extra copy could push a worker past [media] max_worker_memory_mb.
+    chw = np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32)
+    del arr
+    chw /= np.float32(255.0)
     return still_to_input(chw, size)
 
 
