@@ -42,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -69,16 +69,26 @@ def texts(count: int, seed: int) -> list[str]:
     return [" ".join(rng.choice(WORDS, size=3)) + f" {i}" for i in range(count)]
 
 
-def write_checkpoint(folder: Path, size: str) -> Path:
+def write_checkpoint(folder: Path, size: str, variant: str = "image") -> Path:
+    """A random checkpoint of `variant` whose text tower is tiny or ViT-L-sized (`size`); the
+    text weights depend only on the dims, so every variant written here shares one text tower."""
     dims = TinyDims(projection=DIM)
     if size == "real":
         dims = TinyDims(text_hidden=768, text_layers=12, text_mlp=3072, projection=DIM)
-    return write_tiny_checkpoint(folder / f"bench-{size}", "image", dims=dims)
+    suffix = "" if variant == "image" else f"-{variant}"
+    return write_tiny_checkpoint(folder / f"bench-{size}{suffix}", variant, dims=dims)
 
 
-def write_config(folder: Path, checkpoint: Path, exact_max: int | None = None) -> Path:
+def write_config(
+    folder: Path,
+    checkpoint: Path,
+    exact_max: int | None = None,
+    models: Mapping[Modality, Path] | None = None,
+) -> Path:
+    """config.toml with `checkpoint` for every modality, but those `models` names."""
     path = folder / "config.toml"
-    lines = ["[models]"] + [f'{m.value} = "{checkpoint}"' for m in Modality]
+    chosen = {m: (models or {}).get(m, checkpoint) for m in Modality}
+    lines = ["[models]"] + [f'{m.value} = "{chosen[m]}"' for m in Modality]
     lines += ["[runtime]", 'device = "cpu"', 'dtype = "float32"']
     if exact_max is not None:
         lines += ["[index]", f"exact_max_segments = {exact_max}"]
@@ -86,19 +96,27 @@ def write_config(folder: Path, checkpoint: Path, exact_max: int | None = None) -
     return path
 
 
-def build_library(root: Path, segments: int, model_id: str, config_path: Path) -> float:
+def build_library(
+    root: Path,
+    segments: int,
+    model_id: str,
+    config_path: Path,
+    models: Mapping[Modality, Path] | None = None,
+) -> float:
     """Write `segments` segments through Library.write_batch with the relevance bank
     installed as `lbsearch index` does (before the writes, so each segment gets its bias
-    column as it is added, and again at the end); returns seconds taken."""
+    column as it is added, and again at the end); returns seconds taken. Each modality is
+    registered with `model_id`, or its checkpoint in `models`."""
     start = time.perf_counter()
     vectors = clustered_vectors(segments, DIM, seed=7)
     rng = np.random.default_rng(3)
     done = 0
     config = load_config(config_path)
-    encoders = open_embedder(config, models=dict.fromkeys(Modality, model_id))
+    ids = {m: str((models or {}).get(m, model_id)) for m in Modality}
+    encoders = open_embedder(config, models=ids)
     with Library.open(root, write=True, config=config) as lib:
         for modality, _, _ in LAYOUT:
-            lib.set_modality(modality, model_id, "1", DIM)
+            lib.set_modality(modality, ids[modality], "1", DIM)
         install_banks(lib, encoders, config.relevance)
         for modality, share, per_file in LAYOUT:
             files = int(segments * share) // per_file
@@ -106,7 +124,7 @@ def build_library(root: Path, segments: int, model_id: str, config_path: Path) -
             for i in range(files):
                 rows = vectors[done : done + per_file]
                 done += per_file
-                batch.append(_file(modality, i, rows, per_file, model_id, rng))
+                batch.append(_file(modality, i, rows, per_file, ids[modality], rng))
                 if len(batch) == 256:
                     lib.write_batch(batch)
                     batch = []

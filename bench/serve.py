@@ -56,6 +56,8 @@ from lbsearch.library import Library
 from lbsearch.search import Query, SearchEngine, Term
 from lbsearch.types import Modality
 
+TIMED = (Modality.VIDEO, Modality.AUDIO)
+
 WRITER = """
 import sys, time
 import numpy as np
@@ -267,6 +269,16 @@ def _slow_clients(base: str, count: int, stop: threading.Event) -> None:
         sock.close()
 
 
+def own_towers(folder: Path, text_size: str = "") -> dict[Modality, Path]:
+    """Video and audio checkpoints of their own (the same text tower as the image one), so an
+    uploaded video is decoded and embedded as a video; written once, when `text_size` is given."""
+    if text_size:
+        for variant in ("video_ft", "audio_ft"):
+            write_checkpoint(folder, text_size, variant)
+    found = {m: next(folder.glob(f"bench-*-{m.value}_ft"), None) for m in TIMED}
+    return {m: path for m, path in found.items() if path is not None}
+
+
 def _examples(folder: Path) -> list[Path]:
     from PIL import Image
 
@@ -357,7 +369,7 @@ def bench_size(
 
     quiet_idle_threads()
     library = folder / f"lib-{size}"
-    build_s = build_library(library, size, str(checkpoint), config_path)
+    build_s = build_library(library, size, str(checkpoint), config_path, own_towers(folder))
     print(f"\n{size:,} segments (written in {build_s:.0f} s)")
     server = Server(library, config_path, backend)
     config = load_config(config_path)
@@ -405,7 +417,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lbsearch-bench-serve-") as tmp:
         folder = Path(tmp)
         checkpoint = write_checkpoint(folder, args.text_size)
-        config_path = write_config(folder, checkpoint)
+        config_path = write_config(folder, checkpoint, models=own_towers(folder, args.text_size))
         if args.load:  # every client is 127.0.0.1 here (see the module's doc)
             with config_path.open("a") as out:
                 out.write("[serve]\nmax_client_connections = 512\n")
