@@ -182,7 +182,7 @@ def query_from_wire(data: Any) -> Query:
     """The `Query` a client sent; ValueError for anything malformed (types are checked, since
     the sender is only trusted to be the same user, not to be well-behaved)."""
     from lbsearch.search import Query, Term, check_query
-    from lbsearch.search.moments import Match
+    from lbsearch.search.match import Match
     from lbsearch.types import Modality
 
     if not isinstance(data, dict) or set(data) != set(_QUERY_TYPES):
@@ -275,7 +275,7 @@ def answer_to_wire(hits: list[Hit], no_match: str | None) -> dict[str, Any]:
 
 def answer_from_wire(data: dict[str, Any]) -> Answer | None:
     from lbsearch.search import Hit
-    from lbsearch.search.moments import Moment
+    from lbsearch.search.match import Moment
     from lbsearch.types import Modality
 
     if "no_match" in data:

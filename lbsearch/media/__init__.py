@@ -14,11 +14,40 @@ Importing this package is cheap: torch, PyAV, Pillow and kaldi-native-fbank load
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .classify import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, classify
 from .decode import decode, decode_stream
-from .pool import DecodeJob, DecodePool, DecodeResult, DecodeStream, JobQueue, PoolBrokenError
 from .reasons import REASONS
-from .throughput import Throughput, measure_throughput
+
+if TYPE_CHECKING:
+    from .pool import DecodeJob, DecodePool, DecodeResult, DecodeStream, JobQueue, PoolBrokenError
+    from .throughput import Throughput, measure_throughput
+
+# The pool and the throughput probe load on first use: a module that needs the extension lists
+# (the query language) does not pay for them. (`classify` and `decode` are imported here, as
+# they share their modules' names: a lazy one would be shadowed by its module once imported.)
+_WHERE = {
+    "DecodeJob": ".pool",
+    "DecodePool": ".pool",
+    "DecodeResult": ".pool",
+    "DecodeStream": ".pool",
+    "JobQueue": ".pool",
+    "PoolBrokenError": ".pool",
+    "Throughput": ".throughput",
+    "measure_throughput": ".throughput",
+}
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(where, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AUDIO_EXTS",

@@ -9,11 +9,45 @@
 
 from __future__ import annotations
 
-from .box import format_box, looks_like_path, parse_box
-from .engine import SearchEngine
-from .explain import nothing_indexed
-from .language import QueryRequest, parse_after, parse_before, parse_query, parse_weighted
-from .query import Hit, Query, Term, check_query, normalise_glob, segment_filter
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .box import format_box, looks_like_path, parse_box
+    from .engine import SearchEngine
+    from .explain import nothing_indexed
+    from .language import QueryRequest, parse_after, parse_before, parse_query, parse_weighted
+    from .query import Hit, Query, Term, check_query, normalise_glob, segment_filter
+
+# Loaded on first use: a module that needs one part (the query language) does not pay for the rest.
+_WHERE = {
+    "format_box": ".box",
+    "looks_like_path": ".box",
+    "parse_box": ".box",
+    "SearchEngine": ".engine",
+    "nothing_indexed": ".explain",
+    "QueryRequest": ".language",
+    "parse_after": ".language",
+    "parse_before": ".language",
+    "parse_query": ".language",
+    "parse_weighted": ".language",
+    "Hit": ".query",
+    "Query": ".query",
+    "Term": ".query",
+    "check_query": ".query",
+    "normalise_glob": ".query",
+    "segment_filter": ".query",
+}
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(where, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Hit",

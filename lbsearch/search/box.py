@@ -28,7 +28,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..media.classify import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS
 from .language import QueryRequest, parse_weighted
-from .moments import Match
+from .match import Match
 
 _QUOTES = "\"'"
 _MEDIA_EXTS = IMAGE_EXTS | VIDEO_EXTS | AUDIO_EXTS | {"npy"}

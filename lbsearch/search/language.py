@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..types import Modality
-from .moments import Match
+from .match import Match
 from .query import Query, Term, check_query
 
 _WEIGHT = re.compile(r"^(?P<body>.*\S)\s*:\s*(?P<weight>[-+]?(\d+(\.\d*)?|\.\d+))$", re.DOTALL)

@@ -30,68 +30,38 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from enum import StrEnum
 
 import numpy as np
 
-from ..errors import UsageError
-from ..types import Modality
-
-_TOUCH_S = 1e-3  # windows whose gap is below a millisecond are adjacent
-MOMENT_FIELDS = (
-    "start_s",
-    "end_s",
-    "relevance",
-    "picture_score",
-    "sound_score",
-    "picture_relevance",
-    "sound_relevance",
+from .match import (
+    MOMENT_FIELDS,
+    RAW_SCALE,
+    RELEVANCE_SCALE,
+    TIMED,
+    Match,
+    Moment,
+    Scale,
+    stream_modalities,
 )
 
+__all__ = [
+    "MOMENT_FIELDS",
+    "RAW_SCALE",
+    "RELEVANCE_SCALE",
+    "TIMED",
+    "Match",
+    "Moment",
+    "Scale",
+    "Windows",
+    "find_moments",
+    "fuse",
+    "fused_values",
+    "soft_min",
+    "stream_modalities",
+    "windows_from_streams",
+]
 
-class Match(StrEnum):
-    """Which stream of a window must match (`--match`)."""
-
-    ANY = "any"
-    BOTH = "both"
-    PICTURE = "picture"
-    SOUND = "sound"
-
-    @classmethod
-    def parse(cls, name: str) -> Match:
-        try:
-            return cls(name.strip().lower())
-        except ValueError:
-            known = ", ".join(m.value for m in cls)
-            raise UsageError(f"unknown match mode {name!r}", f"use one of: {known}") from None
-
-
-TIMED = (Modality.VIDEO, Modality.AUDIO)  # the streams with time windows
-
-
-def stream_modalities(mode: Match) -> tuple[Modality, ...] | None:
-    """The modalities a match mode searches (None: every one): `picture` leaves out sound
-    windows, `sound` keeps only them, `both` needs a video's two streams."""
-    if mode is Match.SOUND:
-        return (Modality.AUDIO,)
-    if mode is Match.BOTH:
-        return TIMED
-    if mode is Match.PICTURE:
-        return tuple(m for m in Modality if m is not Modality.AUDIO)
-    return None
-
-
-@dataclass(frozen=True)
-class Scale:
-    """What a unit of score means on one scale: how far below a moment's best a window may fall
-    and still belong to it, and the softness of `both`."""
-
-    margin: float
-    softness: float
-
-
-RELEVANCE_SCALE = Scale(margin=1.0, softness=0.5)  # standard deviations of the null
-RAW_SCALE = Scale(margin=0.02, softness=0.01)  # cosine: related pairs differ by a few hundredths
+_TOUCH_S = 1e-3  # windows whose gap is below a millisecond are adjacent
 
 
 @dataclass(frozen=True)
@@ -108,43 +78,6 @@ class Windows:
 
     def __len__(self) -> int:
         return len(self.start_s)
-
-
-@dataclass(frozen=True)
-class Moment:
-    """A span of one file. The scores are those of its best window (the highest fused value):
-    `*_score` raw cosines, `*_relevance` calibrated; None for a stream the window lacks (or
-    without a calibration). `relevance` is the fused relevance of that window."""
-
-    start_s: float
-    end_s: float
-    relevance: float | None
-    picture_score: float | None
-    sound_score: float | None
-    picture_relevance: float | None
-    sound_relevance: float | None
-    best_start_s: float
-    best_end_s: float
-
-    def matched(self) -> str:
-        """Which stream matched in the best window: "picture", "sound" or "both" (each stream
-        within the scale's margin of the better one; relevances where both have one)."""
-        pair: tuple[float | None, float | None]
-        if self.picture_relevance is not None and self.sound_relevance is not None:
-            pair, margin = (self.picture_relevance, self.sound_relevance), RELEVANCE_SCALE.margin
-        else:
-            pair, margin = (self.picture_score, self.sound_score), RAW_SCALE.margin
-        picture, sound = pair
-        if picture is None or sound is None:
-            return "sound" if picture is None else "picture"
-        if abs(picture - sound) <= margin:
-            return "both"
-        return "picture" if picture > sound else "sound"
-
-    def to_json(self) -> dict[str, float | None]:
-        """The fields every front end shows (issue 18, "Precisely")."""
-        keys = MOMENT_FIELDS
-        return {key: getattr(self, key) for key in keys}
 
 
 def soft_min(a: np.ndarray, b: np.ndarray, softness: float) -> np.ndarray:

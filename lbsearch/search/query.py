@@ -7,16 +7,15 @@ plus filters on the files. Front ends do not build it by hand: they collect stri
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..catalog.records import SegmentFilter
 from ..errors import UsageError
 from ..types import Modality
-from .moments import Match, Moment, stream_modalities
+from .match import Match, Moment, stream_modalities
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ def check_query(query: Query) -> None:
             raise UsageError("a query term is a text or a file, not both or neither")
         if term.text is not None and not term.text.strip():
             raise UsageError("an empty text cannot be searched for", "give some words")
-        if term.weight == 0 or not np.isfinite(term.weight):
+        if term.weight == 0 or not math.isfinite(term.weight):
             raise UsageError(f"term weight {term.weight} is not usable", "use a non-zero number")
     if not any(t.weight > 0 for t in query.terms):
         raise UsageError("every term is negative", "add something to look for, not only a not")
