@@ -299,6 +299,10 @@ def test_query_through_a_running_server_prints_what_it_prints_alone(
             query = _lbsearch(tiny_config, "query", "a dog barking", how, *common)
             outputs[how] = [_run(query), _run([*query, "--no-server"])]
         none = _run(_lbsearch(tiny_config, "query", "a dog", "--path", "/nowhere/*", *common))
+        # answered by the server, the client parses its query without numpy (about a tenth of
+        # a second of a cold query; before, `lbsearch.search` loaded it with the engine)
+        timed = _lbsearch(tiny_config, "query", "a dog barking", "--json", *common)
+        imports = _run([timed[0], "-X", "importtime", *timed[1:]])
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=30) == 0
         rest = server.stderr.read()
@@ -313,8 +317,10 @@ def test_query_through_a_running_server_prints_what_it_prints_alone(
     served, alone = outputs["--json"]
     assert served.stdout == alone.stdout and served.stdout
     assert none.returncode == 1 and none.stderr.strip()
+    assert imports.returncode == 0 and imports.stdout == served.stdout
+    assert not re.search(r"\| +numpy$", imports.stderr, re.M), "numpy imported by the client"
     answered = re.findall(r"local socket: query (\d+) results", rest)
-    assert len(answered) == 3, rest  # --json, --paths and the one without a match
+    assert len(answered) == 4, rest  # --json twice, --paths and the one without a match
     assert not sock.exists(), "removed at exit"
     assert "Traceback" not in rest
 
