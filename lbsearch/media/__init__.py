@@ -14,9 +14,9 @@ Importing this package is cheap: torch, PyAV, Pillow and kaldi-native-fbank load
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..lazy import lazy_names
 from .classify import AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS, classify
 from .decode import decode, decode_stream
 from .reasons import REASONS
@@ -40,14 +40,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    where = _WHERE.get(name)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(where, __name__), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_names(__name__, _WHERE)
 
 __all__ = [
     "AUDIO_EXTS",
