@@ -42,8 +42,7 @@ import numpy as np
 
 from .config import Config
 from .errors import LbsearchError, MediaError
-from .media.indexed import NotServable, Roots, open_indexed
-from .media.reasons import media_error
+from .media.indexed import NotServable, Roots, open_indexed, reopen_in_worker
 from .media.worker import WorkerTask
 from .types import Modality
 
@@ -241,11 +240,7 @@ class ThumbnailTask(WorkerTask):
 
     def run(self, cfg: Config) -> bytes:
         path = self.file.path
-        try:
-            handle, _ = open_indexed(self.file, self.roots)
-        except NotServable as error:
-            raise media_error(path, "vanished", error.message) from None
-        with handle:
+        with reopen_in_worker(self.file, self.roots) as handle:
             try:
                 return _jpeg(render(handle, self.file, self.segment, self.side, cfg))
             except ThumbnailError as error:

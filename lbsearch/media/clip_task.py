@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import LbsearchError, MediaError, UsageError
-from .indexed import NotServable, Roots, open_indexed
-from .reasons import media_error
+from .indexed import Roots, reopen_in_worker
 from .worker import WorkerTask
 
 if TYPE_CHECKING:
@@ -64,11 +63,7 @@ class ClipTask(WorkerTask):
         from .clip import cut_opened
 
         path = self.file.path
-        try:
-            handle, _ = open_indexed(self.file, self.roots)
-        except NotServable as error:
-            raise media_error(path, "vanished", error.message) from None
-        with handle:
+        with reopen_in_worker(self.file, self.roots) as handle:
             try:
                 done = cut_opened(
                     handle, Path(path), self.start_s, self.end_s, Path(self.out), self.pad_s

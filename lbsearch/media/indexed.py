@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from ..catalog.records import FileStatus
 from ..errors import LbsearchError
+from .reasons import media_error
 
 if TYPE_CHECKING:
     from ..catalog.records import FileRecord
@@ -112,3 +113,13 @@ def _real_path(fd: int, path: str) -> str:
 
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def reopen_in_worker(record: FileRecord, roots: Roots) -> BinaryIO:
+    """`open_indexed` in a decode worker, which opens the file again itself: a path swapped
+    since the server's check is a MediaError "vanished" (the pool's error for a file gone)."""
+    try:
+        handle, _ = open_indexed(record, roots)
+    except NotServable as error:
+        raise media_error(record.path, "vanished", error.message) from None
+    return handle
