@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..catalog.records import SegmentFilter, SegmentHit
+from ..catalog.records import SegmentFilter
 from ..config import Config
 from ..errors import UsageError
 from ..types import Modality
@@ -31,7 +31,15 @@ from .examples import example_vector, excluded_paths, is_excluded, sound_track_v
 from .explain import explain_no_match
 from .moments import Match, stream_modalities
 from .query import Hit, Query, Term, check_query, segment_filter
-from .ranking import Candidates, best_per_file, best_segments, hits, no_candidates, ranked
+from .ranking import (
+    Candidates,
+    best_per_file,
+    best_segments,
+    hit_of,
+    hits,
+    no_candidates,
+    ranked,
+)
 from .scoring import apply_cut_off, rank_key, ranks_by_score, scored, shown, with_relevance
 from .streams import TIMED, Scorer, both_settled, file_windows, fused_hit, with_moments
 
@@ -328,7 +336,7 @@ class SearchEngine:
             found = segments.get(segment_id)
             if found is None or found.file.id in hits or is_excluded(found.file.path, excluded):
                 continue
-            hits[found.file.id] = _hit(found, score)
+            hits[found.file.id] = hit_of(found, score)
         return hits
 
 
@@ -338,19 +346,3 @@ def _combine(parts: list[tuple[float, np.ndarray]]) -> np.ndarray:
     if norm < 1e-6:
         raise UsageError("the query's terms cancel each other out", "change the terms or weights")
     return (total / norm).astype(np.float32)
-
-
-def _hit(found: SegmentHit, score: float) -> Hit:
-    segment, file = found.segment, found.file
-    return Hit(
-        path=file.path,
-        modality=segment.modality,
-        score=float(score),
-        start_s=segment.start_s,
-        end_s=segment.end_s,
-        segment_id=segment.id,
-        duration_s=file.duration_s,
-        size=file.size,
-        mtime=file.mtime_ns / 1e9,
-        offline=found.offline,
-    )

@@ -21,6 +21,7 @@ from .examples import is_excluded
 from .query import Hit
 
 if TYPE_CHECKING:
+    from ..catalog.records import SegmentHit
     from ..library import Library
 
 
@@ -133,22 +134,28 @@ def hits(library: Library, found: Candidates, weak: bool = False) -> list[Hit]:
         row = rows.get(segment_id)
         if row is None:
             continue
-        segment, file = row.segment, row.file
         relevance = float(found.relevance[i])
-        out.append(
-            Hit(
-                path=file.path,
-                modality=segment.modality,
-                score=float(found.scores[i]),
-                start_s=segment.start_s,
-                end_s=segment.end_s,
-                segment_id=segment.id,
-                duration_s=file.duration_s,
-                size=file.size,
-                mtime=file.mtime_ns / 1e9,
-                offline=row.offline,
-                relevance=None if np.isnan(relevance) else relevance,
-                weak=weak,
-            )
-        )
+        known = None if np.isnan(relevance) else relevance
+        out.append(hit_of(row, float(found.scores[i]), known, weak))
     return out
+
+
+def hit_of(
+    row: SegmentHit, score: float, relevance: float | None = None, weak: bool = False
+) -> Hit:
+    """A catalog row (segment and file) as a `Hit` with its scores."""
+    segment, file = row.segment, row.file
+    return Hit(
+        path=file.path,
+        modality=segment.modality,
+        score=float(score),
+        start_s=segment.start_s,
+        end_s=segment.end_s,
+        segment_id=segment.id,
+        duration_s=file.duration_s,
+        size=file.size,
+        mtime=file.mtime_ns / 1e9,
+        offline=row.offline,
+        relevance=relevance,
+        weak=weak,
+    )
