@@ -33,6 +33,7 @@ INDEX_METHODS = ("search", "segment_biases", "segment_sample", "null_moments", "
 CATALOG_METHODS = (
     "segments_by_ids",
     "segment_files",
+    "segment_windows",
     "segment_ids_matching",
     "vectors_by_ids",
     "modality_states",

@@ -3,13 +3,15 @@
 `CatalogBase` opens the database and gives the query mixins their transactions: `_read()` is one
 deferred read transaction (one consistent snapshot; in WAL mode it never waits for a writer),
 `_write()` one `BEGIN IMMEDIATE` transaction (SQLite's write lock taken up front, so two writers
-queue on busy_timeout instead of failing half-way). SQLite errors become `CatalogError`s.
+queue on busy_timeout instead of failing half-way). Inside `snapshot()` every read of the
+thread joins one read transaction (a search's look-ups). SQLite errors become `CatalogError`s.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +50,7 @@ class CatalogBase:
             )
         self._busy_timeout_s = busy_timeout_s
         self.read_only = read_only
+        self._pinned = threading.local()  # .conn: the thread's open snapshot, if any
         mode = "ro" if read_only else ("rwc" if create else "rw")
         self._engine = _make_engine(self.path, mode=mode, busy_timeout_s=busy_timeout_s)
         try:
@@ -74,9 +77,39 @@ class CatalogBase:
         self.close()
 
     @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read this thread makes inside is one read transaction: a search's dozen
+        look-ups see one state of the catalog (not a writer's commit half-way through), and
+        pay for one BEGIN (through SQLAlchemy each read transaction cost ~0.1 ms, measured).
+        Nested snapshots join the outer one; writes still run in transactions of their own."""
+        if getattr(self._pinned, "conn", None) is not None:
+            yield
+            return
+        with self._read() as conn:
+            self._pinned.conn = conn
+            try:
+                yield
+            finally:
+                self._pinned.conn = None
+
+    @contextmanager
     def _read(self) -> Iterator[Connection]:
+        pinned: Connection | None = getattr(self._pinned, "conn", None)
+        if pinned is not None:
+            with self._errors():
+                yield pinned
+            return
         with self._errors(), self._engine.connect() as conn, conn.begin():
             yield conn
+
+    @contextmanager
+    def _raw_read(self) -> Iterator[sqlite3.Connection]:
+        """`_read()`'s transaction as the driver's connection: plain SQL without SQLAlchemy's
+        statement and row machinery, for the look-ups every search makes (a 20-row read cost
+        0.7 ms through it, 0.2 ms plain)."""
+        with self._read() as conn:
+            driver: Any = conn.connection.driver_connection
+            yield driver
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:

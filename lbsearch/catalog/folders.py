@@ -43,8 +43,8 @@ class CatalogFolders(CatalogBase):
 
     def offline_paths(self) -> tuple[str, ...]:
         """The offline folders' paths only (cheap: read on every search to mark hits)."""
-        with self._read() as conn:
-            return tuple(os.fsdecode(f) for f in conn.execute(select(offline.c.folder)).scalars())
+        with self._raw_read() as conn:
+            return tuple(os.fsdecode(r[0]) for r in conn.execute("SELECT folder FROM offline"))
 
     def offline_folders(self) -> tuple[OfflineFolder, ...]:
         """Every offline folder with the number of catalogued files under it, by path."""

@@ -23,25 +23,11 @@ from .records import (
     IdSnapshot,
     ModalityState,
     SegmentFilter,
-    SegmentHit,
-    SegmentRecord,
     StoredSegment,
     VectorChunk,
 )
 from .rows import FILE_COLUMNS, chunks, enc, file_record, load_states
 from .schema import files, segments
-
-_SEGMENT_COLUMNS = tuple(c.label(f"s_{c.name}") for c in segments.c if c.name != "vector")
-
-
-@dataclasses.dataclass(frozen=True)
-class SegmentFiles:
-    """Segments' files as parallel arrays sorted by segment id: what ranking search results
-    needs before the few shown are read whole (`segments_by_ids`)."""
-
-    ids: np.ndarray  # int64
-    file_ids: np.ndarray  # int64
-    paths: np.ndarray  # object: str
 
 
 class CatalogReads(CatalogBase):
@@ -211,7 +197,7 @@ class CatalogReads(CatalogBase):
         stmt = (
             select(segments.c.id)
             .join(files, files.c.id == segments.c.file_id)
-            .where(segments.c.modality == modality.value, *_filter_clauses(where))
+            .where(segments.c.modality == modality.value, *filter_clauses(where))
         )
         with self._read() as conn:
             ids = conn.execute(stmt).scalars().all()  # one fetch, not a row at a time
@@ -226,7 +212,7 @@ class CatalogReads(CatalogBase):
         stmt = (
             select(segments.c.id)
             .join(files, files.c.id == segments.c.file_id)
-            .where(*_filter_clauses(where))
+            .where(*filter_clauses(where))
         )
         found: list[int] = []
         with self._read() as conn:
@@ -243,89 +229,6 @@ class CatalogReads(CatalogBase):
                     .all()
                 )
         return np.array(found, dtype=np.int64)
-
-    def segment_files(self, ids: Sequence[int] | np.ndarray) -> SegmentFiles:
-        """The file id and path of each segment of `ids` (those that exist), in one plain SQL
-        join: no record objects, for the hundreds of candidates a search ranks."""
-        rows: list[Any] = []
-        with self._read() as conn:
-            for part in chunks(sorted({int(i) for i in ids})):
-                marks = ",".join("?" * len(part))
-                rows += conn.exec_driver_sql(_FILES_OF.format(marks=marks), tuple(part)).all()
-        paths = np.empty(len(rows), dtype=object)
-        paths[:] = [os.fsdecode(r[2]) for r in rows]
-        return SegmentFiles(
-            np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
-            np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)),
-            paths,
-        )
-
-    def segments_by_ids(
-        self, ids: Sequence[int] | np.ndarray, where: SegmentFilter | None = None
-    ) -> dict[int, SegmentHit]:
-        """Segments with their files, for search results; ids that are gone or filtered out are
-        absent from the answer."""
-        clauses = _filter_clauses(where) if where else []
-        hits: dict[int, SegmentHit] = {}
-        base = select(*_SEGMENT_COLUMNS, *FILE_COLUMNS).join(
-            files, files.c.id == segments.c.file_id
-        )
-        made: dict[int, FileRecord] = {}  # a video's segments share one record
-        with self._read() as conn:
-            for part in chunks(sorted({int(i) for i in ids})):
-                if clauses:
-                    rows = conn.execute(base.where(segments.c.id.in_(part), *clauses)).all()
-                else:  # the search path: plain SQL, compiled once by SQLite's statement cache
-                    marks = ",".join("?" * len(part))
-                    rows = conn.exec_driver_sql(_BY_IDS.format(marks=marks), tuple(part)).all()
-                for row in rows:
-                    hit = _segment_hit(row, made)
-                    hits[hit.segment.id] = hit
-        return hits
-
-
-_BY_IDS = (
-    "SELECT "
-    + ", ".join(f"segments.{c.name} AS s_{c.name}" for c in segments.c if c.name != "vector")
-    + ", "
-    + ", ".join(f"files.{c.name} AS {c.name}" for c in files.c)
-    + " FROM segments JOIN files ON files.id = segments.file_id WHERE segments.id IN ({marks})"
-)
-_FILES_OF = (
-    "SELECT segments.id, segments.file_id, files.path FROM segments "
-    "JOIN files ON files.id = segments.file_id WHERE segments.id IN ({marks}) ORDER BY segments.id"
-)
-_MODALITIES = {m.value: m for m in Modality}
-
-
-_SEGMENT_AT = {c.name: i for i, c in enumerate(c for c in segments.c if c.name != "vector")}
-_FILE_AT = len(_SEGMENT_AT)  # the file's columns follow the segment's, in FileRecord's order
-assert [c.name for c in files.c] == [f.name for f in dataclasses.fields(FileRecord)]
-
-
-def _segment_hit(row: Any, made: dict[int, FileRecord]) -> SegmentHit:
-    """A segment row joined with its file's (segment columns, then every file column), read
-    by position: by name it cost ~3x more (~30 us a row; a moment search reads hundreds). A
-    file's record is made once (`made`: a video's windows share it)."""
-    at = _SEGMENT_AT
-    file_id = row[at["file_id"]]
-    segment = SegmentRecord(
-        row[at["id"]],
-        file_id,
-        _MODALITIES[row[at["modality"]]],
-        row[at["start_s"]],
-        row[at["end_s"]],
-        row[at["model_id"]],
-    )
-    file = made.get(file_id)
-    if file is None:
-        f = row[_FILE_AT:]
-        modality = _MODALITIES[f[6]] if f[6] else None
-        file = made[file_id] = FileRecord(
-            f[0], os.fsdecode(f[1]), os.fsdecode(f[2]), f[3], f[4], f[5], modality,
-            FileStatus(f[7]), *f[8:],
-        )  # fmt: skip
-    return SegmentHit(segment, file)
 
 
 def _vector(blob: bytes) -> np.ndarray:
@@ -352,7 +255,7 @@ def _under_clause(folder: str) -> ColumnElement[bool]:
     return and_(files.c.path > base + sep, files.c.path < base + bytes([sep[0] + 1]))
 
 
-def _filter_clauses(where: SegmentFilter) -> list[ColumnElement[bool]]:
+def filter_clauses(where: SegmentFilter) -> list[ColumnElement[bool]]:
     clauses: list[ColumnElement[bool]] = []
     if where.modalities:
         clauses.append(segments.c.modality.in_([m.value for m in where.modalities]))

@@ -7,7 +7,8 @@ busy_timeout instead of failing half-way). The library's writer lock keeps index
 transactions keep a crash from leaving half a batch.
 
 `Catalog` is assembled from one part per concern: `engine` (opening, pragmas, transactions,
-schema checks), `reads` (files, modalities, vectors, search), `writes` (batches, deletions,
+schema checks), `reads` (files, modalities, vectors, search filters), `lookups` (what
+every search reads, in plain SQL), `writes` (batches, deletions,
 models per modality, with `deltas` for the vector indices), `stats` (runs, status) and
 `folders` (offline folders, counts under a path).
 """
@@ -15,6 +16,7 @@ models per modality, with `deltas` for the vector indices), `stats` (runs, statu
 from __future__ import annotations
 
 from .engine import CatalogMigrationNeeded
+from .lookups import CatalogLookups
 from .reads import CatalogReads
 from .shadow import CatalogShadow
 from .stats import CatalogRuns
@@ -23,7 +25,7 @@ from .writes import CatalogWrites
 __all__ = ["Catalog", "CatalogMigrationNeeded"]
 
 
-class Catalog(CatalogReads, CatalogWrites, CatalogRuns, CatalogShadow):
+class Catalog(CatalogReads, CatalogLookups, CatalogWrites, CatalogRuns, CatalogShadow):
     """The library's source of truth: files, their segments and vectors, models per modality.
 
     Catalog(path, *, create=False, migrate=True, busy_timeout_s=30.0) opens the database (see

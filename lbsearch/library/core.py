@@ -43,7 +43,7 @@ if TYPE_CHECKING:
         SegmentHit,
         StoredSegment,
     )
-    from ..catalog.reads import SegmentFiles
+    from ..catalog.lookups import SegmentFiles, SegmentWindows
     from ..catalog.store import Catalog
     from ..vectors import SearchResult, VectorStore
     from ..vectors.bias import Bank
@@ -218,6 +218,17 @@ class Library(LibraryWrites):
             for i, hit in found.items()
         }
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Catalog reads of this thread inside see one state of the library (one read
+        transaction): what a search wraps its look-ups in."""
+        with self._catalog.snapshot():
+            yield
+
+    def segment_windows(self, paths: Sequence[str]) -> SegmentWindows:
+        """Every segment of the files at `paths` (id, path, modality, span), for moments."""
+        return self._catalog.segment_windows(paths)
+
     def segment_files(self, ids: Sequence[int] | np.ndarray) -> SegmentFiles:
         """Each segment's file id and path (ids gone are absent), for ranking search results
         before the few shown are read whole with `segments_by_ids`."""
@@ -270,15 +281,22 @@ class Library(LibraryWrites):
         k: int,
         *,
         where: SegmentFilter | None = None,
+        among: np.ndarray | None = None,
         alpha: float = 0.0,
         bias: BiasKind = BiasKind.TEXT,
     ) -> SearchResult:
-        """Top-k segment ids and scores per query; `where` filters by the segments' files.
+        """Top-k segment ids and scores per query; `where` filters by the segments' files,
+        `among` (segment ids of this modality, from a catalog read) names the only candidates.
         Scores are `cosine - alpha * bias` (the hubness correction; alpha 0: raw cosine), the
         bias of text queries or of example-file queries (`bias`)."""
-        allowed = None
+        allowed = among
         if where is not None and not where.is_empty():
-            allowed = self._catalog.segment_ids_matching(modality, where)  # empty if excluded
+            matching = self._catalog.segment_ids_matching(modality, where)  # empty if excluded
+            if among is not None:
+                import numpy as np
+
+                matching = np.intersect1d(matching, among)
+            allowed = matching
         return self._indices.search(modality, queries, k, allowed, alpha, bias)
 
     def use_bank(self, modality: Modality, bank: Bank) -> None:

@@ -101,12 +101,14 @@ class SearchEngine:
         alpha = settings.alpha if query.order == "relevance" else 0.0  # what FAISS ranks by
         has_text = any(t.text is not None for t in query.terms)
         scorer = Scorer(self.library, vectors, alpha, settings.alpha, has_text)
-        both = query.match is Match.BOTH
-        if not both:
-            found = self._shown(vectors, where, excluded, scorer, query)
-            return self._with_moments(found, scorer, query, sizes)
-        # --match both: ranked by the best window where both streams match, fused first
-        best = self._both(vectors, where, excluded, scorer, query)
+        # One read transaction for the look-ups that follow (begun at the first read, after the
+        # texts are encoded): they see one state of the library and pay for one BEGIN
+        with self.library.snapshot():
+            if query.match is not Match.BOTH:
+                found = self._shown(vectors, where, excluded, scorer, query)
+                return self._with_moments(found, scorer, query, sizes)
+            # --match both: ranked by the best window where both streams match, fused first
+            best = self._both(vectors, where, excluded, scorer, query)
         by_score = ranks_by_score(query, best)
         ordered = sorted(best, key=lambda h: (-rank_key(h, by_score), h.path, h.start_s))
         if query.min_score is not None:
@@ -207,7 +209,7 @@ class SearchEngine:
     def _fused(self, hits: list[Hit], scorer: Scorer, query: Query) -> list[Hit]:
         """`--match both`: each video's hit re-scored by its best window with both streams;
         files without such a window (pictures, audio files, silent videos) drop out."""
-        windows = file_windows(scorer, hits, self.config.video.segment_seconds)
+        windows = file_windows(scorer, hits)
         fused = (
             fused_hit(h, windows[h.path], query.match, query.moments, query.order)
             for h in hits
@@ -229,7 +231,7 @@ class SearchEngine:
             self._check_banks(missing)
             more = self._query_vectors(query.terms, {m: dim for m, (dim, _) in missing.items()})
             scorer = replace(scorer, query_vectors={**scorer.query_vectors, **more})
-        windows = file_windows(scorer, timed, self.config.video.segment_seconds)
+        windows = file_windows(scorer, timed)
         return [
             with_moments(h, windows.get(h.path), query.match, query.moments, query.order)
             for h in hits

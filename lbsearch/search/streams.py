@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..catalog.records import SegmentFilter
 from ..types import Modality
 from ..vectors.kinds import BiasKind
 from .calibration import calibration
@@ -37,15 +36,10 @@ from .relevance import Calibration
 from .scoring import own_null, rank_key, ranks_by_score
 
 if TYPE_CHECKING:
+    from ..catalog.lookups import SegmentWindows
     from ..library import Library
 
 Row = tuple[float, float, float, float | None]  # start_s, end_s, raw cosine, relevance
-_FIRST_K = 256
-
-
-def glob_literal(path: str) -> str:
-    """`path` as a GLOB pattern that matches only itself (*, ? and [ in brackets)."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in path)
 
 
 @dataclass(frozen=True)
@@ -65,14 +59,15 @@ class Scorer:
         return BiasKind.of_query(self.has_text)
 
 
-def file_windows(scorer: Scorer, hits: list[Hit], window_s: float) -> dict[str, Windows]:
-    """Every window of the hits' files (videos and audio files), per path, scored."""
+def file_windows(scorer: Scorer, hits: list[Hit]) -> dict[str, Windows]:
+    """Every window of the hits' files (videos and audio files), per path, scored: one catalog
+    read for the windows of both streams, one scoring of each stream's windows."""
     streams: dict[str, dict[Modality, list[Row]]] = defaultdict(lambda: {m: [] for m in TIMED})
     paths = list(dict.fromkeys(h.path for h in hits))
-    windows = estimated_windows(hits, window_s)
+    segments = scorer.library.segment_windows(paths) if paths else None
     for modality in TIMED:
-        if modality in scorer.query_vectors and paths:
-            for path, row in _stream_rows(scorer, modality, paths, windows):
+        if modality in scorer.query_vectors and segments is not None:
+            for path, row in _stream_rows(scorer, modality, segments.of(modality)):
                 streams[path][modality].append(row)
     return {
         path: windows_from_streams(rows[Modality.VIDEO], rows[Modality.AUDIO])
@@ -81,41 +76,32 @@ def file_windows(scorer: Scorer, hits: list[Hit], window_s: float) -> dict[str, 
 
 
 def _stream_rows(
-    scorer: Scorer, modality: Modality, paths: list[str], windows: int
+    scorer: Scorer, modality: Modality, windows: SegmentWindows
 ) -> list[tuple[str, Row]]:
-    """(path, window row) for every segment of `modality` of the files `paths`; `windows`:
-    about how many they have (one search when it is enough, else k grows)."""
-    library, vector = scorer.library, scorer.query_vectors[modality]
-    where = SegmentFilter(path_globs=tuple(glob_literal(p) for p in paths))
-    size = library.index_size(modality)
-    k = min(size, max(_FIRST_K, windows))
-    ids, scores = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-    while k > 0:
-        result = library.search(
-            modality,
-            vector[None, :],
-            k,
-            where=where,
-            alpha=scorer.searched_alpha,
-            bias=scorer.bias,
-        )
-        ids, scores = result.ids[0], result.scores[0]
-        if (ids < 0).any() or k >= size:
-            break
-        k = min(size, 4 * k)  # the files have more windows than k
-    found = ids >= 0
-    ids, scores = ids[found], scores[found]
-    segments = library.segments_by_ids(ids)
+    """(path, window row) for every window of `modality` among `windows` that the index
+    holds, scored by the index (the hits' own scores and biases)."""
+    if not len(windows.ids):
+        return []
+    result = scorer.library.search(
+        modality,
+        scorer.query_vectors[modality][None, :],
+        len(windows.ids),
+        among=windows.ids,
+        alpha=scorer.searched_alpha,
+        bias=scorer.bias,
+    )
+    ids, scores = result.ids[0], result.scores[0]
+    ids, scores = ids[ids >= 0], scores[ids >= 0]
+    at = np.searchsorted(windows.ids, ids)  # every id found is one of `windows`
     raw, relevance = _scored(scorer, modality, ids, scores)
-    rows = []
-    for i, segment_id in enumerate(ids.tolist()):
-        hit = segments.get(segment_id)
-        if hit is not None:
-            rel = None if relevance is None else float(relevance[i])
-            rows.append(
-                (hit.file.path, (hit.segment.start_s, hit.segment.end_s, float(raw[i]), rel))
-            )
-    return rows
+    relevances = [None] * len(ids) if relevance is None else relevance.tolist()
+    spans = zip(windows.starts[at].tolist(), windows.ends[at].tolist(), strict=True)
+    return [
+        (path, (start, end, cosine, known))
+        for path, (start, end), cosine, known in zip(
+            windows.paths[at].tolist(), spans, raw.tolist(), relevances, strict=True
+        )
+    ]
 
 
 def _scored(
@@ -136,11 +122,6 @@ def _null(scorer: Scorer, modality: Modality) -> Calibration | None:
     if scorer.has_text:
         return calibration(scorer.library, modality, scorer.alpha).text
     return own_null(scorer.library, modality, scorer.query_vectors[modality], scorer.alpha)
-
-
-def estimated_windows(hits: list[Hit], window_s: float) -> int:
-    """About how many windows the hits' files have in one stream (from their durations)."""
-    return sum(int((h.duration_s or 0.0) // max(window_s, 1.0)) + 2 for h in hits)
 
 
 def with_moments(hit: Hit, windows: Windows | None, mode: Match, count: int, order: str) -> Hit:
