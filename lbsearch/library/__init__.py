@@ -16,19 +16,47 @@ never loads half a file; a long-lived reader calls `Library.refresh()` to pick u
 lbsearch is migrated by the first process that opens it, under the lock if it is free.
 """
 
-from .core import Library, LibraryStats
-from .events import IndexAction, IndexCheck, IndexEvent, IndexInfo
-from .folder import (
-    CATALOG_NAME,
-    LIBRARY_ENV,
-    LOCK_NAME,
-    VECTORS_DIR,
-    LibraryError,
-    LibraryLocation,
-    LibraryLockedError,
-    locate_library,
-)
-from .lock import LockHolder, WriterLock
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_names
+
+if TYPE_CHECKING:
+    from .core import Library, LibraryStats
+    from .events import IndexAction, IndexCheck, IndexEvent, IndexInfo
+    from .folder import (
+        CATALOG_NAME,
+        LIBRARY_ENV,
+        LOCK_NAME,
+        VECTORS_DIR,
+        LibraryError,
+        LibraryLocation,
+        LibraryLockedError,
+        locate_library,
+    )
+    from .lock import LockHolder, WriterLock
+
+# Loaded on first use: finding the library folder (a cold `lbsearch query` a server answers)
+# does not load the catalog and the indices.
+_WHERE = {
+    "Library": ".core",
+    "LibraryStats": ".core",
+    "IndexAction": ".events",
+    "IndexCheck": ".events",
+    "IndexEvent": ".events",
+    "IndexInfo": ".events",
+    "CATALOG_NAME": ".folder",
+    "LIBRARY_ENV": ".folder",
+    "LOCK_NAME": ".folder",
+    "VECTORS_DIR": ".folder",
+    "LibraryError": ".folder",
+    "LibraryLocation": ".folder",
+    "LibraryLockedError": ".folder",
+    "locate_library": ".folder",
+    "LockHolder": ".lock",
+    "WriterLock": ".lock",
+}
+
+__getattr__ = lazy_names(__name__, _WHERE)
 
 __all__ = [
     "CATALOG_NAME",

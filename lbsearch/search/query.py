@@ -11,11 +11,14 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..catalog.records import SegmentFilter
 from ..errors import UsageError
 from ..types import Modality
 from .match import Match, Moment, stream_modalities
+
+if TYPE_CHECKING:
+    from ..catalog.records import SegmentFilter
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,8 @@ _MTIME_EDGE_S = 9_223_372_036.0
 
 
 def segment_filter(query: Query) -> SegmentFilter:
+    from ..catalog.records import SegmentFilter  # 22 dataclasses: ~20 ms a cold query skips
+
     return SegmentFilter(
         path_globs=tuple(normalise_glob(g) for g in query.path_globs),
         modified_after=_within_mtimes(query.after),
