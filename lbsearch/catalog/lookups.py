@@ -125,8 +125,10 @@ def _marks(part: list[Any]) -> str:
 
 
 def _paths(raw: list[bytes]) -> np.ndarray:
+    """Decoded paths, each distinct one once (a video's windows share one)."""
+    decoded = {p: os.fsdecode(p) for p in dict.fromkeys(raw)}
     paths = np.empty(len(raw), dtype=object)
-    paths[:] = [os.fsdecode(p) for p in raw]
+    paths[:] = [decoded[p] for p in raw]
     return paths
 
 

@@ -7,11 +7,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, update
 
 from ..types import Modality
 from .records import FileRecord, FileStatus, ModalityState, ShadowModel
-from .schema import files, modalities, segments
+from .schema import files, modalities
 
 CHUNK = 500  # ids per IN (...) list
 FILE_COLUMNS = tuple(files.c)
@@ -50,26 +50,38 @@ def file_record(row: Any) -> FileRecord:
 
 
 def load_states(conn: Connection, counts: bool = False) -> dict[Modality, ModalityState]:
-    """Registered modalities; segment counts only when asked (a count scans the id index)."""
+    """Registered modalities; segment counts only when asked (a count scans the id index).
+    Plain SQL on the transaction's driver connection: every search reads these (0.4 ms a
+    search through SQLAlchemy's statement and row machinery at 100k segments, measured)."""
+    driver: Any = conn.connection.driver_connection
     numbers: dict[str, int] = {}
     if counts:
-        stmt = select(segments.c.modality, func.count()).group_by(segments.c.modality)
-        numbers = {str(m): int(n) for m, n in conn.execute(stmt).all()}
+        found = driver.execute("SELECT modality, count(*) FROM segments GROUP BY modality")
+        numbers = {str(m): int(n) for m, n in found}
     return {
-        Modality(r.modality): ModalityState(
-            modality=Modality(r.modality),
-            model_id=r.model_id,
-            preprocess_version=r.preprocess_version,
-            dim=r.dim,
-            generation=r.generation,
-            segment_count=numbers.get(r.modality, 0),
-            updated_at=r.updated_at,
-            shadow=ShadowModel(r.shadow_model_id, r.shadow_preprocess_version, r.shadow_dim)
-            if r.shadow_model_id is not None
+        Modality(m): ModalityState(
+            modality=Modality(m),
+            model_id=model_id,
+            preprocess_version=preprocess_version,
+            dim=dim,
+            generation=generation,
+            segment_count=numbers.get(m, 0),
+            updated_at=updated_at,
+            shadow=ShadowModel(shadow_id, shadow_version, shadow_dim)
+            if shadow_id is not None
             else None,
         )
-        for r in conn.execute(select(modalities))
-    }
+        for (
+            m, model_id, preprocess_version, dim, generation, updated_at,
+            shadow_id, shadow_version, shadow_dim,
+        ) in driver.execute(_STATES)
+    }  # fmt: skip
+
+
+_STATES = (
+    "SELECT modality, model_id, preprocess_version, dim, generation, updated_at, "
+    "shadow_model_id, shadow_preprocess_version, shadow_dim FROM modalities"
+)
 
 
 def update_modality(conn: Connection, modality: Modality, **values: Any) -> None:
