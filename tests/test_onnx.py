@@ -346,3 +346,29 @@ def test_another_onnxruntime_makes_its_own_optimised_copy_and_drops_the_old(
     (entry,) = _optimized_entries(cache)  # the other version's copy is removed
     assert entry.name.endswith("-ort0.0.1_other")
     assert "-ort0.0.1_other" in tower.session._model_path
+
+
+def test_a_graph_onnxruntime_cannot_optimise_is_recorded_and_not_tried_again(
+    tiny_dir: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed optimisation took seconds, and every query tried it again."""
+    from lbsearch.embedder.onnx import towers
+    from lbsearch.embedder.onnx.cache import OnnxCacheError
+
+    def cannot(*args: object) -> None:
+        raise OnnxCacheError("model.onnx: ONNX Runtime cannot load the exported tower: boom", "")
+
+    image, _ = _text_checkpoints(tiny_dir)
+    monkeypatch.setattr(towers, "save_optimized", cannot)
+    tower = load_onnx_text_tower(image, cache_dir=cache)
+    assert "text-optimized" not in tower.session._model_path  # the plain export
+    assert tower.encode(["a dog"]).shape == (1, 16)
+    meta = read_meta(_optimized_entry(cache))
+    assert meta["usable"] is False and "boom" in meta["error"]
+
+    def again(*args: object) -> None:
+        raise AssertionError("the optimisation was tried again")
+
+    monkeypatch.setattr(towers, "save_optimized", again)
+    quick = load_onnx_text_tower(image, cache_dir=cache, quick_start=True)
+    assert "text-optimized" not in quick.session._model_path

@@ -121,8 +121,9 @@ def _open_text(
     entry: Path, optimized: Path, tokenizer: ClipTokenizer, threads: int, quick_start: bool
 ) -> Any:
     """A session on the optimised copy of the text export `entry`, saved the first time; None
-    where there is none (it could not be made, or it did not reproduce the export's vectors)."""
-    if not is_complete(optimized):
+    where there is none (it could not be made, or it did not reproduce the export's vectors).
+    Either is recorded in its meta.json and not tried again by this ONNX Runtime version."""
+    if not read_meta(optimized):  # neither made nor recorded as failed
         try:
             made = publish(optimized, lambda folder: _optimize_text(entry, folder, tokenizer))
         except OnnxCacheError:  # the plain export still works
@@ -150,7 +151,18 @@ def _optimize_text(entry: Path, folder: Path, tokenizer: ClipTokenizer) -> dict[
 
     start = time.perf_counter()
     source, target = entry / MODEL_FILE, folder / MODEL_FILE
-    save_optimized(source, target)
+    record = {
+        "kind": "text-optimized",
+        "source": entry.name,
+        "onnxruntime": onnxruntime.__version__,
+    }
+    try:
+        save_optimized(source, target)
+    except OnnxCacheError as exc:
+        open_session(source, 1, optimize=False)  # a damaged export raises: no record, rebuilt
+        # this ONNX Runtime cannot optimise this graph: recorded, so that each later query
+        # opens the plain export at once instead of failing the same way again (seconds)
+        return {**record, "usable": False, "error": str(exc), "seconds": _since(start)}
     batch = tokenizer(CHECK_TEXTS)
     plain, optimized = (open_session(path, 1, optimize=False) for path in (source, target))
     cosine = min_cosine(plain, optimized, batch.input_ids, batch.eos_positions)
@@ -159,14 +171,11 @@ def _optimize_text(entry: Path, folder: Path, tokenizer: ClipTokenizer) -> dict[
         for path in folder.iterdir():
             if path.name != MODEL_FILE:
                 path.unlink()
-    return {
-        "kind": "text-optimized",
-        "source": entry.name,
-        "onnxruntime": onnxruntime.__version__,
-        "min_cosine_to_export": cosine,
-        "usable": usable,
-        "seconds": round(time.perf_counter() - start, 1),
-    }
+    return {**record, "min_cosine_to_export": cosine, "usable": usable, "seconds": _since(start)}
+
+
+def _since(start: float) -> float:
+    return round(time.perf_counter() - start, 1)
 
 
 def _build_media(
