@@ -206,8 +206,8 @@ def test_store_writes_a_plain_faiss_file_with_a_trailer(tmp_path: Path) -> None:
 def test_an_index_is_read_from_the_file_its_handle_opened(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """faiss reads the open handle's file (by its /dev/fd path: ~3x faster than a Python
-    callback), not whatever is at the path now: a writer may have replaced it since."""
+    """faiss reads the open handle's file (by its /dev/fd path, not through a Python callback),
+    not whatever is at the path now: a writer may have replaced it since."""
     import io
 
     faiss = faiss_module()
