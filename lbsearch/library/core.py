@@ -286,7 +286,8 @@ class Library(LibraryWrites):
         bias: BiasKind = BiasKind.TEXT,
     ) -> SearchResult:
         """Top-k segment ids and scores per query; `where` filters by the segments' files,
-        `among` (segment ids of this modality, from a catalog read) names the only candidates.
+        `among` (segment ids of this modality, from a catalog read) names the only candidates,
+        each scored exactly (none missed by an approximate index).
         Scores are `cosine - alpha * bias` (the hubness correction; alpha 0: raw cosine), the
         bias of text queries or of example-file queries (`bias`)."""
         allowed = among
@@ -297,7 +298,8 @@ class Library(LibraryWrites):
 
                 matching = np.intersect1d(matching, among)
             allowed = matching
-        return self._indices.search(modality, queries, k, allowed, alpha, bias)
+        every = among is not None
+        return self._indices.search(modality, queries, k, allowed, alpha, bias, every)
 
     def use_bank(self, modality: Modality, bank: Bank) -> None:
         """Compute the modality's bias column with `bank` from now on (a writer saves the bank

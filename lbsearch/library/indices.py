@@ -492,9 +492,12 @@ class LibraryIndices:
         allowed: np.ndarray | None,
         alpha: float = 0.0,
         kind: BiasKind = BiasKind.TEXT,
+        every: bool = False,
     ) -> SearchResult:
         """Top-k segment ids and scores `q.v - alpha * bias` per query row (alpha 0: cosine),
-        the bias of `kind` (text or example-file queries); compressed indices re-ranked exactly."""
+        the bias of `kind` (text or example-file queries); compressed indices re-ranked exactly.
+        `every`: score every id of `allowed` exactly, however many (an IVF scan with a selector
+        probes only some lists, and so can miss some of them)."""
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         index = self.index(modality)
         if index is None:
@@ -511,7 +514,7 @@ class LibraryIndices:
             )
         queries = query_with_bias(queries, alpha, index.dim, kind)
         scored = (kind,) if alpha else ()  # the bias column the query's -alpha meets
-        if allowed is not None and 0 < len(allowed) <= _SCORE_ALLOWED:
+        if allowed is not None and len(allowed) > 0 and (every or len(allowed) <= _SCORE_ALLOWED):
             return self._score_allowed(modality, index.dim, queries, k, allowed, scored)
         found = self.store.search(modality, index, queries, k, allowed=allowed)
         if index.plan.kind is not IndexKind.IVF_PQ:
