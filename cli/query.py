@@ -240,7 +240,7 @@ def _search_here(library: Path | None, config: Config, search: Query, runtime: R
     early = start_text_encoding(config, search, backend, device, dtype)
     from lbsearch.library import Library  # after the text encoding has started
 
-    with Library.open(library, config=config) as lib:
+    with Library.open(library, config=config, mapped=True) as lib:  # one search: no copies
         engine = SearchEngine(
             lib, config, make_encoders(lib, config, device, dtype, backend, early=early)
         )

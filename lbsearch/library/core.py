@@ -119,13 +119,16 @@ class Library(LibraryWrites):
         write: bool = False,
         lock_timeout_s: float | None = None,
         purpose: str = "lbsearch index",
+        mapped: bool = False,
     ) -> Library:
         """Open the library at `location` (resolved with locate_library when not a Location).
 
         write=True creates the folder if needed, takes the writer lock (waiting up to
         lock_timeout_s, default from config) and repairs any index a crash left behind.
         write=False needs an existing library and never waits for an indexer (it only tries the
-        lock, without waiting, if the catalog's schema must be upgraded first).
+        lock, without waiting, if the catalog's schema must be upgraded first). `mapped` (a
+        reader that searches once, as a cold `lbsearch query`): up-to-date index files are
+        searched in place, memory-mapped, instead of copied into memory.
         """
         config = config or Config()
         if isinstance(location, LibraryLocation):
@@ -135,7 +138,7 @@ class Library(LibraryWrites):
         timeout = config.library.lock_timeout_s if lock_timeout_s is None else lock_timeout_s
         if write:
             return cls._open_writer(where, config, timeout, purpose)
-        return cls._open_reader(where, config, timeout)
+        return cls._open_reader(where, config, timeout, mapped)
 
     @classmethod
     def _open_writer(
@@ -161,7 +164,9 @@ class Library(LibraryWrites):
         return library
 
     @classmethod
-    def _open_reader(cls, where: LibraryLocation, config: Config, timeout: float) -> Library:
+    def _open_reader(
+        cls, where: LibraryLocation, config: Config, timeout: float, mapped: bool
+    ) -> Library:
         from ..catalog.store import Catalog, CatalogMigrationNeeded
 
         root = where.path
@@ -174,7 +179,7 @@ class Library(LibraryWrites):
         busy = config.library.busy_timeout_s
         if not is_writable(root):  # a read-only mount or a shared copy: read it as it is
             catalog = Catalog(root / CATALOG_NAME, busy_timeout_s=busy, read_only=True)
-            return cls(root, catalog, _vector_store(root, config), lock, False)
+            return cls(root, catalog, _vector_store(root, config, mapped), lock, False)
         try:
             catalog = Catalog(root / CATALOG_NAME, migrate=False, busy_timeout_s=busy)
         except CatalogMigrationNeeded:
@@ -182,7 +187,7 @@ class Library(LibraryWrites):
                 lock.acquire(timeout, "lbsearch (upgrading the catalog)")
                 stack.callback(lock.release)
                 catalog = Catalog(root / CATALOG_NAME, busy_timeout_s=busy)
-        return cls(root, catalog, _vector_store(root, config), lock, False)
+        return cls(root, catalog, _vector_store(root, config, mapped), lock, False)
 
     # ------------------------------------------------------------------ reading: catalog
 
@@ -400,8 +405,9 @@ class Library(LibraryWrites):
         self.close()
 
 
-def _vector_store(root: Path, config: Config) -> VectorStore:
+def _vector_store(root: Path, config: Config, mapped: bool = False) -> VectorStore:
     """The library's vector indices, searched on the encoders' GPU when FAISS has CUDA."""
     from ..vectors.store import VectorStore
 
-    return VectorStore(root / VECTORS_DIR, config.index, encoder_device=config.runtime.device)
+    device = config.runtime.device
+    return VectorStore(root / VECTORS_DIR, config.index, encoder_device=device, mapped=mapped)

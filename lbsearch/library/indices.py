@@ -257,12 +257,12 @@ class LibraryIndices:
         changed = event is not None and event.action is not IndexAction.FRESH
         self.store.put(modality, index, changed=changed)
 
-    def _load(self, modality: Modality) -> VectorIndex | None:
+    def _load(self, modality: Modality, mapped: bool | None = None) -> VectorIndex | None:
         self.events.pop(modality, None)  # replaced by what this load takes
         state = self.catalog.modality_state(modality)
         if state is None or not state.dim:
             return None
-        found = self.store.read(modality)
+        found = self.store.read(modality, mapped)
         if isinstance(found, str):
             return self._rebuild(modality, found)
         index, meta = found
@@ -278,6 +278,8 @@ class LibraryIndices:
             index.generation = state.generation
             self.events[modality] = IndexEvent(modality, IndexAction.FRESH)
             return index
+        if index.mapped:  # to be repaired: read a copy in memory, which can change
+            return self._load(modality, mapped=False)
         return self._repair(modality, index)
 
     def _repair(self, modality: Modality, index: VectorIndex) -> VectorIndex | None:

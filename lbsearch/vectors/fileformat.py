@@ -77,13 +77,15 @@ def read_index_meta(path: Path) -> IndexMeta | None:
         return None
 
 
-def read_index_file(path: Path) -> tuple[VectorIndex, IndexMeta] | str:
-    """The index and its trailer, or why it cannot be used ("missing", "unreadable: ...")."""
+def read_index_file(path: Path, mapped: bool = False) -> tuple[VectorIndex, IndexMeta] | str:
+    """The index and its trailer, or why it cannot be used ("missing", "unreadable: ...");
+    `mapped`: searched in the file's pages, read-only (VectorIndex.read)."""
     try:
         with path.open("rb") as handle:
             meta = _read_trailer(handle)
             handle.seek(0)
-            index = VectorIndex.read(handle, meta.plan, index_dim(meta.plan, meta.dim))
+            dim = index_dim(meta.plan, meta.dim)
+            index = VectorIndex.read(handle, meta.plan, dim, mapped)
     except FileNotFoundError:
         return "no index file"
     except Exception as err:  # damaged file: FAISS raises RuntimeError, trailers ValueError

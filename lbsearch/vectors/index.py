@@ -213,6 +213,7 @@ class VectorIndex:
         self._gpu: Any = None  # a copy on a GPU, for unfiltered searches
         self._gpu_number = 0
         self._gpu_failed = False
+        self.mapped = False  # its vectors are the file's pages, read-only (see `read`)
 
     @classmethod
     def new(cls, plan: IndexPlan, dim: int, training: np.ndarray | None = None) -> VectorIndex:
@@ -238,6 +239,7 @@ class VectorIndex:
         return int(self.index.ntotal)
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self._check_writable()
         if len(ids):
             ids64 = np.ascontiguousarray(ids, dtype=np.int64)
             matrix = _as_matrix(vectors, self.dim)
@@ -245,6 +247,7 @@ class VectorIndex:
             self._mirror(lambda gpu: gpu.add_with_ids(matrix, ids64))
 
     def remove(self, ids: np.ndarray) -> int:
+        self._check_writable()
         if not len(ids):
             return 0
         ids64 = np.ascontiguousarray(ids, dtype=np.int64)  # alive while the selector is used
@@ -252,6 +255,12 @@ class VectorIndex:
         removed = int(self.index.remove_ids(selector))
         self._mirror(lambda gpu: gpu.remove_ids(selector))
         return removed
+
+    def _check_writable(self) -> None:
+        if self.mapped:  # the library reads a writable copy before it changes an index
+            raise VectorIndexError(
+                "a memory-mapped index cannot be changed", "this is a bug in lbsearch: report it"
+            )
 
     def _selector(self, faiss: Any, ids64: np.ndarray) -> Any:
         """A selector of `ids64`, which the caller keeps alive while it is used."""
@@ -391,14 +400,31 @@ class VectorIndex:
         faiss.write_index(self.index, faiss.PyCallbackIOWriter(handle.write))
 
     @classmethod
-    def read(cls, handle: BinaryIO, plan: IndexPlan, dim: int) -> VectorIndex:
-        """The index at the start of the open file `handle` (its trailer, if any, left)."""
+    def read(cls, handle: BinaryIO, plan: IndexPlan, dim: int, mapped: bool = False) -> VectorIndex:
+        """The index at the start of the open file `handle` (its trailer, if any, left).
+
+        `mapped`: where the system allows it, search the file's pages in place (memory-mapped,
+        read-only) instead of copying the vectors into memory: a process that searches once
+        (a cold `lbsearch query`) loaded 300 MB of indices at 100k segments in ~19 ms mapped
+        against ~205 ms copied. Such an index cannot be changed."""
         faiss = faiss_module()
-        index = faiss.read_index(_reader(faiss, handle))
+        reader = _reader(faiss, handle)
+        flags = _map_flags()[plan.kind] if mapped and isinstance(reader, str) else 0
+        index = faiss.read_index(reader, flags) if flags else faiss.read_index(reader)
         if int(index.d) != dim:
             raise VectorIndexError(f"index has {index.d} dimensions, expected {dim}", "rebuild")
         _with_id_map(faiss, index, plan)
-        return cls(index, plan, dim)
+        found = cls(index, plan, dim)
+        found.mapped = bool(flags)
+        return found
+
+
+def _map_flags() -> dict[IndexKind, int]:
+    import faiss
+
+    # a flat index's codes in place (IFC: IndexFlatCodes); an IVF index's lists in place
+    mmap_ifc, mmap = getattr(faiss, "IO_FLAG_MMAP_IFC", 0), getattr(faiss, "IO_FLAG_MMAP", 0)
+    return {IndexKind.FLAT: mmap_ifc, IndexKind.IVF: mmap, IndexKind.IVF_PQ: mmap}
 
 
 def _reader(faiss: Any, handle: BinaryIO) -> Any:

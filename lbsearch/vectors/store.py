@@ -65,10 +65,14 @@ class VectorStore:
         config: IndexConfig | None = None,
         *,
         encoder_device: str = "",
+        mapped: bool = False,
     ) -> None:
         """`encoder_device`: [runtime] device; "cuda:N" puts the GPU copies on GPU N too, unless
-        [index] device names its own ("gpu:N")."""
+        [index] device names its own ("gpu:N"). `mapped`: read index files memory-mapped
+        (read-only: for a process that only searches, and whose caller reads a writable copy
+        before changing one)."""
         self.directory = Path(directory)
+        self.mapped = mapped
         self.config = config or IndexConfig()
         check_config(self.config)
         self.gpu = gpu_number(self.config.device if ":" in self.config.device else encoder_device)
@@ -97,10 +101,13 @@ class VectorStore:
 
     # ---------------------------------------------------------------------------- files
 
-    def read(self, modality: Modality) -> tuple[VectorIndex, IndexMeta] | str:
-        """The modality's index file and its trailer, or why it cannot be used."""
+    def read(
+        self, modality: Modality, mapped: bool | None = None
+    ) -> tuple[VectorIndex, IndexMeta] | str:
+        """The modality's index file and its trailer, or why it cannot be used; memory-mapped
+        (read-only) when `mapped`, by default when the store was opened so."""
         faiss_module(self.config)
-        return read_index_file(self.path(modality))
+        return read_index_file(self.path(modality), self.mapped if mapped is None else mapped)
 
     def read_meta(self, modality: Modality) -> IndexMeta | None:
         return read_index_meta(self.path(modality))

@@ -1,0 +1,65 @@
+"""A reader that searches once (a cold `lbsearch query`) searches its up-to-date index files in
+place, memory-mapped, instead of copying them into memory; one to be repaired is copied."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lbsearch.catalog.store import Catalog
+from lbsearch.config import Config
+from lbsearch.library import Library
+from lbsearch.testing.library import image_files, unit_vectors
+from lbsearch.types import Modality
+from lbsearch.vectors import VectorIndexError
+
+IMG = Modality.IMAGE
+
+
+def _config(exact_max: int) -> Config:
+    config = Config()
+    return replace(config, index=replace(config.index, exact_max_segments=exact_max))
+
+
+@pytest.mark.skipif(not Path("/dev/fd").is_dir(), reason="maps through the /dev/fd path")
+@pytest.mark.parametrize("exact_max", [10_000, 300])  # a flat index, an IVF one
+def test_a_mapped_reader_finds_what_a_copying_one_finds(tmp_path: Path, exact_max: int) -> None:
+    config = _config(exact_max)
+    with Library.open(tmp_path / "lib", config=config, write=True) as lib:
+        lib.set_modality(IMG, "m", "1", 16)
+        lib.write_batch(image_files(0, 2000))
+    queries = unit_vectors(3, 16, seed=5)
+    with Library.open(tmp_path / "lib", config=config) as copied:
+        expected = copied.search(IMG, queries, 10)
+        assert not copied._indices.index(IMG).mapped  # type: ignore[union-attr]
+    with Library.open(tmp_path / "lib", config=config, mapped=True) as lib:
+        found = lib.search(IMG, queries, 10)
+        index = lib._indices.index(IMG)
+        assert index is not None and index.mapped
+        with pytest.raises(VectorIndexError, match="memory-mapped"):
+            index.add(np.array([10**9]), unit_vectors(1, index.dim))
+    assert np.array_equal(found.ids, expected.ids)
+    assert np.allclose(found.scores, expected.scores)
+
+
+@pytest.mark.skipif(not Path("/dev/fd").is_dir(), reason="maps through the /dev/fd path")
+def test_a_mapped_reader_copies_an_index_that_must_be_repaired(tmp_path: Path) -> None:
+    """Segments committed after the file was saved (an indexer still running, or killed) are
+    added to a copy in memory: a mapped index cannot take them."""
+    config = _config(300)
+    with Library.open(tmp_path / "lib", config=config, write=True) as lib:
+        lib.set_modality(IMG, "m", "1", 16)
+        lib.write_batch(image_files(0, 1000))
+    with Catalog(tmp_path / "lib" / "catalog.sqlite") as catalog:  # behind the index file
+        catalog.write_batch(image_files(1000, 5))
+    with Library.open(tmp_path / "lib", config=config, mapped=True) as lib:
+        assert lib.index_size(IMG) == 1005
+        index = lib._indices.index(IMG)
+        assert index is not None and not index.mapped
+        newest = image_files(1000, 5)[2].segments[0].vector
+        found = lib.search(IMG, newest[None, :], 1)
+        hit = lib.segments_by_ids(found.ids[0])[int(found.ids[0][0])]
+        assert hit.file.path == "/media/1002.jpg"
