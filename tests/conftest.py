@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -32,6 +33,9 @@ from lbsearch.testing.checkpoints import (  # noqa: E402
     write_tiny_checkpoint,
     write_tiny_config,
 )
+
+if TYPE_CHECKING:
+    from lbsearch.catalog.store import Catalog
 
 SAFETENSORS_VARIANTS = {"image", "depth"}
 
@@ -63,3 +67,18 @@ def tiny_config(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     """A config.toml pointing every modality at its tiny checkpoint, on the CPU in float32."""
     path = tmp_path_factory.mktemp("config") / "config.toml"
     return write_tiny_config(path, tiny_dir, runtime={"device": "cpu", "dtype": "float32"})
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Iterator[Catalog]:
+    """A new catalog with images, videos and audio registered (8-d vectors: tests/test_catalog's
+    DIM, with its models img-1, vid-1 and aud-1)."""
+    from lbsearch.catalog.store import Catalog
+    from lbsearch.types import Modality
+
+    cat = Catalog(tmp_path / "catalog.sqlite", create=True)
+    cat.set_modality(Modality.IMAGE, "img-1", "1", 8)
+    cat.set_modality(Modality.VIDEO, "vid-1", "1", 8)
+    cat.set_modality(Modality.AUDIO, "aud-1", "1", 8)
+    yield cat
+    cat.close()

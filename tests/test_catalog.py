@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -64,16 +63,6 @@ def video(path: str, seconds: int = 3, content: str = "hv") -> IndexedFile:
         duration_s=10.0 * seconds,
         model_id="vid-1",
     )
-
-
-@pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    cat = Catalog(tmp_path / "catalog.sqlite", create=True)
-    cat.set_modality(IMG, "img-1", "1", DIM)
-    cat.set_modality(VID, "vid-1", "1", DIM)
-    cat.set_modality(AUD, "aud-1", "1", DIM)
-    yield cat
-    cat.close()
 
 
 def test_new_catalog_is_wal_and_sound(catalog: Catalog) -> None:

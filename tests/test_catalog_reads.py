@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import event, select
 
 from lbsearch.catalog.reads import _glob_path, _globs_clause
@@ -14,17 +11,7 @@ from lbsearch.catalog.records import SegmentFilter
 from lbsearch.catalog.schema import files
 from lbsearch.catalog.store import Catalog
 from lbsearch.types import Modality
-from tests.test_catalog import DIM, IMG, VID, image, video
-
-
-@pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    cat = Catalog(tmp_path / "catalog.sqlite", create=True)
-    cat.set_modality(IMG, "img-1", "1", DIM)
-    cat.set_modality(VID, "vid-1", "1", DIM)
-    cat.set_modality(Modality.AUDIO, "aud-1", "1", DIM)
-    yield cat
-    cat.close()
+from tests.test_catalog import IMG, VID, image, video
 
 
 def test_a_glob_naming_one_path_is_that_path() -> None:

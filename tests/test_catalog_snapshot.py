@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 from sqlalchemy import event
 
 from lbsearch.catalog.store import Catalog
 from lbsearch.types import Modality
-from tests.test_catalog import AUD, DIM, IMG, VID, image, video
-
-
-@pytest.fixture
-def catalog(tmp_path: Path) -> Iterator[Catalog]:
-    cat = Catalog(tmp_path / "catalog.sqlite", create=True)
-    cat.set_modality(IMG, "img-1", "1", DIM)
-    cat.set_modality(VID, "vid-1", "1", DIM)
-    cat.set_modality(AUD, "aud-1", "1", DIM)
-    yield cat
-    cat.close()
+from tests.test_catalog import AUD, IMG, VID, image, video
 
 
 def _begins(catalog: Catalog) -> list[int]:
