@@ -2,9 +2,10 @@
 
 A video is indexed as picture windows (the video index) plus a sound-track window for each of
 them (the audio index, same start and end); an audio file as sound windows. For the files a
-search found, every window of theirs is scored in one filtered search per stream (the index's
-own scores, so a window's raw cosine and relevance are exactly those its hit would have), then
-joined per file by span (moments.windows_from_streams) and turned into moments.
+search found, every window of theirs is read from the catalog at once, each stream's scored
+exactly from the index rows (the rows and biases its hits are scored with, so a window's raw
+cosine and relevance are those its hit has), then joined per file by span
+(moments.windows_from_streams) and turned into moments.
 """
 
 from __future__ import annotations
