@@ -3,8 +3,10 @@
 Weights become int8 per output channel; activations are quantised on the fly per batch (uint8),
 which needs no calibration data and keeps cosine to float32 around 0.998 on ViT-L. Only MatMul
 weights are quantised: the patch convolution and the final projection are a negligible share of
-the work and stay float32. Text towers are never quantised (a query is one short sequence: int8
-saves nothing there but costs accuracy).
+the work and stay float32. Text towers are never quantised: a query's one short text reads every
+weight once, so int8 would halve its time (measured on 2 AVX2 cores, the full-size text tower:
+20 ms against 40 ms), but at a cosine of 0.9975-0.998 to float32 (7-bit weights there), and the
+query vector is what every result is ranked by.
 
 On x86 CPUs without VNNI the u8 x s8 products go through 16-bit intermediates that can saturate;
 `reduce_range` (7-bit weights) avoids that at a small accuracy cost, so it is used only there.
