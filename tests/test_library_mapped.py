@@ -63,3 +63,29 @@ def test_a_mapped_reader_copies_an_index_that_must_be_repaired(tmp_path: Path) -
         found = lib.search(IMG, newest[None, :], 1)
         hit = lib.segments_by_ids(found.ids[0])[int(found.ids[0][0])]
         assert hit.file.path == "/media/1002.jpg"
+
+
+@pytest.mark.skipif(not Path("/dev/fd").is_dir(), reason="maps through the /dev/fd path")
+def test_a_faiss_that_cannot_map_an_index_copies_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not taken for a damaged file (which would be rebuilt from the catalog at every query)."""
+    from lbsearch.vectors.index import faiss_module
+
+    config = _config(300)
+    with Library.open(tmp_path / "lib", config=config, write=True) as lib:
+        lib.set_modality(IMG, "m", "1", 16)
+        lib.write_batch(image_files(0, 1000))
+    faiss = faiss_module()
+    plain = faiss.read_index
+
+    def no_mapping(path: str, *flags: int) -> object:
+        if flags:
+            raise RuntimeError("Error in read_index: mmap not supported here")
+        return plain(path)
+
+    monkeypatch.setattr(faiss, "read_index", no_mapping)
+    with Library.open(tmp_path / "lib", config=config, mapped=True) as lib:
+        index = lib._indices.index(IMG)
+        assert index is not None and not index.mapped and index.ntotal == 1000
+        assert lib._indices.events[IMG].action.value == "fresh"  # read, not rebuilt

@@ -410,13 +410,24 @@ class VectorIndex:
         faiss = faiss_module()
         reader = _reader(faiss, handle)
         flags = _map_flags()[plan.kind] if mapped and isinstance(reader, str) else 0
-        index = faiss.read_index(reader, flags) if flags else faiss.read_index(reader)
+        index = _read_mapped(faiss, reader, flags) if flags else None
+        if index is None:
+            flags, index = 0, faiss.read_index(reader)
         if int(index.d) != dim:
             raise VectorIndexError(f"index has {index.d} dimensions, expected {dim}", "rebuild")
         _with_id_map(faiss, index, plan)
         found = cls(index, plan, dim)
         found.mapped = bool(flags)
         return found
+
+
+def _read_mapped(faiss: Any, path: str, flags: int) -> Any:
+    """The index at `path` memory-mapped, or None where this faiss cannot map it (then it is
+    copied: a file that reads is never taken for a damaged one)."""
+    try:
+        return faiss.read_index(path, flags)
+    except RuntimeError:
+        return None
 
 
 def _map_flags() -> dict[IndexKind, int]:
