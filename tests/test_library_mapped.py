@@ -15,6 +15,7 @@ from lbsearch.library import Library
 from lbsearch.testing.library import image_files, unit_vectors
 from lbsearch.types import Modality
 from lbsearch.vectors import VectorIndexError
+from lbsearch.vectors.index import faiss_module
 
 IMG = Modality.IMAGE
 
@@ -39,6 +40,9 @@ def test_a_mapped_reader_finds_what_a_copying_one_finds(tmp_path: Path, exact_ma
         found = lib.search(IMG, queries, 10)
         index = lib._indices.index(IMG)
         assert index is not None and index.mapped
+        if exact_max == 300:  # an IVF index: its lists are not prefetched by 32 threads a search
+            lists = faiss_module().downcast_InvertedLists(index.index.invlists)
+            assert lists.prefetch_nthread == 0
         with pytest.raises(VectorIndexError, match="memory-mapped"):
             index.add(np.array([10**9]), unit_vectors(1, index.dim))
     assert np.array_equal(found.ids, expected.ids)
@@ -70,8 +74,6 @@ def test_a_faiss_that_cannot_map_an_index_copies_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Not taken for a damaged file (which would be rebuilt from the catalog at every query)."""
-    from lbsearch.vectors.index import faiss_module
-
     config = _config(300)
     with Library.open(tmp_path / "lib", config=config, write=True) as lib:
         lib.set_modality(IMG, "m", "1", 16)

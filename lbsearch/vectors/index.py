@@ -425,9 +425,16 @@ def _read_mapped(faiss: Any, path: str, flags: int) -> Any:
     """The index at `path` memory-mapped, or None where this faiss cannot map it (then it is
     copied: a file that reads is never taken for a damaged one)."""
     try:
-        return faiss.read_index(path, flags)
+        index = faiss.read_index(path, flags)
     except RuntimeError:
         return None
+    if hasattr(index, "invlists"):  # an IVF index's lists, now faiss's on-disk kind
+        lists = faiss.downcast_InvertedLists(index.invlists)
+        # which by default starts 32 threads to prefetch the probed lists at every search: a
+        # search took 2.7 ms instead of 0.8 (50k segments, one query); without, as fast as copied
+        if hasattr(lists, "prefetch_nthread"):
+            lists.prefetch_nthread = 0
+    return index
 
 
 def _map_flags() -> dict[IndexKind, int]:
