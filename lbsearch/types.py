@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     import torch
+
+Named = TypeVar("Named", bound=StrEnum)
+
+
+def parse_named(kind: type[Named], name: str, what: str) -> Named:
+    """The member of `kind` called `name` (any case, spaces around), or a UsageError that
+    names `what` was asked for and lists the choices."""
+    from .errors import UsageError
+
+    try:
+        return kind(name.strip().lower())
+    except ValueError:
+        known = ", ".join(m.value for m in kind)
+        raise UsageError(f"unknown {what} {name!r}", f"use one of: {known}") from None
 
 
 class Modality(StrEnum):
@@ -21,13 +35,7 @@ class Modality(StrEnum):
 
     @classmethod
     def parse(cls, name: str) -> Modality:
-        from .errors import UsageError
-
-        try:
-            return cls(name.strip().lower())
-        except ValueError:
-            known = ", ".join(m.value for m in cls)
-            raise UsageError(f"unknown modality {name!r}", f"use one of: {known}") from None
+        return parse_named(cls, name, "modality")
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ..errors import UsageError
-from ..types import Modality
+from ..types import Modality, parse_named
 
 MOMENT_FIELDS = (
     "start_s",
@@ -34,11 +33,7 @@ class Match(StrEnum):
 
     @classmethod
     def parse(cls, name: str) -> Match:
-        try:
-            return cls(name.strip().lower())
-        except ValueError:
-            known = ", ".join(m.value for m in cls)
-            raise UsageError(f"unknown match mode {name!r}", f"use one of: {known}") from None
+        return parse_named(cls, name, "match mode")
 
 
 TIMED = (Modality.VIDEO, Modality.AUDIO)  # the streams with time windows
