@@ -344,3 +344,66 @@ def test_opening_something_else_fails_with_a_hint(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="damaged") as err:
         Catalog(junk)
     assert "move catalog.sqlite away" in err.value.hint
+
+
+def test_a_reader_never_sees_a_catalog_half_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lbsearch status` while the first `lbsearch index` starts: no catalog yet, or a whole one
+    (it used to find an SQLite file without its schema and call it a foreign file)."""
+    import threading
+
+    from lbsearch.catalog import schema
+
+    building, release = threading.Event(), threading.Event()
+    migrate = schema.migrate
+
+    def slow_migrate(*args: object, **kwargs: object) -> list[int]:
+        building.set()
+        assert release.wait(30)
+        return migrate(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(schema, "migrate", slow_migrate)
+    path = tmp_path / "catalog.sqlite"
+    created: list[Catalog] = []
+    creator = threading.Thread(target=lambda: created.append(Catalog(path, create=True)))
+    creator.start()
+    try:
+        assert building.wait(30)
+        with pytest.raises(CatalogError, match="no catalog database here"):
+            Catalog(path)
+    finally:
+        release.set()
+        creator.join(30)
+    with created[0], Catalog(path) as reader:
+        assert reader.library_id == created[0].library_id
+    assert sorted(p.name for p in tmp_path.iterdir() if ".new" in p.name) == []
+
+
+def test_a_second_creator_keeps_the_first_ones_catalog(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.sqlite"
+    with Catalog(path, create=True) as first, Catalog(path, create=True) as second:
+        assert second.library_id == first.library_id
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()  # a file left by a creator of an older lbsearch that died at once
+    with Catalog(empty, create=True) as made:
+        assert made.schema_version == 3
+
+
+def test_a_draft_left_by_a_killed_creator_is_removed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    abandoned = tmp_path / f"catalog.sqlite.{dead.stdout.strip()}-1.new"
+    abandoned.write_bytes(b"half a catalog")
+    running = tmp_path / f"catalog.sqlite.{os.getpid()}-1.new"  # a live creator's
+    running.write_bytes(b"being written")
+    with Catalog(tmp_path / "catalog.sqlite", create=True):
+        pass
+    assert not abandoned.exists() and running.exists()

@@ -9,11 +9,12 @@ thread joins one read transaction (a search's look-ups). SQLite errors become `C
 
 from __future__ import annotations
 
+import glob
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import quote
@@ -51,7 +52,9 @@ class CatalogBase:
         self._busy_timeout_s = busy_timeout_s
         self.read_only = read_only
         self._pinned = threading.local()  # .conn: the thread's open snapshot, if any
-        mode = "ro" if read_only else ("rwc" if create else "rw")
+        if create and not self.path.exists():
+            _create_in_place(self.path, busy_timeout_s)
+        mode = "ro" if read_only else "rw"
         self._engine = _make_engine(self.path, mode=mode, busy_timeout_s=busy_timeout_s)
         try:
             if read_only and not _readable_in_place(self._engine):
@@ -123,14 +126,8 @@ class CatalogBase:
             with conn.begin():
                 yield conn
 
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except exc.DBAPIError as err:
-            raise _translate(self.path, str(err.orig), self._busy_timeout_s) from err
-        except sqlite3.Error as err:
-            raise _translate(self.path, str(err), self._busy_timeout_s) from err
+    def _errors(self) -> AbstractContextManager[None]:
+        return _translating(self.path, self._busy_timeout_s)
 
     def _prepare_schema(self, *, create: bool, migrate: bool) -> int:
         with self._errors():
@@ -185,6 +182,75 @@ class CatalogBase:
             return
         with self._errors(), self._engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+
+def _create_in_place(path: Path, busy_timeout_s: float) -> None:
+    """Build a new catalog beside `path` and link it into place whole: a reader that opens the
+    file while the first indexer starts sees either no catalog or a complete one, never an
+    SQLite file still without its schema (it took that for a foreign file and stopped)."""
+    _remove_abandoned_drafts(path)
+    draft = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.new")
+    _remove_database_files(draft)
+    engine = _make_engine(draft, mode="rwc", busy_timeout_s=busy_timeout_s)
+    try:
+        with _translating(draft, busy_timeout_s):
+            fairy = engine.raw_connection()  # autocommit: journal_mode needs no transaction
+            raw: Any = fairy.driver_connection
+            try:
+                raw.execute("PRAGMA journal_mode=WAL")  # kept in the file
+            finally:
+                fairy.close()
+            with engine.connect() as conn, conn.begin():
+                schema.migrate(conn, 0)
+        engine.dispose()  # the last connection folds the log into the file and removes it
+        _publish(draft, path)
+    finally:
+        engine.dispose()
+        _remove_database_files(draft)
+
+
+def _publish(draft: Path, path: Path) -> None:
+    """Put the finished draft at `path` unless another process published its own first."""
+    try:
+        os.link(draft, path)  # never replaces: a concurrent creator's catalog stays
+    except FileExistsError:
+        return
+    except OSError:  # a filesystem without hard links: a rename, checked first
+        if not path.exists():
+            draft.replace(path)
+
+
+def _remove_abandoned_drafts(path: Path) -> None:
+    """Drafts of creators that died before publishing (killed at their first run)."""
+    for draft in path.parent.glob(f"{glob.escape(path.name)}.*-*.new"):
+        pid = draft.name[len(path.name) + 1 :].split("-", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            _remove_database_files(draft)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # alive, someone else's
+        return True
+    return True
+
+
+def _remove_database_files(database: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+
+
+@contextmanager
+def _translating(path: Path, busy_timeout_s: float) -> Iterator[None]:
+    try:
+        yield
+    except exc.DBAPIError as err:
+        raise _translate(path, str(err.orig), busy_timeout_s) from err
+    except sqlite3.Error as err:
+        raise _translate(path, str(err), busy_timeout_s) from err
 
 
 def _readable_in_place(engine: Engine) -> bool:
