@@ -232,13 +232,12 @@ def _ask_server(
 
 
 def _search_here(library: Path | None, config: Config, search: Query, runtime: Runtime) -> Answer:
-    from lbsearch.search import SearchEngine
-
-    from .query_server import Answer
-
     backend, device, dtype = runtime
     early = start_text_encoding(config, search, backend, device, dtype)
     from lbsearch.library import Library  # after the text encoding has started
+    from lbsearch.search import SearchEngine
+
+    from .query_server import Answer
 
     with Library.open(library, config=config, mapped=True) as lib:  # one search: no copies
         engine = SearchEngine(

@@ -237,12 +237,12 @@ try:
     runpy.run_module("lbsearch", run_name="__main__")
 except SystemExit as done:
     code = done.code
-print("LOADED", sorted(m for m in ("torch", "transformers") if m in sys.modules), code,
+print("LOADED", sorted(m for m in ("torch", "transformers", "sqlalchemy") if m in sys.modules), code,
       file=sys.stderr)
 """
 
 
-def test_a_cold_text_query_on_onnx_runtime_imports_neither_torch_nor_transformers(
+def test_a_cold_text_query_on_onnx_runtime_imports_no_torch_transformers_or_sqlalchemy(
     tiny_config: Path, tiny_library: tuple[Path, Path]
 ) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

@@ -25,6 +25,7 @@ from sqlalchemy.pool import QueuePool
 from . import schema
 from .records import CatalogError
 from .schema import meta
+from .shape import translate_error
 
 
 class CatalogMigrationNeeded(CatalogError):
@@ -248,9 +249,9 @@ def _translating(path: Path, busy_timeout_s: float) -> Iterator[None]:
     try:
         yield
     except exc.DBAPIError as err:
-        raise _translate(path, str(err.orig), busy_timeout_s) from err
+        raise translate_error(path, str(err.orig), busy_timeout_s) from err
     except sqlite3.Error as err:
-        raise _translate(path, str(err), busy_timeout_s) from err
+        raise translate_error(path, str(err), busy_timeout_s) from err
 
 
 def _readable_in_place(engine: Engine) -> bool:
@@ -305,24 +306,3 @@ def _check_version(path: Path, version: int, tables: int, *, create: bool) -> No
             f"{path}: not an lbsearch catalog (an SQLite file without its schema)",
             "point --library at an lbsearch library folder, or move this file away",
         )
-
-
-def _translate(path: Path, text: str, busy_timeout_s: float) -> CatalogError:
-    if "locked" in text or "busy" in text:
-        return CatalogError(
-            f"{path}: the catalog stayed locked by another process for {busy_timeout_s:g} s",
-            "another lbsearch process is writing; retry, or raise [library] busy_timeout_s",
-        )
-    if "not a database" in text or "malformed" in text:
-        return CatalogError(
-            f"{path}: the catalog file is damaged ({text})",
-            "move catalog.sqlite away and run `lbsearch index` again to rebuild the library",
-        )
-    if "full" in text:
-        return CatalogError(f"{path}: disk full while writing the catalog", "free some space")
-    if "readonly" in text or "unable to open" in text:
-        return CatalogError(
-            f"{path}: cannot open or write the catalog ({text})",
-            "check the library folder's permissions and that the disk is mounted",
-        )
-    return CatalogError(f"{path}: catalog error: {text}", "retry; if it persists, report it")

@@ -41,11 +41,6 @@ class CatalogFolders(CatalogBase):
             rows = conn.execute(select(files.c.root).distinct().order_by(files.c.root)).scalars()
             return tuple(os.fsdecode(r) for r in rows)
 
-    def offline_paths(self) -> tuple[str, ...]:
-        """The offline folders' paths only (cheap: read on every search to mark hits)."""
-        with self._raw_read() as conn:
-            return tuple(os.fsdecode(r[0]) for r in conn.execute("SELECT folder FROM offline"))
-
     def offline_folders(self) -> tuple[OfflineFolder, ...]:
         """Every offline folder with the number of catalogued files under it, by path."""
         with self._read() as conn:

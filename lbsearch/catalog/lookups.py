@@ -1,30 +1,36 @@
-"""The look-ups every search makes, as plain SQL on the driver's connection.
+"""The reads every search makes, as plain SQL on the driver's sqlite3 connection.
 
 A warm search at 100k segments read the catalog about a dozen times through SQLAlchemy (8 ms of
 a 14 ms search, measured); the same SQL on the sqlite3 connection, in one read transaction
 (`snapshot()`), with rows unpacked by position, costs a fraction of that. What a search needs:
-the files of its candidate segments (to rank them as arrays), every window of the files found
-(for moments), and the whole rows of the few shown.
+the modalities' states, the files of its candidate segments (to rank them as arrays), every
+window of the files found (for moments), the whole rows of the few shown, the offline folders.
+
+Nothing here imports SQLAlchemy: the full `Catalog` and the one a cold query opens
+(`searching.SearchCatalog`) share these reads, each giving them its own `_raw_read()`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
-from typing import Any
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select
 
 from ..types import Modality
-from .engine import CatalogBase
-from .reads import filter_clauses
-from .records import FileRecord, FileStatus, SegmentFilter, SegmentHit, SegmentRecord
-from .rows import FILE_COLUMNS, chunks, enc
-from .schema import files, segments
-
-_MODALITIES = {m.value: m for m in Modality}
+from .records import (
+    FileRecord,
+    FileStatus,
+    ModalityState,
+    SegmentFilter,
+    SegmentHit,
+    SegmentRecord,
+)
+from .shape import FILE_COLUMNS, MODALITIES, SEGMENT_COLUMNS, chunks, enc, read_states
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,8 +59,41 @@ class SegmentWindows:
         return SegmentWindows(*(getattr(self, f.name)[keep] for f in dataclasses.fields(self)))
 
 
-class CatalogLookups(CatalogBase):
-    """Search look-ups of `Catalog`."""
+class CatalogLookups:
+    """A search's reads, for a class that gives them `_raw_read()` (one read transaction on
+    the driver's connection, or the thread's snapshot) and `_filtered_segments` (a filtered
+    search's rows, built with SQLAlchemy by the full catalog)."""
+
+    if TYPE_CHECKING:  # provided by the class this is mixed into
+
+        @contextmanager
+        def _raw_read(self) -> Iterator[sqlite3.Connection]: ...
+
+        def _filtered_segments(
+            self, ids: list[int], where: SegmentFilter, made: dict[int, FileRecord]
+        ) -> dict[int, SegmentHit]: ...
+
+    def modality_state(self, modality: Modality) -> ModalityState | None:
+        """The modality's model, generation and segment count (None if never registered)."""
+        with self._raw_read() as conn:
+            state = read_states(conn).get(modality)
+            if state is None:
+                return None
+            (count,) = conn.execute(
+                "SELECT count(*) FROM segments WHERE modality = ?", (modality.value,)
+            ).fetchone()
+        return dataclasses.replace(state, segment_count=int(count or 0))
+
+    def modality_states(self, *, counts: bool = True) -> dict[Modality, ModalityState]:
+        """Every registered modality; counts=False leaves segment_count at 0 and skips the
+        count (a scan of the segment ids), for callers that only need generations."""
+        with self._raw_read() as conn:
+            return read_states(conn, counts=counts)
+
+    def offline_paths(self) -> tuple[str, ...]:
+        """The offline folders' paths only (cheap: read on every search to mark hits)."""
+        with self._raw_read() as conn:
+            return tuple(os.fsdecode(r[0]) for r in conn.execute("SELECT folder FROM offline"))
 
     def segment_files(self, ids: Sequence[int] | np.ndarray) -> SegmentFiles:
         """The file id and path of each segment of `ids` (those that exist): no record
@@ -78,7 +117,7 @@ class CatalogLookups(CatalogBase):
                 rows += conn.execute(_WINDOWS_OF.format(marks=_marks(part)), part).fetchall()
         rows.sort(key=lambda r: r[0])
         modalities = np.empty(len(rows), dtype=object)
-        modalities[:] = [_MODALITIES[r[2]] for r in rows]
+        modalities[:] = [MODALITIES[r[2]] for r in rows]
         return SegmentWindows(
             np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
             _paths([r[1] for r in rows]),
@@ -100,22 +139,7 @@ class CatalogLookups(CatalogBase):
         with self._raw_read() as conn:
             for part in chunks(wanted):
                 for row in conn.execute(_BY_IDS.format(marks=_marks(part)), part):
-                    hit = _segment_hit(row, made)
-                    hits[hit.segment.id] = hit
-        return hits
-
-    def _filtered_segments(
-        self, ids: list[int], where: SegmentFilter, made: dict[int, FileRecord]
-    ) -> dict[int, SegmentHit]:
-        base = select(*_SEGMENT_COLUMNS, *FILE_COLUMNS).join(
-            files, files.c.id == segments.c.file_id
-        )
-        hits: dict[int, SegmentHit] = {}
-        with self._read() as conn:
-            for part in chunks(ids):
-                rows = conn.execute(base.where(segments.c.id.in_(part), *filter_clauses(where)))
-                for row in rows:
-                    hit = _segment_hit(row, made)
+                    hit = segment_hit(row, made)
                     hits[hit.segment.id] = hit
         return hits
 
@@ -132,12 +156,11 @@ def _paths(raw: list[bytes]) -> np.ndarray:
     return paths
 
 
-_SEGMENT_COLUMNS = tuple(c.label(f"s_{c.name}") for c in segments.c if c.name != "vector")
 _BY_IDS = (
     "SELECT "
-    + ", ".join(f"segments.{c.name} AS s_{c.name}" for c in segments.c if c.name != "vector")
+    + ", ".join(f"segments.{name}" for name in SEGMENT_COLUMNS)
     + ", "
-    + ", ".join(f"files.{c.name} AS {c.name}" for c in files.c)
+    + ", ".join(f"files.{name}" for name in FILE_COLUMNS)
     + " FROM segments JOIN files ON files.id = segments.file_id WHERE segments.id IN ({marks})"
 )
 _FILES_OF = (
@@ -148,12 +171,11 @@ _WINDOWS_OF = (
     "SELECT segments.id, files.path, segments.modality, segments.start_s, segments.end_s "
     "FROM files JOIN segments ON segments.file_id = files.id WHERE files.path IN ({marks})"
 )
-_SEGMENT_AT = {c.name: i for i, c in enumerate(c for c in segments.c if c.name != "vector")}
+_SEGMENT_AT = {name: i for i, name in enumerate(SEGMENT_COLUMNS)}
 _FILE_AT = len(_SEGMENT_AT)  # the file's columns follow the segment's, in FileRecord's order
-assert [c.name for c in files.c] == [f.name for f in dataclasses.fields(FileRecord)]
 
 
-def _segment_hit(row: Any, made: dict[int, FileRecord]) -> SegmentHit:
+def segment_hit(row: Any, made: dict[int, FileRecord]) -> SegmentHit:
     """A segment row joined with its file's (segment columns, then every file column), read
     by position: by name it cost ~3x more (~30 us a row; a moment search reads hundreds). A
     file's record is made once (`made`: a video's windows share it)."""
@@ -162,7 +184,7 @@ def _segment_hit(row: Any, made: dict[int, FileRecord]) -> SegmentHit:
     segment = SegmentRecord(
         row[at["id"]],
         file_id,
-        _MODALITIES[row[at["modality"]]],
+        MODALITIES[row[at["modality"]]],
         row[at["start_s"]],
         row[at["end_s"]],
         row[at["model_id"]],
@@ -170,7 +192,7 @@ def _segment_hit(row: Any, made: dict[int, FileRecord]) -> SegmentHit:
     file = made.get(file_id)
     if file is None:
         f = row[_FILE_AT:]
-        modality = _MODALITIES[f[6]] if f[6] else None
+        modality = MODALITIES[f[6]] if f[6] else None
         file = made[file_id] = FileRecord(
             f[0], os.fsdecode(f[1]), os.fsdecode(f[2]), f[3], f[4], f[5], modality,
             FileStatus(f[7]), *f[8:],

@@ -5,7 +5,6 @@ Every method runs in one read transaction, so it sees one consistent snapshot.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,18 +15,21 @@ from sqlalchemy import ColumnElement, LargeBinary, Text, and_, cast, literal, or
 
 from ..types import Modality
 from .engine import CatalogBase
+from .lookups import segment_hit
 from .records import (
     CatalogError,
     FileRecord,
     FileStatus,
     IdSnapshot,
-    ModalityState,
     SegmentFilter,
+    SegmentHit,
     StoredSegment,
     VectorChunk,
 )
 from .rows import FILE_COLUMNS, chunks, enc, file_record, load_states
 from .schema import files, segments
+
+_SEGMENT_COLUMNS = tuple(c.label(f"s_{c.name}") for c in segments.c if c.name != "vector")
 
 
 class CatalogReads(CatalogBase):
@@ -107,23 +109,6 @@ class CatalogReads(CatalogBase):
         )
 
     # ------------------------------------------------------------------------ modalities
-
-    def modality_state(self, modality: Modality) -> ModalityState | None:
-        """The modality's model, generation and segment count (None if never registered)."""
-        with self._read() as conn:
-            state = load_states(conn).get(modality)
-            if state is None:
-                return None
-            count = conn.exec_driver_sql(
-                "SELECT count(*) FROM segments WHERE modality = ?", (modality.value,)
-            ).scalar()
-        return dataclasses.replace(state, segment_count=int(count or 0))
-
-    def modality_states(self, *, counts: bool = True) -> dict[Modality, ModalityState]:
-        """Every registered modality; counts=False leaves segment_count at 0 and skips the
-        count (a scan of the segment ids), for callers that only need generations."""
-        with self._read() as conn:
-            return load_states(conn, counts=counts)
 
     # --------------------------------------------------------------------------- vectors
 
@@ -229,6 +214,23 @@ class CatalogReads(CatalogBase):
                     .all()
                 )
         return np.array(found, dtype=np.int64)
+
+    def _filtered_segments(
+        self, ids: list[int], where: SegmentFilter, made: dict[int, FileRecord]
+    ) -> dict[int, SegmentHit]:
+        """`segments_by_ids` with a filter: its clauses are built with SQLAlchemy."""
+        base = select(*_SEGMENT_COLUMNS, *FILE_COLUMNS).join(
+            files, files.c.id == segments.c.file_id
+        )
+        hits: dict[int, SegmentHit] = {}
+        with self._read() as conn:
+            for part in chunks(ids):
+                for row in conn.execute(
+                    base.where(segments.c.id.in_(part), *filter_clauses(where))
+                ):
+                    hit = segment_hit(row, made)
+                    hits[hit.segment.id] = hit
+        return hits
 
 
 def _vector(blob: bytes) -> np.ndarray:

@@ -29,6 +29,8 @@ from sqlalchemy import (
     Text,
 )
 
+from . import shape
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -174,6 +176,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
+if SCHEMA_VERSION != shape.SCHEMA_VERSION:
+    raise ImportError("catalog/shape.py's SCHEMA_VERSION is not the last migration's")
 
 
 def migrate(conn: Connection, current: int, target: int = SCHEMA_VERSION) -> list[int]:
@@ -281,3 +285,10 @@ runs = Table(
     Column("counts", Text, nullable=False),
     Column("encodings", Text, nullable=False),
 )
+
+
+if (
+    tuple(c.name for c in files.c) != shape.FILE_COLUMNS
+    or tuple(c.name for c in segments.c if c.name != "vector") != shape.SEGMENT_COLUMNS
+):
+    raise ImportError("catalog/shape.py's columns are not the tables' (change both)")

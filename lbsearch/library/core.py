@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ..config import Config
 from ..types import Modality
@@ -167,8 +167,6 @@ class Library(LibraryWrites):
     def _open_reader(
         cls, where: LibraryLocation, config: Config, timeout: float, mapped: bool
     ) -> Library:
-        from ..catalog.store import Catalog, CatalogMigrationNeeded
-
         root = where.path
         if not (root / CATALOG_NAME).is_file():
             raise LibraryError(
@@ -177,7 +175,18 @@ class Library(LibraryWrites):
             )
         lock = WriterLock(root)
         busy = config.library.busy_timeout_s
-        if not is_writable(root):  # a read-only mount or a shared copy: read it as it is
+        writable = is_writable(root)
+        if mapped and writable:  # one search: read without importing SQLAlchemy if it can
+            from ..catalog.searching import SearchCatalog
+
+            quick = SearchCatalog.open(root / CATALOG_NAME, busy)
+            if quick is not None:  # answers every other Catalog method through a full one
+                return cls(
+                    root, cast("Catalog", quick), _vector_store(root, config, True), lock, False
+                )
+        from ..catalog.store import Catalog, CatalogMigrationNeeded
+
+        if not writable:  # a read-only mount or a shared copy: read it as it is
             catalog = Catalog(root / CATALOG_NAME, busy_timeout_s=busy, read_only=True)
             return cls(root, catalog, _vector_store(root, config, mapped), lock, False)
         try:
