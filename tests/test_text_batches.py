@@ -155,3 +155,14 @@ def test_concurrent_searches_share_text_tower_passes_with_the_same_vectors(
         rows = [f.result(10)[0] for f in futures]
     assert sorted(passes) == [1, len(texts) - 1]
     np.testing.assert_allclose(np.stack(rows), expected, atol=1e-5)
+
+
+def test_a_caller_asking_for_texts_the_running_pass_embeds_takes_them_from_it() -> None:
+    """A cold query encodes its text early on a thread; the search then asks for the same text
+    while that pass runs, and must not run a second pass for it."""
+    tower, batches = SlowTower(), TextBatches()
+    later = [["first"], ["dog"]]  # the same text; one the running pass does not embed
+    results = _after_first_pass_started(batches, tower, later)
+    assert tower.passes == [["first"], ["dog"]]  # was [["first"], ["first", "dog"]]
+    np.testing.assert_array_equal(results[1]["first"], results[0]["first"])
+    assert list(results[1]) == ["first"] and list(results[2]) == ["dog"]

@@ -144,15 +144,13 @@ class LanguageBindEmbedder:
         # The answer is assembled from this call's own vectors: a batch larger than the cache
         # would otherwise evict entries it still needs.
         found: dict[str, np.ndarray] = {}
-        with self._text_lock:
-            for text in dict.fromkeys(texts):
-                cached = self._vectors.get((identity, text))
-                if cached is not None:
-                    self._vectors.move_to_end((identity, text))  # recently used: kept longer
-                    found[text] = cached
-        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        missing = self._from_cache(identity, texts, found)
         if missing:
             tower = self._text_tower(modality, identity)
+            # another thread may have embedded them while the tower loaded (a cold query's
+            # early text): a second pass would cost as much as the first
+            missing = self._from_cache(identity, missing, found)
+        if missing:
             encoded = self._text_batches.run(identity, missing, tower.encode)
             with self._text_lock:
                 self.texts_encoded += len(missing)
@@ -160,6 +158,18 @@ class LanguageBindEmbedder:
                     found[text] = vector
                     self._remember((identity, text), vector)
         return np.stack([found[t] for t in texts])
+
+    def _from_cache(
+        self, identity: str, texts: Sequence[str], found: dict[str, np.ndarray]
+    ) -> list[str]:
+        """Put the cached vectors of `texts` into `found`; the texts not cached."""
+        with self._text_lock:
+            for text in dict.fromkeys(texts):
+                cached = self._vectors.get((identity, text))
+                if cached is not None:
+                    self._vectors.move_to_end((identity, text))  # recently used: kept longer
+                    found[text] = cached
+        return [t for t in dict.fromkeys(texts) if t not in found]
 
     # -------------------------------------------------------------------------- towers
 

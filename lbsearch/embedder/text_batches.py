@@ -57,17 +57,31 @@ class TextBatches:
                 batch = self._take()
                 self._busy = True
                 self._changed.release()
+                vectors: dict[str, np.ndarray] = {}
                 try:
-                    _run_pass(batch)
+                    vectors = _run_pass(batch)
                 finally:
                     self._changed.acquire()
                     self._busy = False
                     self.passes += 1
+                    self._serve_waiting(batch[0].tower, vectors)
                     self._changed.notify_all()
         if request.error is not None:
             raise request.error
         assert request.vectors is not None
         return request.vectors
+
+    def _serve_waiting(self, tower: str, vectors: dict[str, np.ndarray]) -> None:
+        """Callers that arrived during the pass asking only for texts it embedded get them from
+        it: a cold query's early text and the search's own ask for the same text, and the
+        second used to wait for the first pass and then run another one."""
+        served = [
+            r for r in self._waiting if r.tower == tower and all(t in vectors for t in r.texts)
+        ]
+        for request in served:
+            request.vectors = {t: vectors[t] for t in request.texts}
+            request.done = True
+        self._waiting = [r for r in self._waiting if not r.done]
 
     def _take(self) -> list[_Request]:
         """The oldest request, and those after it for the same tower while they fit: first come,
@@ -82,7 +96,8 @@ class TextBatches:
         return batch
 
 
-def _run_pass(batch: list[_Request]) -> None:
+def _run_pass(batch: list[_Request]) -> dict[str, np.ndarray]:
+    """Embed the batch's texts and hand each request its own; the vectors (none on an error)."""
     texts = list(dict.fromkeys(t for request in batch for t in request.texts))
     try:
         vectors = dict(zip(texts, batch[0].encode(texts), strict=True))
@@ -91,7 +106,8 @@ def _run_pass(batch: list[_Request]) -> None:
             request.error, request.done = error, True
         if not isinstance(error, Exception):  # an interrupt also stops the thread that ran it
             raise
-        return
+        return {}
     for request in batch:
         request.vectors = {t: vectors[t] for t in request.texts}
         request.done = True
+    return vectors
