@@ -243,6 +243,7 @@ def _search_here(library: Path | None, config: Config, search: Query, runtime: R
         engine = SearchEngine(
             lib, config, make_encoders(lib, config, device, dtype, backend, early=early)
         )
+        engine.prepare(search)  # while the text is being encoded
         hits = engine.search(search)
         if not hits:
             return Answer([], [], engine.explain_no_match(search))
