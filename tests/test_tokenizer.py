@@ -182,3 +182,58 @@ def test_tokenizing_imports_neither_transformers_nor_torch(vocab_dir: Path) -> N
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def _ascii_texts(count: int, seed: int) -> list[str]:
+    """Random texts of printable ASCII and whitespace, weighted toward words, digits,
+    contractions and punctuation runs, plus the edge texts that are plain."""
+    import random
+
+    from lbsearch.models.clip_bpe import is_plain
+
+    rng = random.Random(seed)
+    parts = [
+        "dog", "Barking", "THE", "it's", "don't", "we'll", "I'd", "you've", "'S", "''",
+        "3.14", "2026-12-07", "1,000", "!!", "?!", "...", "(", ")", "<", "|>", "<|", "&amp;",
+        "e-mail", "rock'n'roll", "x", "zz", "aaaa", "qwxyz", "photo", "of", "a", "cat",
+        "snow-covered", "a_b", "C++", "#hashtag", "@user", "\\", "/", "`", "~", "'",
+    ]  # fmt: skip
+    spaces = [" ", "  ", "\t", "\n", "\r\n", "\x0b", "\x0c", ""]
+    texts = list(EDGE_TEXTS)
+    for _ in range(count):
+        words = [
+            rng.choice(parts)
+            if rng.random() < 0.7
+            else "".join(chr(rng.randint(0x20, 0x7E)) for _ in range(rng.randint(1, 12)))
+            for _ in range(rng.randint(0, 30))
+        ]
+        texts.append("".join(w + rng.choice(spaces) for w in words))
+    return [t for t in texts if is_plain(t)]
+
+
+@pytest.mark.parametrize("layout", ["vocab_dir", "json_dir"])
+def test_plain_texts_get_the_pipelines_ids_without_it(
+    layout: str, request: pytest.FixtureRequest
+) -> None:
+    """The Python BPE a plain ASCII query takes and the `tokenizers` pipeline give the same
+    ids (including truncation past 75 pieces), and the pipeline is not built for them."""
+    directory: Path = request.getfixturevalue(layout)
+    texts = _ascii_texts(3000, seed=7)
+    assert len(texts) > 2000 and any(len(t.split()) > 75 for t in texts)  # truncated
+    tokenizer = ClipTokenizer(directory, 77)
+    plain = tokenizer.full_ids(texts)
+    assert tokenizer._pipeline is None
+    pipeline = tokenizer.pipeline()
+    for text, row in zip(texts, plain, strict=True):
+        assert row.tolist() == pipeline.encode(text).ids, repr(text)
+    short = ClipTokenizer(directory, 20)  # a shorter position table: truncated sooner
+    for text in texts[:300]:
+        assert short._ids(text) == short.pipeline().encode(text).ids, repr(text)
+
+
+def test_which_texts_are_plain() -> None:
+    from lbsearch.models.clip_bpe import is_plain
+
+    assert is_plain("a dog barking, it's 9:30!") and is_plain("") and is_plain("tab\tnew\nline")
+    for text in ("café", "a <|endoftext|> b", "x\x1cy", "x\x00y", "東京", "\u00a0"):
+        assert not is_plain(text), repr(text)

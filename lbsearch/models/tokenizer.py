@@ -5,12 +5,15 @@ pipeline set up here: NFC, whitespace runs to one space, lower case; CLIP's word
 byte-level symbols; BPE with `</w>` word ends; `<|startoftext|>` ... `<|endoftext|>` around each
 text. That is the pipeline transformers' CLIPTokenizer builds (it, too, keeps only the vocabulary
 and merges of a tokenizer.json), so the ids are the same without importing transformers or torch,
-which a cold text query cannot afford (about 1.3 s and 1.9 s).
+which a cold text query cannot afford (about 1.3 s and 1.9 s). A text of plain printable ASCII (a
+typical query) is tokenized in Python instead (`clip_bpe`), the same ids without building the
+`tokenizers` model, which is then built only for a text that needs it.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError
+from .clip_bpe import PlainBpe, is_plain
 
 CONTEXT_LENGTH = 77
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
@@ -35,9 +39,25 @@ class TokenBatch:
 
 
 class ClipTokenizer:
+    """Plain ASCII texts (a typical query) through `PlainBpe`, any other through the
+    `tokenizers` pipeline, built on first need: the same ids either way."""
+
     def __init__(self, checkpoint_dir: Path, max_positions: int) -> None:
         self.context_length = min(CONTEXT_LENGTH, max_positions)
-        self._tokenizer = _load(checkpoint_dir, self.context_length)
+        self._dir = checkpoint_dir
+        self._vocab, self._merges = _read_vocabulary(checkpoint_dir)
+        missing = [t for t in (BOS, EOS) if t not in self._vocab]
+        if missing:
+            raise CheckpointError(
+                f"{checkpoint_dir}: the tokenizer vocabulary has no {missing[0]!r} token",
+                "these are not CLIP tokenizer files; re-download the checkpoint",
+            )
+        _check_merges(checkpoint_dir, self._vocab, self._merges)
+        ranks = {merge: rank for rank, merge in enumerate(self._merges)}
+        bos, eos = self._vocab[BOS], self._vocab[EOS]
+        self._plain = PlainBpe(self._vocab, ranks, bos, eos, str(checkpoint_dir))
+        self._pipeline: Any = None
+        self._building = threading.Lock()
 
     def __call__(self, texts: list[str]) -> TokenBatch:
         ids = self.full_ids(texts)
@@ -52,27 +72,35 @@ class ClipTokenizer:
         # One text at a time: encode_batch would start tokenizers' thread pool for a handful of
         # short texts, and a process that forks after using it (the indexer's decode workers)
         # gets a warning on stderr and loses the pool.
-        rows = [self._tokenizer.encode(text).ids for text in texts]
+        rows = [self._ids(text) for text in texts]
         if not rows:
             return np.zeros((0, self.context_length), dtype=np.int64)
         return np.array(rows, dtype=np.int64)
 
+    def _ids(self, text: str) -> list[int]:
+        if is_plain(text):
+            return self._plain.ids(text, self.context_length)
+        ids: list[int] = self.pipeline().encode(text).ids
+        return ids
 
-def _load(checkpoint_dir: Path, context_length: int) -> Any:
-    vocab, merges = _read_vocabulary(checkpoint_dir)
+    def pipeline(self) -> Any:
+        """The `tokenizers` pipeline (a `tokenizers.Tokenizer`), built on first use."""
+        with self._building:
+            if self._pipeline is None:
+                self._pipeline = _load(self._dir, self.context_length, self._vocab, self._merges)
+            return self._pipeline
+
+
+def _load(
+    checkpoint_dir: Path, context_length: int, vocab: dict[str, int], merges: list[str]
+) -> Any:
     from tokenizers import AddedToken, Regex, Tokenizer, normalizers, pre_tokenizers, processors
     from tokenizers.models import BPE
 
-    missing = [t for t in (BOS, EOS) if t not in vocab]
-    if missing:
-        raise CheckpointError(
-            f"{checkpoint_dir}: the tokenizer vocabulary has no {missing[0]!r} token",
-            "these are not CLIP tokenizer files; re-download the checkpoint",
-        )
     try:
         model = BPE(
             vocab=vocab,
-            merges=merges,
+            merges=[_pair(merge) for merge in merges],
             unk_token=EOS,
             continuing_subword_prefix="",
             end_of_word_suffix="</w>",
@@ -139,7 +167,7 @@ def _read_optional_json(path: Path) -> dict[str, Any]:
     return raw if isinstance(raw, dict) else {}
 
 
-def _read_vocabulary(checkpoint_dir: Path) -> tuple[dict[str, int], list[tuple[str, str]]]:
+def _read_vocabulary(checkpoint_dir: Path) -> tuple[dict[str, int], list[str]]:
     """Vocabulary and merges from tokenizer.json when present, else vocab.json + merges.txt."""
     combined = checkpoint_dir / "tokenizer.json"
     vocab_file, merges_file = checkpoint_dir / "vocab.json", checkpoint_dir / "merges.txt"
@@ -153,7 +181,7 @@ def _read_vocabulary(checkpoint_dir: Path) -> tuple[dict[str, int], list[tuple[s
     )
 
 
-def _from_tokenizer_json(path: Path) -> tuple[dict[str, int], list[tuple[str, str]]]:
+def _from_tokenizer_json(path: Path) -> tuple[dict[str, int], list[str]]:
     raw = _read_json(path)
     model = raw.get("model") if isinstance(raw, dict) else None
     if not isinstance(model, dict) or model.get("type", "BPE") != "BPE":
@@ -161,12 +189,12 @@ def _from_tokenizer_json(path: Path) -> tuple[dict[str, int], list[tuple[str, st
     vocab, merges = model.get("vocab"), model.get("merges")
     if not isinstance(vocab, dict) or not isinstance(merges, list):
         raise _damaged(path, "its BPE model has no vocab object or merges list")
-    return vocab, [_merge_pair(m, path) for m in merges]
+    # a merge is "left right", or [left, right] in newer files
+    joined = [" ".join(m) if isinstance(m, list) and len(m) == 2 else m for m in merges]
+    return vocab, _checked_pairs(joined, path)
 
 
-def _from_vocab_and_merges(
-    vocab_file: Path, merges_file: Path
-) -> tuple[dict[str, int], list[tuple[str, str]]]:
+def _from_vocab_and_merges(vocab_file: Path, merges_file: Path) -> tuple[dict[str, int], list[str]]:
     vocab = _read_json(vocab_file)
     if not isinstance(vocab, dict):
         raise _damaged(vocab_file, "it is not a JSON object of token ids")
@@ -176,14 +204,36 @@ def _from_vocab_and_merges(
         raise _damaged(merges_file, str(exc)) from exc
     # The first line is a "#version" header; blank lines carry nothing.
     pairs = [line for line in lines if line and not line.startswith("#version")]
-    return vocab, [_merge_pair(line, merges_file) for line in pairs]
+    return vocab, _checked_pairs(pairs, merges_file)
 
 
-def _merge_pair(merge: Any, path: Path) -> tuple[str, str]:
-    parts = merge.split(" ") if isinstance(merge, str) else merge
-    if not isinstance(parts, list | tuple) or len(parts) != 2:
-        raise _damaged(path, f"merge {merge!r} is not a pair of symbols")
-    return str(parts[0]), str(parts[1])
+def _checked_pairs(merges: list[Any], path: Path) -> list[str]:
+    """The merges as "left right" strings; each must be two symbols (one space between)."""
+    for merge in merges:
+        if (
+            not isinstance(merge, str)
+            or merge.count(" ") != 1
+            or merge[0] == " "
+            or merge[-1] == " "
+        ):
+            raise _damaged(path, f"merge {merge!r} is not a pair of symbols")
+    return merges
+
+
+def _check_merges(checkpoint_dir: Path, vocab: dict[str, int], merges: list[str]) -> None:
+    """Every merge makes a token of the vocabulary (as `tokenizers` requires of its model)."""
+    outside = next((m for m in merges if m.replace(" ", "") not in vocab), None)
+    if outside is not None:
+        raise CheckpointError(
+            f"{checkpoint_dir}: the tokenizer merges do not fit its vocabulary: merge {outside!r} "
+            "makes a token that is not in it",
+            "the tokenizer files are damaged; re-download the checkpoint",
+        )
+
+
+def _pair(merge: str) -> tuple[str, str]:
+    left, right = merge.split(" ")
+    return left, right
 
 
 def _read_json(path: Path) -> Any:
