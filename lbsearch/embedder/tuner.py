@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -195,14 +194,39 @@ def _cpuinfo_fields(text: str) -> list[tuple[str, str]]:
 
 @functools.cache
 def library_versions() -> tuple[tuple[str, str], ...]:
-    """lbsearch's and the back-ends' versions, read from package metadata (nothing imported)."""
+    """lbsearch's and the back-ends' versions, as installed (nothing imported)."""
     from .. import __version__
 
     found = [("lbsearch", __version__)]
     for name in ("torch", "onnxruntime"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            found.append((name, metadata.version(name)))
+        version = installed_version(name)
+        if version is not None:
+            found.append((name, version))
     return tuple(found)
+
+
+def installed_version(name: str) -> str | None:
+    """The version of the installed distribution `name`, None when it is not installed.
+
+    Read from the name of its `NAME-VERSION.dist-info` folder beside the package, where pip
+    puts it: importing `importlib.metadata` and parsing the METADATA file took ~35 ms of every
+    cold query (2 cores). A package installed any other way falls back to `importlib.metadata`.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)  # finds, never imports, a top-level package
+    if spec is None:
+        return None
+    for folder in spec.submodule_search_locations or ():
+        found = sorted(Path(folder).parent.glob(f"{name}-*.dist-info"))
+        if len(found) == 1:
+            return found[0].name[len(name) + 1 : -len(".dist-info")]
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 # ------------------------------------------------------------------- the decision file
