@@ -302,3 +302,17 @@ def test_a_search_reads_the_catalog_in_one_transaction(engine: SearchEngine) -> 
     hits = engine.search(Query((Term("x0"),), limit=50, moments=2))
     assert any(h.moments for h in hits), "the search made moments: windows were read"
     assert len(begun) <= 2  # the modalities' states, then the search's snapshot
+
+
+def test_prepare_loads_the_searched_modalities_indices_before_any_text(
+    engine: SearchEngine,
+) -> None:
+    """A cold query prepares while its text is encoded on another thread: the indices of the
+    modalities it searches load then, and only those; nothing is embedded."""
+    indices = engine.library._indices
+    assert indices.events == {}
+    engine.prepare(Query((Term("x0"),), modalities=(IMG, AUD)))
+    assert set(indices.events) == {IMG, AUD}
+    assert engine.embedder.asked == []  # type: ignore[attr-defined]
+    hits = engine.search(Query((Term("x0"),), modalities=(IMG, AUD), limit=50, order="score"))
+    assert {h.modality for h in hits} == {IMG, AUD}
