@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -94,6 +95,17 @@ def tiny_library(tiny_config: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return base / "library"
 
 
+def _alike(first: Any, second: Any) -> bool:
+    """Equal JSON values, floats within 2e-6 of each other (two prints of one rounding)."""
+    if isinstance(first, float) and isinstance(second, float):
+        return abs(first - second) <= 2e-6
+    if isinstance(first, list) and isinstance(second, list):
+        return len(first) == len(second) and all(map(_alike, first, second))
+    if isinstance(first, dict) and isinstance(second, dict):
+        return first.keys() == second.keys() and all(_alike(first[k], second[k]) for k in first)
+    return type(first) is type(second) and first == second
+
+
 def _lbsearch(config: Path, command: str, *args: str) -> list[str]:
     # --backend torch: "auto" picks ONNX Runtime for text towers, whose module has not landed
     # on main yet (as in tests/test_cli_query.py)
@@ -134,7 +146,11 @@ def test_serve_process_answers_like_query_and_stops_on_ctrl_c(
             assert got.status_code == 200, got.text
             rows = got.json()["results"]
             extra = {"file_id", "thumbnail_url", "content_url"}
-            assert [{k: v for k, v in r.items() if k not in extra} for r in rows] == expected
+            # the same results; numbers to within the 6th decimal: two processes compute them
+            # ~1e-8 apart, and a value at a rounding boundary prints one digit apart (-0.83739
+            # from one, -0.837391 from the other, seen when this test runs alone)
+            served = [{k: v for k, v in r.items() if k not in extra} for r in rows]
+            assert _alike(served, expected), (served, expected)
             assert http.get("/api/status").status_code == 200
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=30) == 0
