@@ -134,7 +134,7 @@ import os, signal, sys
 from pathlib import Path
 import numpy as np
 from lbsearch.config import Config
-from lbsearch.library import Library, indices
+from lbsearch.library import Library, indices, references
 from lbsearch.testing.library import unit_vectors
 from lbsearch.types import Modality
 from lbsearch.vectors import fileformat
@@ -143,13 +143,13 @@ from lbsearch.vectors.bias import Bank
 where, calls, what = sys.argv[1], int(sys.argv[2]), sys.argv[4]
 seen = [0]
 if where == "rows":  # while the biases are being recomputed, chunk by chunk
-    real = indices.LibraryIndices._rows
+    real = references.References.rows
     def rows(self, *args):
         seen[0] += 1
         if seen[0] > calls:
             os.kill(os.getpid(), signal.SIGKILL)
         return real(self, *args)
-    indices.LibraryIndices._rows = rows
+    references.References.rows = rows
 else:  # half-way through writing the new index file
     real_write = fileformat.VectorIndex.write
     def write(self, handle):

@@ -335,7 +335,7 @@ class Library(LibraryWrites):
 
     def file_sample(self) -> FileSample | None:
         """The library's sample of its own segments (the bank of example-file queries)."""
-        return self._indices.file_sample()
+        return self._indices.references.file_sample()
 
     def draw_file_sample(self, size: int, k: int) -> FileSample | None:
         """A new sample of the library's segments (not used until `use_file_sample`)."""

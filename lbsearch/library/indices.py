@@ -27,17 +27,8 @@ import numpy as np
 
 from ..catalog.records import DeltaKind, ModalityDelta
 from ..types import Modality
-from ..vectors.bias import (
-    NO_BIAS,
-    Bank,
-    bank_path,
-    null_moments,
-    query_with_bias,
-    read_bank,
-    with_bias,
-    write_bank,
-)
-from ..vectors.filesample import FileSample, read_file_sample, sample_path, write_file_sample
+from ..vectors.bias import Bank, query_with_bias
+from ..vectors.filesample import FileSample
 from ..vectors.index import (
     IndexKind,
     IndexPlan,
@@ -51,6 +42,7 @@ from ..vectors.index import (
 from ..vectors.kinds import BiasKind
 from ..vectors.store import IndexMeta, VectorStore, rerank
 from .events import IndexAction, IndexCheck, IndexEvent, IndexInfo
+from .references import References
 
 if TYPE_CHECKING:
     from ..catalog.store import Catalog
@@ -73,45 +65,10 @@ class LibraryIndices:
         self.store = store
         self.events: dict[Modality, IndexEvent] = {}
         self._lock = threading.RLock()  # one loader at a time; searches do not take it
-        self._banks: dict[Modality, Bank | None] = {}
-        self._file_sample: FileSample | None = None
-        self._file_sample_read = False
+        self.references = References(store.directory)
         self._samples: dict[Modality, tuple[VectorIndex | None, np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ the bias column
-
-    def bank(self, modality: Modality, dim: int | None) -> Bank | None:
-        """The library's reference bank for the modality, if it fits vectors of `dim`."""
-        if modality not in self._banks:
-            self._banks[modality] = read_bank(bank_path(self.store.directory, modality.value))
-        bank = self._banks[modality]
-        return bank if bank is not None and bank.vectors.shape[1] == dim else None
-
-    def fingerprint(self, modality: Modality, dim: int | None) -> str:
-        bank = self.bank(modality, dim)
-        return bank.fingerprint if bank is not None else NO_BIAS
-
-    def saved_fingerprint(self, modality: Modality, dim: int | None) -> str:
-        """The fingerprint of the bank saved in the library (not one a reader holds in memory
-        only): what an index file must name to be up to date, for every process alike."""
-        bank = read_bank(bank_path(self.store.directory, modality.value))
-        return bank.fingerprint if bank is not None and bank.vectors.shape[1] == dim else NO_BIAS
-
-    def file_sample(self) -> FileSample | None:
-        """The library's sample of its own segments (example-file queries' bank), if any."""
-        if not self._file_sample_read:
-            self._file_sample = read_file_sample(sample_path(self.store.directory))
-            self._file_sample_read = True
-        return self._file_sample
-
-    def file_fingerprint(self, dim: int | None) -> str:
-        sample = self.file_sample()
-        return sample.fingerprint_for(dim) if sample is not None and dim else NO_BIAS
-
-    def saved_file_fingerprint(self, dim: int | None) -> str:
-        """As `saved_fingerprint`, for the sample saved in the library."""
-        sample = read_file_sample(sample_path(self.store.directory))
-        return sample.fingerprint_for(dim) if sample is not None and dim else NO_BIAS
 
     def _stored_rows(
         self, modality: Modality, width: int, ids: np.ndarray
@@ -119,25 +76,7 @@ class LibraryIndices:
         """The stored ones of segments `ids`, and their rows as an index of `width` columns
         holds them."""
         stored = self.catalog.vectors_by_ids(modality, ids)
-        return stored.ids, self._rows(modality, stored.ids, stored.vectors, width)
-
-    def _rows(
-        self,
-        modality: Modality,
-        ids: np.ndarray,
-        vectors: np.ndarray,
-        width: int,
-        kinds: tuple[BiasKind, ...] = (BiasKind.TEXT, BiasKind.FILE),
-    ) -> np.ndarray:
-        """Stored vectors of segments `ids` as an index of `width` columns holds them:
-        [v, b_text, b_file, 0...]; only the biases of `kinds` (a query scores one, or none at
-        alpha 0: the others stay 0 and cost nothing)."""
-        vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-        bank = self.bank(modality, vectors.shape[1]) if BiasKind.TEXT in kinds else None
-        biases = bank.biases(vectors) if bank and len(vectors) else None
-        sample = self.file_sample() if BiasKind.FILE in kinds else None
-        file_biases = sample.biases(ids, vectors) if sample is not None else None
-        return with_bias(vectors, biases, width, file_biases)
+        return stored.ids, self.references.rows(modality, stored.ids, stored.vectors, width)
 
     def use_bank(self, modality: Modality, bank: Bank, *, persist: bool) -> None:
         """Make `bank` the modality's (see `use_references`)."""
@@ -157,15 +96,9 @@ class LibraryIndices:
         leaves indices that name the old ones and are rebuilt at the next open; a reader only
         uses them in memory."""
         with self._lock:
-            if persist:
-                if sample is not None:
-                    write_file_sample(sample_path(self.store.directory), sample)
-                for modality, bank in banks.items():
-                    write_bank(bank_path(self.store.directory, modality.value), bank)
+            self.references.install(banks, sample, persist=persist)
             if sample is not None:
-                self._file_sample, self._file_sample_read = sample, True
                 self._samples.clear()
-            self._banks.update(banks)
             for modality in self.store.loaded_modalities():
                 index = self.store.loaded(modality)
                 if index is not None and self._stale(modality, index):
@@ -180,8 +113,8 @@ class LibraryIndices:
         """Whether `index` was built with another bank or sample than the library's now."""
         dim = index.dim - index_dim(index.plan, 0)
         return (index.bias, index.file_bias) != (
-            self.fingerprint(modality, dim),
-            self.file_fingerprint(dim),
+            self.references.fingerprint(modality, dim),
+            self.references.file_fingerprint(dim),
         )
 
     def biases(
@@ -197,7 +130,7 @@ class LibraryIndices:
         if rows is not None:
             return rows[:, column].astype(np.float32)
         stored = self.catalog.vectors_by_ids(modality, ids)
-        rows = self._rows(modality, stored.ids, stored.vectors, index.dim, (kind,))
+        rows = self.references.rows(modality, stored.ids, stored.vectors, index.dim, (kind,))
         found = dict(zip(stored.ids.tolist(), rows[:, column].tolist(), strict=True))
         return np.array([found.get(int(i), 0.0) for i in ids], dtype=np.float32)
 
@@ -211,7 +144,7 @@ class LibraryIndices:
         if cached is None or cached[0] is not index:
             chunk = self.catalog.sample_vectors(modality, _FILE_SAMPLE)
             width = chunk.vectors.shape[1] + 2
-            biases = self._rows(modality, chunk.ids, chunk.vectors, width)[:, -2:]
+            biases = self.references.rows(modality, chunk.ids, chunk.vectors, width)[:, -2:]
             cached = self._samples[modality] = (index, chunk.vectors, biases)
         return cached[1], cached[2][:, kind.column]
 
@@ -226,23 +159,8 @@ class LibraryIndices:
         return index.null
 
     def _measure_null(self, modality: Modality) -> dict[str, list[float]]:
-        """Each kind of query's null: its bank's queries against a sample of the modality's
-        segments, scored with that kind's bias (file: the library sample's members, every
-        modality's; without a sample, half the segment sample against the other half)."""
         chunk = self.catalog.sample_vectors(modality, _NULL_SAMPLE)
-        sample, dim = chunk.vectors, chunk.vectors.shape[1]
-        rows = self._rows(modality, chunk.ids, sample, dim + 2)
-        text, file = rows[:, dim], rows[:, dim + 1]
-        members = self.file_sample()
-        queries = members.bank(dim)[1] if members is not None else np.zeros((0, dim))
-        if len(queries):
-            null = {"file": null_moments(queries, sample, file)}
-        else:
-            null = {"file": null_moments(sample[::2], sample[1::2], file[1::2])}
-        bank = self.bank(modality, dim)
-        if bank is not None:
-            null["text"] = null_moments(bank.vectors, sample, text)
-        return null
+        return self.references.null(modality, chunk.ids, chunk.vectors)
 
     def index(self, modality: Modality) -> VectorIndex | None:
         """The modality's index (None: no vectors yet), loaded on first use."""
@@ -268,9 +186,9 @@ class LibraryIndices:
         index, meta = found
         if meta.library_id != self.catalog.library_id or meta.dim != state.dim:
             return self._rebuild(modality, "the file belongs to another catalog or model")
-        if meta.bias != self.fingerprint(modality, state.dim):
+        if meta.bias != self.references.fingerprint(modality, state.dim):
             return self._rebuild(modality, "the file was built with another reference bank")
-        if meta.file_bias != self.file_fingerprint(state.dim):
+        if meta.file_bias != self.references.file_fingerprint(state.dim):
             return self._rebuild(modality, "the file was built with another library sample")
         index.bias, index.file_bias, index.null = meta.bias, meta.file_bias, meta.null
         wanted = (state.generation, state.segment_count, state.segment_count)
@@ -292,7 +210,9 @@ class LibraryIndices:
         index.remove(extra)
         for start in range(0, len(missing), _ADD_CHUNK):
             chunk = self.catalog.vectors_by_ids(modality, missing[start : start + _ADD_CHUNK])
-            index.add(chunk.ids, self._rows(modality, chunk.ids, chunk.vectors, index.dim))
+            index.add(
+                chunk.ids, self.references.rows(modality, chunk.ids, chunk.vectors, index.dim)
+            )
         index.generation = snapshot.generation
         index.null = None if len(missing) or len(extra) else index.null
         self.events[modality] = IndexEvent(
@@ -310,12 +230,16 @@ class LibraryIndices:
         if plan.kind is not IndexKind.FLAT:
             size = plan.training_size(state.segment_count)
             sample = self.catalog.sample_vectors(modality, size)
-            training = self._rows(modality, sample.ids, sample.vectors, index_dim(plan, state.dim))
+            training = self.references.rows(
+                modality, sample.ids, sample.vectors, index_dim(plan, state.dim)
+            )
         index = VectorIndex.new(plan, index_dim(plan, state.dim), training)
-        index.bias = self.fingerprint(modality, state.dim)
-        index.file_bias = self.file_fingerprint(state.dim)
+        index.bias = self.references.fingerprint(modality, state.dim)
+        index.file_bias = self.references.file_fingerprint(state.dim)
         for chunk in self.catalog.stream_vectors(modality, _ADD_CHUNK):
-            index.add(chunk.ids, self._rows(modality, chunk.ids, chunk.vectors, index.dim))
+            index.add(
+                chunk.ids, self.references.rows(modality, chunk.ids, chunk.vectors, index.dim)
+            )
             index.generation = chunk.generation
         self.events[modality] = IndexEvent(modality, IndexAction.REBUILT, reason=reason)
         return index
@@ -337,8 +261,7 @@ class LibraryIndices:
                 now = state.generation if state is not None and state.dim else None
                 if (index.generation if index is not None else None) == now:
                     continue
-                self._banks.pop(modality, None)  # a writer may have saved another bank
-                self._file_sample_read = False  # or drawn another sample
+                self.references.forget(modality)  # a writer may have saved others
                 fresh = self._load(modality)
                 if index is not None and fresh is not None:  # keep the GPU copy, if any
                     fresh.adopt_gpu(index, partial(self._stored_rows, modality, fresh.dim))
@@ -366,15 +289,17 @@ class LibraryIndices:
                 plan = IndexPlan(IndexKind.FLAT)
                 fresh = VectorIndex.new(plan, index_dim(plan, delta.dim))
                 fresh.generation = delta.generation
-                fresh.bias = self.fingerprint(modality, delta.dim)
-                fresh.file_bias = self.file_fingerprint(delta.dim)
+                fresh.bias = self.references.fingerprint(modality, delta.dim)
+                fresh.file_bias = self.references.file_fingerprint(delta.dim)
             self.store.put(modality, fresh, changed=True)
         elif index is None:
             self._install(modality, self._load(modality))
         elif index.generation == delta.generation_before:
             index.remove(delta.removed_ids)
             if len(delta.added_ids):
-                rows = self._rows(modality, delta.added_ids, delta.added_vectors, index.dim)
+                rows = self.references.rows(
+                    modality, delta.added_ids, delta.added_vectors, index.dim
+                )
                 index.add(delta.added_ids, rows)
             index.generation = delta.generation
             index.null = None  # measured again when asked, or at the next save
@@ -458,8 +383,8 @@ class LibraryIndices:
                 state.generation,
                 state.segment_count,
                 state.dim,
-                self.saved_fingerprint(modality, state.dim),
-                self.saved_file_fingerprint(state.dim),
+                self.references.saved_fingerprint(modality, state.dim),
+                self.references.saved_file_fingerprint(state.dim),
             )
             if meta is None and not state.segment_count:
                 up_to_date = True  # nothing to index yet; no file needed
@@ -522,7 +447,7 @@ class LibraryIndices:
         if index.plan.kind is not IndexKind.IVF_PQ:
             return found
         stored = self.catalog.vectors_by_ids(modality, np.unique(found.ids[found.ids >= 0]))
-        rows = self._rows(modality, stored.ids, stored.vectors, index.dim, scored)
+        rows = self.references.rows(modality, stored.ids, stored.vectors, index.dim, scored)
         return rerank(queries, found, stored.ids, rows, k)
 
     def _held_rows(
@@ -551,7 +476,10 @@ class LibraryIndices:
         ids, rows = self._held_rows(modality, allowed)
         if rows is None:  # not all in the loaded index yet: from the catalog's vectors
             stored = self.catalog.vectors_by_ids(modality, allowed)
-            ids, rows = stored.ids, self._rows(modality, stored.ids, stored.vectors, width, kinds)
+            ids, rows = (
+                stored.ids,
+                self.references.rows(modality, stored.ids, stored.vectors, width, kinds),
+            )
         everyone = np.tile(ids, (len(queries), 1))
         return rerank(
             queries,
