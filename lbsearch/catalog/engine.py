@@ -80,21 +80,9 @@ class CatalogBase:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    @contextmanager
-    def snapshot(self) -> Iterator[None]:
-        """Every read this thread makes inside is one read transaction: a search's dozen
-        look-ups see one state of the catalog (not a writer's commit half-way through), and
-        pay for one BEGIN (through SQLAlchemy each read transaction cost ~0.1 ms, measured).
-        Nested snapshots join the outer one; writes still run in transactions of their own."""
-        if getattr(self._pinned, "conn", None) is not None:
-            yield
-            return
-        with self._read() as conn:
-            self._pinned.conn = conn
-            try:
-                yield
-            finally:
-                self._pinned.conn = None
+    def _read_transaction(self) -> AbstractContextManager[Connection]:
+        """A new read transaction, for `snapshot()` (CatalogLookups) to pin."""
+        return self._read()
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:

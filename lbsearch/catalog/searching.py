@@ -35,7 +35,7 @@ class SearchCatalog(CatalogLookups):
         self.read_only = True
         self._conn = conn
         self._busy_timeout_s = busy_timeout_s
-        self._pinned = threading.local()  # .on: this thread is inside snapshot()
+        self._pinned = threading.local()  # .conn: set while this thread is inside snapshot()
         self._using = threading.RLock()  # one connection: one transaction at a time
         self._full: Catalog | None = None
         self.library_id = self._library_id()
@@ -76,33 +76,20 @@ class SearchCatalog(CatalogLookups):
         self.close()
 
     @contextmanager
-    def snapshot(self) -> Iterator[None]:
-        """Every read this thread makes inside is one read transaction (as `Catalog.snapshot`)."""
-        if getattr(self._pinned, "on", False):
-            yield
-            return
-        with self._transaction():
-            self._pinned.on = True
-            try:
-                yield
-            finally:
-                self._pinned.on = False
-
-    @contextmanager
     def _raw_read(self) -> Iterator[sqlite3.Connection]:
-        if getattr(self._pinned, "on", False):
+        if getattr(self._pinned, "conn", None) is not None:  # inside snapshot()
             with self._errors():
                 yield self._conn
             return
-        with self._transaction():
-            yield self._conn
+        with self._read_transaction() as conn:
+            yield conn
 
     @contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _read_transaction(self) -> Iterator[sqlite3.Connection]:
         with self._using, self._errors():
             self._conn.execute("BEGIN")
             try:
-                yield
+                yield self._conn
             finally:
                 self._conn.execute("COMMIT")
 
