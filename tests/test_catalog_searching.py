@@ -16,8 +16,7 @@ from lbsearch.catalog.searching import SearchCatalog
 from lbsearch.catalog.store import Catalog
 from lbsearch.config import Config
 from lbsearch.library import Library
-from lbsearch.testing.library import image_files, unit_vectors
-from lbsearch.types import Modality
+from lbsearch.testing.library import picture_library, unit_vectors
 from tests.test_catalog import AUD, IMG, VID, image, video
 
 
@@ -100,9 +99,7 @@ def test_a_catalog_it_cannot_read_as_it_is_is_left_to_the_full_one(
 
 def test_a_mapped_library_searches_on_it_and_finds_what_a_full_one_finds(tmp_path: Path) -> None:
     config = Config()
-    with Library.open(tmp_path / "lib", config=config, write=True) as lib:
-        lib.set_modality(IMG, "m", "1", 16)
-        lib.write_batch(image_files(0, 300))
+    picture_library(tmp_path / "lib", 300, config)
     query = unit_vectors(1, 16, seed=9)
     with Library.open(tmp_path / "lib", config=config) as full:
         expected = full.search(IMG, query, 5)
@@ -115,9 +112,7 @@ def test_a_mapped_library_searches_on_it_and_finds_what_a_full_one_finds(tmp_pat
 
 
 def test_opening_a_library_to_search_it_imports_no_sqlalchemy(tmp_path: Path) -> None:
-    with Library.open(tmp_path / "lib", config=Config(), write=True) as lib:
-        lib.set_modality(Modality.IMAGE, "m", "1", 16)
-        lib.write_batch(image_files(0, 50))
+    picture_library(tmp_path / "lib", 50)
     script = (
         "import sys\nfrom lbsearch.config import Config\nfrom lbsearch.library import Library\n"
         "import numpy as np\n"

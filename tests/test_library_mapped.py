@@ -12,7 +12,7 @@ import pytest
 from lbsearch.catalog.store import Catalog
 from lbsearch.config import Config
 from lbsearch.library import Library
-from lbsearch.testing.library import image_files, unit_vectors
+from lbsearch.testing.library import image_files, picture_library, unit_vectors
 from lbsearch.types import Modality
 from lbsearch.vectors import VectorIndexError
 from lbsearch.vectors.index import faiss_module
@@ -29,9 +29,7 @@ def _config(exact_max: int) -> Config:
 @pytest.mark.parametrize("exact_max", [10_000, 300])  # a flat index, an IVF one
 def test_a_mapped_reader_finds_what_a_copying_one_finds(tmp_path: Path, exact_max: int) -> None:
     config = _config(exact_max)
-    with Library.open(tmp_path / "lib", config=config, write=True) as lib:
-        lib.set_modality(IMG, "m", "1", 16)
-        lib.write_batch(image_files(0, 2000))
+    picture_library(tmp_path / "lib", 2000, config)
     queries = unit_vectors(3, 16, seed=5)
     with Library.open(tmp_path / "lib", config=config) as copied:
         expected = copied.search(IMG, queries, 10)
@@ -54,9 +52,7 @@ def test_a_mapped_reader_copies_an_index_that_must_be_repaired(tmp_path: Path) -
     """Segments committed after the file was saved (an indexer still running, or killed) are
     added to a copy in memory: a mapped index cannot take them."""
     config = _config(300)
-    with Library.open(tmp_path / "lib", config=config, write=True) as lib:
-        lib.set_modality(IMG, "m", "1", 16)
-        lib.write_batch(image_files(0, 1000))
+    picture_library(tmp_path / "lib", 1000, config)
     with Catalog(tmp_path / "lib" / "catalog.sqlite") as catalog:  # behind the index file
         catalog.write_batch(image_files(1000, 5))
     with Library.open(tmp_path / "lib", config=config, mapped=True) as lib:
@@ -75,9 +71,7 @@ def test_a_faiss_that_cannot_map_an_index_copies_it(
 ) -> None:
     """Not taken for a damaged file (which would be rebuilt from the catalog at every query)."""
     config = _config(300)
-    with Library.open(tmp_path / "lib", config=config, write=True) as lib:
-        lib.set_modality(IMG, "m", "1", 16)
-        lib.write_batch(image_files(0, 1000))
+    picture_library(tmp_path / "lib", 1000, config)
     faiss = faiss_module()
     plain = faiss.read_index
 

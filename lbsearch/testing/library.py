@@ -74,6 +74,14 @@ def image_files(
     ]
 
 
+def picture_library(root: Path, count: int, config: Config | None = None) -> Path:
+    """A library at `root` of `count` pictures (`image_files`, 16-d, model "m"); returns `root`."""
+    with Library.open(root, config=config or Config(), write=True) as lib:
+        lib.set_modality(Modality.IMAGE, "m", "1", 16)
+        lib.write_batch(image_files(0, count))
+    return root
+
+
 def assert_library_consistent(
     root: Path, config: Config | None = None, *, saved: bool = False
 ) -> dict[Modality, int]:
