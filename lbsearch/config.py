@@ -200,7 +200,8 @@ class RelevanceConfig:
     file_sample: int = 1000
     """Example-file queries' bank: this many of the library's own segments (an equal share per
     modality, one per file), drawn once and kept; a segment's file bias is the mean of its
-    bank_k best similarities to them."""
+    bank_k best similarities to them. 0: no sample (the next index run deletes a saved one;
+    file biases are then 0)."""
     file_sample_growth: float = 4.0
     """The sample is drawn again (every bias recomputed from stored vectors) when the library
     has this many times the segments it had when the sample was drawn (0: never for growth)."""

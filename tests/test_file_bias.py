@@ -374,3 +374,22 @@ def test_a_text_query_keeps_its_bias_while_a_file_query_runs_beside_it(root: Pat
     file_biases = [bias for in_file_query, bias in seen if in_file_query]
     assert len(text_biases) >= 2 and set(text_biases) == {BiasKind.TEXT}
     assert file_biases and set(file_biases) == {BiasKind.FILE}
+
+
+def test_file_sample_0_drops_the_sample_and_every_file_bias(root: Path) -> None:
+    """`file_sample = 0` means no sample: a writer deletes the saved one and rebuilds the file
+    columns with none (was: the old sample stayed in use, "due" at every run)."""
+    with open_library(root) as lib:
+        lib.write_batch(files(IMG, unit_vectors(40, DIM, seed=21)))
+        assert install_file_sample(lib, settings(size=20)) == "no sample yet"
+        assert lib.file_sample() is not None and sample_path(root / "vectors").exists()
+        assert "file_sample is 0" in install_file_sample(lib, settings(size=0))
+        assert lib.file_sample() is None and not sample_path(root / "vectors").exists()
+        ids, _ = stored(lib, IMG)
+        assert not lib._indices.biases(IMG, ids, BiasKind.FILE).any()
+        assert install_file_sample(lib, settings(size=0)) == "", "nothing left to drop"
+    meta = read_index_meta(root / "vectors" / "image.faiss")
+    assert meta is not None and meta.file_bias == ""
+    assert_library_consistent(root, saved=True)
+    with open_library(root) as lib:  # a later run with a sample again draws one
+        assert install_file_sample(lib, settings(size=20)) == "no sample yet"

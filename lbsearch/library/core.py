@@ -348,10 +348,14 @@ class Library(LibraryWrites):
         indices rebuilt with it; a reader uses it in memory)."""
         self._indices.use_file_sample(sample, persist=self.writable)
 
-    def use_references(self, banks: dict[Modality, Bank], sample: FileSample | None) -> None:
+    def use_references(
+        self, banks: dict[Modality, Bank], sample: FileSample | None, *, drop_sample: bool = False
+    ) -> None:
         """`use_bank` for each of `banks` and `use_file_sample(sample)` (when given) at once:
-        every index built with other ones rebuilt in one pass for both bias columns."""
-        self._indices.use_references(banks, sample, persist=self.writable)
+        every index built with other ones rebuilt in one pass for both bias columns.
+        `drop_sample`: no sample from now on (`file_sample = 0`; a writer deletes its file), so
+        the file-bias columns are 0."""
+        self._indices.use_references(banks, sample, persist=self.writable, drop_sample=drop_sample)
 
     def bank_fingerprint(self, modality: Modality) -> str:
         """The fingerprint of the bank the modality's index file was built with ("": none)."""

@@ -88,16 +88,21 @@ class LibraryIndices:
         self.use_references({}, sample, persist=persist)
 
     def use_references(
-        self, banks: dict[Modality, Bank], sample: FileSample | None, *, persist: bool
+        self,
+        banks: dict[Modality, Bank],
+        sample: FileSample | None,
+        *,
+        persist: bool,
+        drop_sample: bool = False,
     ) -> None:
-        """Make `banks` (per modality) and `sample` (when given) the library's, then rebuild
-        each index built with others from stored vectors, once for both columns. A writer
-        (`persist`) saves them before the indices rebuilt with them, so a crash in between
-        leaves indices that name the old ones and are rebuilt at the next open; a reader only
-        uses them in memory."""
+        """Make `banks` (per modality) and `sample` (when given; none with `drop_sample`) the
+        library's, then rebuild each index built with others from stored vectors, once for both
+        columns. A writer (`persist`) saves them before the indices rebuilt with them, so a
+        crash in between leaves indices that name the old ones and are rebuilt at the next
+        open; a reader only uses them in memory."""
         with self._lock:
-            self.references.install(banks, sample, persist=persist)
-            if sample is not None:
+            self.references.install(banks, sample, persist=persist, drop_sample=drop_sample)
+            if sample is not None or drop_sample:
                 self._samples.clear()
             for modality in self.store.loaded_modalities():
                 index = self.store.loaded(modality)

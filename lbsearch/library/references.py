@@ -64,16 +64,23 @@ class References:
         return sample.fingerprint_for(dim) if sample is not None and dim else NO_BIAS
 
     def install(
-        self, banks: dict[Modality, Bank], sample: FileSample | None, *, persist: bool
+        self,
+        banks: dict[Modality, Bank],
+        sample: FileSample | None,
+        *,
+        persist: bool,
+        drop_sample: bool = False,
     ) -> None:
-        """Make `banks` (per modality) and `sample` (when given) the library's; a writer
-        (`persist`) saves them first."""
+        """Make `banks` (per modality) and `sample` (when given) the library's, or no sample at
+        all (`drop_sample`: `file_sample = 0`); a writer (`persist`) saves them first."""
         if persist:
             if sample is not None:
                 write_file_sample(sample_path(self.directory), sample)
+            elif drop_sample:
+                sample_path(self.directory).unlink(missing_ok=True)
             for modality, bank in banks.items():
                 write_bank(bank_path(self.directory, modality.value), bank)
-        if sample is not None:
+        if sample is not None or drop_sample:
             self._file_sample, self._file_sample_read = sample, True
         self._banks.update(banks)
 

@@ -61,9 +61,9 @@ def text_bank(embedder: Embedder, modality: Modality, model_id: str, k: int) -> 
 
 def install_banks(library: Library, embedder: Embedder, config: RelevanceConfig) -> None:
     """Give `library` the current bank of each indexed modality whose index has another, and
-    (a writer) a sample of its own segments for example-file queries when one is due: both at
-    once, so an index that needs both is rebuilt in one pass."""
-    sample = due_file_sample(library, config)
+    (a writer) a sample of its own segments for example-file queries when one is due, or none
+    when `file_sample` is 0: all at once, so an index that needs both is rebuilt in one pass."""
+    change = file_sample_change(library, config)
     banks = {}
     for modality, state in library.modality_states().items():
         if not state.dim or not state.segment_count:
@@ -71,39 +71,54 @@ def install_banks(library: Library, embedder: Embedder, config: RelevanceConfig)
         wanted = expected_fingerprint(state.model_id, config)
         if library.bank_fingerprint(modality) != wanted:
             banks[modality] = text_bank(embedder, modality, state.model_id, config.bank_k)
-    if banks or sample is not None:
-        library.use_references(banks, sample)
+    if banks or change.sample is not None or change.drop:
+        library.use_references(banks, change.sample, drop_sample=change.drop)
 
 
 def install_file_sample(library: Library, config: RelevanceConfig) -> str:
-    """Draw the library's sample of its own segments when it is due and recompute every file
-    bias with it (see `due_file_sample`). Returns why it was drawn ("" when it was not)."""
-    why = file_sample_due(library, config)
-    sample = library.draw_file_sample(config.file_sample, config.bank_k) if why else None
-    if sample is None:
+    """Draw the library's sample of its own segments when it is due (or drop it: `file_sample`
+    0) and recompute every file bias with it (see `file_sample_due`). Returns why ("" when
+    nothing changed)."""
+    change = file_sample_change(library, config)
+    if change.sample is None and not change.drop:
         return ""
-    library.use_file_sample(sample)
-    return why
+    library.use_references({}, change.sample, drop_sample=change.drop)
+    return change.why
 
 
-def due_file_sample(library: Library, config: RelevanceConfig) -> FileSample | None:
-    """A new sample of the library's segments when one is due (not installed yet)."""
-    if not file_sample_due(library, config):
-        return None
-    return library.draw_file_sample(config.file_sample, config.bank_k)
+@dataclass(frozen=True)
+class SampleChange:
+    """What a writer does to the library's file sample now: draw `sample`, `drop` the one it
+    has (`file_sample = 0`), or nothing (neither); `why` says why."""
+
+    sample: FileSample | None = None
+    drop: bool = False
+    why: str = ""
+
+
+def file_sample_change(library: Library, config: RelevanceConfig) -> SampleChange:
+    why = file_sample_due(library, config)
+    if not why:
+        return SampleChange()
+    if config.file_sample <= 0:
+        return SampleChange(drop=True, why=why)
+    sample = library.draw_file_sample(config.file_sample, config.bank_k)
+    return SampleChange(sample, why=why) if sample is not None else SampleChange()
 
 
 def file_sample_due(library: Library, config: RelevanceConfig) -> str:
-    """Why a writer should draw the library's sample of its own segments ("": it should not):
-    it has none, or it is due (vectors.filesample: a new or re-embedded modality, grown
-    `file_sample_growth` times, other settings). A reader never draws one (it uses what is
-    saved)."""
+    """Why a writer should draw the library's sample of its own segments, or drop it ("": it
+    should not): it has none, or it is due (vectors.filesample: a new or re-embedded modality,
+    grown `file_sample_growth` times, other settings), or `file_sample` is 0 and it has one. A
+    reader never draws one (it uses what is saved)."""
     if not library.writable:
         return ""
     states = {m: s for m, s in library.modality_states().items() if s.dim and s.segment_count}
     if not states:
         return ""
     current = library.file_sample()
+    if config.file_sample <= 0:
+        return "file_sample is 0: no sample" if current is not None else ""
     total = sum(s.segment_count for s in states.values())
     models = {m.value: s.model_id for m, s in states.items()}
     size, k, growth = config.file_sample, config.bank_k, config.file_sample_growth
