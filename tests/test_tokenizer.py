@@ -161,6 +161,14 @@ def test_damaged_tokenizer_json_names_the_file(tmp_path: Path) -> None:
         ClipTokenizer(tmp_path, 77)
 
 
+@pytest.mark.parametrize("merge", [[1, 2], ["a", "b", "c"], "a b c", "ab", 7])
+def test_a_merge_that_is_not_two_symbols_names_the_file(tmp_path: Path, merge: object) -> None:
+    model = {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": [merge]}
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"model": model}), encoding="utf-8")
+    with pytest.raises(CheckpointError, match=r"tokenizer\.json: .* is not a pair of symbols"):
+        ClipTokenizer(tmp_path, 77)
+
+
 def test_merges_outside_the_vocabulary_are_reported(vocab_dir: Path, tmp_path: Path) -> None:
     vocab = json.loads((vocab_dir / "vocab.json").read_text(encoding="utf-8"))
     del vocab["th</w>"]

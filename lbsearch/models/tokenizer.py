@@ -190,7 +190,7 @@ def _from_tokenizer_json(path: Path) -> tuple[dict[str, int], list[str]]:
     if not isinstance(vocab, dict) or not isinstance(merges, list):
         raise _damaged(path, "its BPE model has no vocab object or merges list")
     # a merge is "left right", or [left, right] in newer files
-    joined = [" ".join(m) if isinstance(m, list) and len(m) == 2 else m for m in merges]
+    joined = [" ".join(m) if _symbol_pair(m) else m for m in merges]
     return vocab, _checked_pairs(joined, path)
 
 
@@ -218,6 +218,10 @@ def _checked_pairs(merges: list[Any], path: Path) -> list[str]:
         ):
             raise _damaged(path, f"merge {merge!r} is not a pair of symbols")
     return merges
+
+
+def _symbol_pair(merge: Any) -> bool:
+    return isinstance(merge, list) and len(merge) == 2 and all(isinstance(m, str) for m in merge)
 
 
 def _check_merges(checkpoint_dir: Path, vocab: dict[str, int], merges: list[str]) -> None:
