@@ -97,6 +97,7 @@ class SampleChange:
 
 
 def file_sample_change(library: Library, config: RelevanceConfig) -> SampleChange:
+    """What to do to the library's file sample now (a new one drawn here, not installed)."""
     why = file_sample_due(library, config)
     if not why:
         return SampleChange()
