@@ -245,3 +245,22 @@ def test_which_texts_are_plain() -> None:
     assert is_plain("a dog barking, it's 9:30!") and is_plain("") and is_plain("tab\tnew\nline")
     for text in ("café", "a <|endoftext|> b", "x\x1cy", "x\x00y", "東京", "\u00a0"):
         assert not is_plain(text), repr(text)
+
+
+def test_long_words_and_long_texts_tokenize_fast_and_alike(vocab_dir: Path) -> None:
+    """A hostile or pasted text (one word of 200,000 letters, a megabyte of short words) must
+    not take the Python BPE's quadratic time: a long word goes to `tokenizers`, and words past
+    the 75 kept pieces are not tokenized at all."""
+    import time
+
+    from lbsearch.models.clip_bpe import is_plain
+
+    tokenizer = ClipTokenizer(vocab_dir, 77)
+    blob, many = "ab" * 100_000, "a dog barking " * 80_000
+    assert not is_plain(blob) and is_plain(many) and is_plain("x" * 64) and not is_plain("!" * 65)
+    started = time.perf_counter()
+    ids = tokenizer.full_ids([blob, many, "x" * 64])
+    assert time.perf_counter() - started < 10  # quadratic: 0.9 s at 4,000 letters, ~30 min here
+    pipeline = tokenizer.pipeline()
+    for text, row in zip([blob, many, "x" * 64], ids, strict=True):
+        assert row.tolist() == pipeline.encode(text).ids

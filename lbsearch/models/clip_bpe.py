@@ -20,12 +20,17 @@ from ..errors import CheckpointError
 # Python, not to Unicode); "<|" could start a special token, which `tokenizers` matches
 _PLAIN = re.compile(r"[\x20-\x7e\t\n\r\x0b\x0c]*")
 _WORDS = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]|[^\sa-z0-9]+")
+# a word's merges cost its length squared here: a longer one (a pasted blob, a hostile request
+# to `serve`) goes to `tokenizers`, whose BPE does not
+_LONG_WORD = re.compile(r"[a-zA-Z]{65,}|[^\sa-zA-Z0-9]{65,}")
 _WORD_CACHE = 4096
 
 
 def is_plain(text: str) -> bool:
-    """Whether `PlainBpe` tokenizes `text` exactly as the `tokenizers` pipeline does."""
-    return _PLAIN.fullmatch(text) is not None and "<|" not in text
+    """Whether `PlainBpe` tokenizes `text` exactly as the `tokenizers` pipeline does, and fast."""
+    return (
+        _PLAIN.fullmatch(text) is not None and "<|" not in text and _LONG_WORD.search(text) is None
+    )
 
 
 class PlainBpe:
@@ -41,10 +46,13 @@ class PlainBpe:
         self._words: dict[str, list[int]] = {}
 
     def ids(self, text: str, context_length: int) -> list[int]:
+        room = context_length - 2
         pieces: list[int] = []
-        for word in _WORDS.findall(text.lower()):
-            pieces += self._word_ids(word)
-        pieces = pieces[: context_length - 2]
+        for match in _WORDS.finditer(text.lower()):
+            pieces += self._word_ids(match.group())
+            if len(pieces) >= room:  # the rest is truncated away: not tokenized at all
+                break
+        pieces = pieces[:room]
         row = [self._bos, *pieces, self._eos]
         return row + [self._eos] * (context_length - len(row))
 
