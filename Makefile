@@ -38,9 +38,11 @@ fix: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(PY) -m mypy
 
-# The default selection, then the tests on a local Ray cluster (marker `ray`, a few minutes).
+# The default selection (under 10 minutes on 2 cores), the slow tests (marker `slow`, about 4
+# minutes), then the tests on a local Ray cluster (marker `ray`, a few minutes).
 pytest: $(VENV)/.installed
 	$(PY) -m pytest
+	$(PY) -m pytest -m slow
 	$(PY) -m pytest -m ray
 
 # The wheel as a user gets it: built from the sources, installed into a fresh venv (torch first),
@@ -49,7 +51,7 @@ pytest: $(VENV)/.installed
 smoke: $(VENV)/.installed
 	$(PY) tools/smoke_wheel.py --torch "$(TORCH)"
 
-# The tests deselected by default (full-size models, big corpora).
+# The slow tests alone (kill loops, timeouts, exports, big corpora; deselected by default).
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest -m slow
 

@@ -53,6 +53,7 @@ def test_the_fixture_really_simulates_a_device(off_cpu: None, tiny_dir: Path) ->
         out.numpy()
 
 
+@pytest.mark.slow  # the default run stays under 10 minutes; CI runs it
 def test_index_embed_and_query_with_outputs_off_the_cpu(
     off_cpu: None, tiny_config: Path, tmp_path: Path
 ) -> None:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from lbsearch.testing.samples import write_sample_media
 
 
@@ -20,6 +22,7 @@ def _lbsearch(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # the default run stays under 10 minutes; CI runs it
 def test_index_then_status_then_no_change_rerun(tiny_config: Path, tmp_path: Path) -> None:
     media = tmp_path / "media"
     write_sample_media(media)

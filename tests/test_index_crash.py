@@ -56,6 +56,7 @@ def _assert_consistent(library: Path) -> int:
     return sum(assert_library_consistent(library, Config()).values())
 
 
+@pytest.mark.slow  # the default run stays under 10 minutes; CI runs it
 def test_sigkill_at_random_points_then_rerun_completes(corpus: Path, tmp_path: Path) -> None:
     script = tmp_path / "indexer.py"
     script.write_text(INDEXER)

@@ -136,6 +136,7 @@ def test_roots_not_given_are_left_alone(media: Path, tmp_path: Path) -> None:
         assert lib.catalog.file_by_path(str(media / "hum.flac")) is not None
 
 
+@pytest.mark.slow  # the default run stays under 10 minutes; CI runs it
 def test_ignore_rules(media: Path, tmp_path: Path) -> None:
     (media / ".hidden").mkdir()
     shutil.copy(media / "whistle.wav", media / ".hidden" / "secret.wav")

@@ -308,6 +308,7 @@ done
 """
 
 
+@pytest.mark.slow  # the default run stays under 10 minutes; CI runs it
 def test_a_read_only_library_can_be_shown_and_searched_but_not_indexed(
     tiny_config: Path, tmp_path: Path
 ) -> None:
@@ -394,6 +395,7 @@ def _image_model(library: Path) -> str:
         return lib.modality_states()[Modality.IMAGE].model_id
 
 
+@pytest.mark.slow  # the default run stays under 10 minutes; CI runs it
 def test_a_killed_re_embed_keeps_the_old_vectors_serving_and_resumes(tmp_path: Path) -> None:
     media = tmp_path / "media"
     _pictures(media, 12)

@@ -67,6 +67,7 @@ def test_results_match_direct_decoding(files: list[tuple[Path, MediaSpec]]) -> N
             assert torch.equal(a.pixels, b.pixels)
 
 
+@pytest.mark.slow  # the default run stays under 10 minutes; CI runs it
 def test_timeout_kills_the_worker_and_the_pool_goes_on(
     files: list[tuple[Path, MediaSpec]], tmp_path: Path
 ) -> None:

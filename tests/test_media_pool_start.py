@@ -86,6 +86,7 @@ def test_workers_ignore_a_decoy_lbsearch_in_the_current_directory(
 @pytest.mark.skipif(
     not (Path(sys.executable).parent / "lbsearch").exists(), reason="no lbsearch console script"
 )
+@pytest.mark.slow  # the default run stays under 10 minutes; CI runs it
 def test_index_and_embed_run_from_a_folder_with_a_decoy_lbsearch(tmp_path: Path) -> None:
     """End to end through the installed console script (editable here, the wheel in `make
     smoke`), with tiny checkpoints."""

@@ -33,6 +33,7 @@ def counting_decode(path: Path, spec: MediaSpec, cfg: Config) -> Iterator[Segmen
         yield Segment(str(path), Modality.VIDEO, 10.0 * i, 10.0 * (i + 1), pixels)
 
 
+@pytest.mark.slow  # the default run stays under 10 minutes; CI runs it
 def test_windows_stream_in_parts_and_a_slow_consumer_holds_the_worker_back(
     tmp_path: Path,
 ) -> None:

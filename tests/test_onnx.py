@@ -124,6 +124,7 @@ def test_loading_an_exported_tower_does_not_export_again(tiny_dir: Path, cache: 
     assert messages == []
 
 
+@pytest.mark.slow  # the default run stays under 10 minutes; CI runs it
 def test_a_changed_checkpoint_is_exported_again_and_the_old_export_removed(
     tiny_dir: Path, cache: Path, tmp_path: Path
 ) -> None:
@@ -145,6 +146,7 @@ def test_a_changed_checkpoint_is_exported_again_and_the_old_export_removed(
     assert not old_entry.exists()
 
 
+@pytest.mark.slow  # the default run stays under 10 minutes; CI runs it
 def test_an_incomplete_or_damaged_entry_is_rebuilt(tiny_dir: Path, cache: Path) -> None:
     checkpoint = open_checkpoint(str(tiny_dir / "image"))
     load_onnx_media_tower(checkpoint, Modality.IMAGE, cache_dir=cache)
@@ -158,6 +160,7 @@ def test_an_incomplete_or_damaged_entry_is_rebuilt(tiny_dir: Path, cache: Path) 
     assert messages and (entry / META_FILE).is_file()
 
 
+@pytest.mark.slow  # the default run stays under 10 minutes; CI runs it
 def test_concurrent_exporters_leave_one_complete_entry(tiny_dir: Path, cache: Path) -> None:
     code = (
         "import sys\n"

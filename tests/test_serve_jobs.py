@@ -142,6 +142,7 @@ class _Counting(FakeEncoders):
         return super().embed_segments(modality, segments)
 
 
+@pytest.mark.slow  # the default run stays under 10 minutes; CI runs it
 def test_a_client_that_leaves_cancels_its_work(media: Path, tmp_path: Path) -> None:
     """12 pictures at 0.5 s each: the client gives up after 1 s; the server stops embedding
     (it went on for all 12 before)."""
@@ -178,6 +179,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow  # the default run stays under 10 minutes; CI runs it
 def test_a_client_that_leaves_stops_its_running_decode(
     media: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

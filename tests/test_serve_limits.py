@@ -103,6 +103,7 @@ def test_a_multipart_upload_is_cut_off_at_the_limit_while_it_streams(running: Ru
     assert b" 413 " in answer.split(b"\r\n", 1)[0], answer[:100]
 
 
+@pytest.mark.slow  # the default run stays under 10 minutes; CI runs it
 def test_a_response_has_no_time_limit(running: Running, library: Path) -> None:
     """A big file read slowly for longer than the body deadline still arrives whole."""
     noise = library.parent / "media" / "noise.png"

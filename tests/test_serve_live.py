@@ -35,6 +35,7 @@ def _pictures(folder: Path, count: int) -> None:
         Image.fromarray(pixels).save(folder / f"new_{i:03d}.png")
 
 
+@pytest.mark.slow  # the default run stays under 10 minutes; CI runs it
 def test_searches_are_answered_while_an_index_run_writes(tmp_path: Path) -> None:
     media, library = tmp_path / "media", tmp_path / "library"
     write_sample_media(media)

@@ -248,6 +248,7 @@ def test_naming_the_encoding_never_downloads_a_checkpoint(monkeypatch: pytest.Mo
 # --------------------------------------------------------------------- models --tune
 
 
+@pytest.mark.slow  # the default run stays under 10 minutes; CI runs it
 def test_models_tune_says_it_exports_shows_the_table_and_auto_follows_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
