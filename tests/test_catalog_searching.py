@@ -50,7 +50,6 @@ def test_a_searchs_reads_answer_as_the_full_catalogs(catalog: Catalog) -> None:
         assert np.array_equal(getattr(found, name), getattr(expected, name))
     for name in ("ids", "paths", "modalities", "starts", "ends"):
         assert np.array_equal(getattr(windows, name), getattr(full, name))
-    assert "sqlalchemy" not in repr(type(quick).__mro__)
 
 
 def test_what_a_search_does_not_read_is_answered_by_a_full_catalog(catalog: Catalog) -> None:
