@@ -180,6 +180,7 @@ def query(
     or weight); 3 a model that cannot be loaded; 130 interrupted.
     """
     quiet_idle_threads()
+    one_shot_blas()
     from lbsearch.search import QueryRequest, parse_query
 
     if as_json and paths_only:
@@ -311,6 +312,16 @@ def quiet_idle_threads() -> None:
     import os
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def one_shot_blas() -> None:
+    """numpy's BLAS runs on one thread in a one-shot query: the pool it starts on import spent
+    ~80 ms of CPU spinning on the second core, which the text tower and the imports needed (a
+    cold query, 2 cores: 625 against 715 ms p50); a query's BLAS products are a few rows. Must
+    run before numpy loads."""
+    import os
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def make_encoders(

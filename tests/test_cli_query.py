@@ -230,7 +230,13 @@ def test_cli_end_to_end_with_tiny_checkpoints(
 
 
 COLD_QUERY = """
-import runpy, sys
+import os, runpy, sys
+blas = []
+class NumpyWatch:  # the BLAS thread count numpy starts its pool with
+    def find_spec(self, name, path=None, target=None):
+        if name == "numpy" and not blas:
+            blas.append(os.environ.get("OPENBLAS_NUM_THREADS"))
+sys.meta_path.insert(0, NumpyWatch())
 sys.argv = ["lbsearch", "--config", sys.argv[1], "query", "a dog barking", "--json",
             "--library", sys.argv[2], "--backend", "onnxruntime"]
 try:
@@ -238,20 +244,21 @@ try:
 except SystemExit as done:
     code = done.code
 print("LOADED", sorted(m for m in ("torch", "transformers", "sqlalchemy") if m in sys.modules), code,
-      file=sys.stderr)
+      "BLAS", blas, file=sys.stderr)
 """
 
 
-def test_a_cold_text_query_on_onnx_runtime_imports_no_torch_transformers_or_sqlalchemy(
+def test_a_cold_text_query_imports_no_torch_transformers_or_sqlalchemy_and_blas_on_one_thread(
     tiny_config: Path, tiny_library: tuple[Path, Path]
 ) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("OPENBLAS_NUM_THREADS", None)
     args = [sys.executable, "-c", COLD_QUERY, str(tiny_config), str(tiny_library[1])]
     first = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
     assert "LOADED" in first.stderr and first.stdout.strip(), first.stderr  # exports the tower
     cold = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
     assert cold.stdout == first.stdout
-    assert "LOADED [] 0" in cold.stderr, cold.stderr
+    assert "LOADED [] 0 BLAS ['1']" in cold.stderr, cold.stderr  # numpy's BLAS: one thread
 
 
 def test_text_encoded_early_serves_the_librarys_checkpoints(
