@@ -259,6 +259,8 @@ def test_a_cold_text_query_imports_no_torch_transformers_or_sqlalchemy_and_blas_
     cold = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
     assert cold.stdout == first.stdout
     assert "LOADED [] 0 BLAS ['1']" in cold.stderr, cold.stderr  # numpy's BLAS: one thread
+    # the tokenizer's checked tables, kept by the first run, read by the second
+    assert list((Path(os.environ["LBSEARCH_CACHE"]) / "tokenizers").glob("*.tables"))
 
 
 def test_text_encoded_early_serves_the_librarys_checkpoints(

@@ -13,6 +13,7 @@ the symbols up. Any other text goes to `tokenizers`; tests compare both on thous
 from __future__ import annotations
 
 import re
+from typing import Protocol
 
 from ..errors import CheckpointError
 
@@ -33,13 +34,19 @@ def is_plain(text: str) -> bool:
     )
 
 
+class Table(Protocol):
+    """str -> int look-ups: a dict, or a `compact_vocabulary.SortedTable`."""
+
+    def get(self, key: str, default: int, /) -> int: ...
+    def __contains__(self, key: object, /) -> bool: ...
+    def __len__(self) -> int: ...
+
+
 class PlainBpe:
     """Token ids of plain texts (`is_plain`): BOS, up to `context_length - 2` word pieces, EOS,
     then EOS as padding to `context_length`, as the reference tokenizer call gives them."""
 
-    def __init__(
-        self, vocab: dict[str, int], ranks: dict[str, int], bos: int, eos: int, source: str
-    ) -> None:
+    def __init__(self, vocab: Table, ranks: Table, bos: int, eos: int, source: str) -> None:
         self._vocab, self._ranks = vocab, ranks  # ranks: "left right" -> merge order
         self._bos, self._eos = bos, eos
         self._source = source  # the files, for errors

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError
-from .clip_bpe import PlainBpe, is_plain
+from .clip_bpe import PlainBpe, Table, is_plain
+from .compact_vocabulary import read_tables, sources_key, write_tables
 
 CONTEXT_LENGTH = 77
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
@@ -42,22 +43,41 @@ class ClipTokenizer:
     """Plain ASCII texts (a typical query) through `PlainBpe`, any other through the
     `tokenizers` pipeline, built on first need: the same ids either way."""
 
-    def __init__(self, checkpoint_dir: Path, max_positions: int) -> None:
+    def __init__(
+        self, checkpoint_dir: Path, max_positions: int, tables_dir: Path | None = None
+    ) -> None:
+        """`tables_dir`: a folder of the user cache that keeps a checked compact copy of the
+        vocabulary and merges (`compact_vocabulary`), read in a few ms where the checkpoint's
+        files take 75-100 ms to read and check; None reads the files every time."""
         self.context_length = min(CONTEXT_LENGTH, max_positions)
         self._dir = checkpoint_dir
-        self._vocab, self._merges = _read_vocabulary(checkpoint_dir)
-        missing = [t for t in (BOS, EOS) if t not in self._vocab]
-        if missing:
-            raise CheckpointError(
-                f"{checkpoint_dir}: the tokenizer vocabulary has no {missing[0]!r} token",
-                "these are not CLIP tokenizer files; re-download the checkpoint",
-            )
-        _check_merges(checkpoint_dir, self._vocab, self._merges)
-        ranks = {merge: rank for rank, merge in enumerate(self._merges)}
-        bos, eos = self._vocab[BOS], self._vocab[EOS]
-        self._plain = PlainBpe(self._vocab, ranks, bos, eos, str(checkpoint_dir))
+        self._files: tuple[dict[str, int], list[str]] | None = None
+        vocab, ranks = self._tables(tables_dir)
+        self._plain = PlainBpe(vocab, ranks, vocab.get(BOS, -1), vocab.get(EOS, -1), str(self._dir))
         self._pipeline: Any = None
         self._building = threading.Lock()
+
+    def _tables(self, tables_dir: Path | None) -> tuple[Table, Table]:
+        """token -> id and "left right" -> merge rank, from the compact copy where one is kept."""
+        key = sources_key(_vocabulary_files(self._dir)) if tables_dir is not None else None
+        kept = read_tables(tables_dir, key) if tables_dir is not None and key else None
+        if kept is not None:
+            _check_special_tokens(self._dir, kept.vocab)
+            return kept.vocab, kept.ranks
+        vocab, merges = self._checked_files()
+        ranks = {merge: rank for rank, merge in enumerate(merges)}
+        if tables_dir is not None and key:
+            write_tables(tables_dir, key, vocab, ranks)
+        return vocab, ranks
+
+    def _checked_files(self) -> tuple[dict[str, int], list[str]]:
+        """The vocabulary and merges read from the checkpoint's files, and checked."""
+        if self._files is None:
+            vocab, merges = _read_vocabulary(self._dir)
+            _check_special_tokens(self._dir, vocab)
+            _check_merges(self._dir, vocab, merges)
+            self._files = vocab, merges
+        return self._files
 
     def __call__(self, texts: list[str]) -> TokenBatch:
         ids = self.full_ids(texts)
@@ -87,7 +107,8 @@ class ClipTokenizer:
         """The `tokenizers` pipeline (a `tokenizers.Tokenizer`), built on first use."""
         with self._building:
             if self._pipeline is None:
-                self._pipeline = _load(self._dir, self.context_length, self._vocab, self._merges)
+                vocab, merges = self._checked_files()
+                self._pipeline = _load(self._dir, self.context_length, vocab, merges)
             return self._pipeline
 
 
@@ -222,6 +243,23 @@ def _checked_pairs(merges: list[Any], path: Path) -> list[str]:
 
 def _symbol_pair(merge: Any) -> bool:
     return isinstance(merge, list) and len(merge) == 2 and all(isinstance(m, str) for m in merge)
+
+
+def _vocabulary_files(checkpoint_dir: Path) -> list[Path]:
+    """The files `_read_vocabulary` reads."""
+    combined = checkpoint_dir / "tokenizer.json"
+    if combined.exists():
+        return [combined]
+    return [checkpoint_dir / "vocab.json", checkpoint_dir / "merges.txt"]
+
+
+def _check_special_tokens(checkpoint_dir: Path, vocab: Table) -> None:
+    missing = [t for t in (BOS, EOS) if t not in vocab]
+    if missing:
+        raise CheckpointError(
+            f"{checkpoint_dir}: the tokenizer vocabulary has no {missing[0]!r} token",
+            "these are not CLIP tokenizer files; re-download the checkpoint",
+        )
 
 
 def _check_merges(checkpoint_dir: Path, vocab: dict[str, int], merges: list[str]) -> None:

@@ -25,6 +25,7 @@ from .cache import (
     OnnxCache,
     OnnxCacheError,
     WeightsIdentity,
+    cache_root,
     folder_size,
     is_complete,
     publish,
@@ -90,7 +91,9 @@ def load_onnx_text_tower(
     def build() -> None:
         _build_text(checkpoint, entry, identity, notify)
 
-    tokenizer = ClipTokenizer(checkpoint.directory, checkpoint.spec.text.max_positions)
+    tokenizer = ClipTokenizer(
+        checkpoint.directory, checkpoint.spec.text.max_positions, cache_root(cache_dir) / TABLES
+    )
     with _export_lock:  # threads of one process export a tower once
         if not is_complete(entry):
             build()
@@ -103,6 +106,7 @@ def load_onnx_text_tower(
 
 
 _export_lock = threading.Lock()
+TABLES = "tokenizers"  # the folder of the cache root with the tokenizers' compact tables
 
 
 def _open(entry: Path, threads: int, build: Callable[[], Any], quick_start: bool = False) -> Any:
