@@ -46,6 +46,10 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+# The warm engine runs as `browse` and `serve` run it (cli/query.py quiet_idle_threads): idle
+# OpenMP threads sleep. Set before faiss loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import numpy as np
 from querysplit import PHASES, PhaseClock, interleaved, median, unpack_revision
 

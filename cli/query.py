@@ -317,8 +317,9 @@ def quiet_idle_threads() -> None:
 def one_shot_blas() -> None:
     """numpy's BLAS runs on one thread in a one-shot query: the pool it starts on import spent
     ~80 ms of CPU spinning on the second core, which the text tower and the imports needed (a
-    cold query, 2 cores: 625 against 715 ms p50); a query's BLAS products are a few rows. Must
-    run before numpy loads."""
+    cold query, 2 cores: 625 against 715 ms p50); a query's BLAS products are a few rows. A warm
+    engine gains nothing from it (41 ms either way at 100k segments, alternated query by query
+    in one process), so `browse` and `serve` keep numpy's default. Must run before numpy loads."""
     import os
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

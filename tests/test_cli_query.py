@@ -364,3 +364,27 @@ def test_a_path_given_as_text_is_noted(fake_library: tuple[Path, Path], fake_cli
     assert "searched as a text" in err and f"--like {media / 'whistle.wav'}" in err
     _, _, err = _query(library, "a whistle", "--paths", "--all")
     assert err == ""
+
+
+FRONT_ENDS = """
+import os, sys
+import lbsearch.cli.browse, lbsearch.cli.eval, lbsearch.cli.query, lbsearch.cli.serve.command
+print(sorted(m for m in ("numpy", "faiss", "torch", "onnxruntime") if m in sys.modules))
+lbsearch.cli.query.quiet_idle_threads()
+lbsearch.cli.query.one_shot_blas()
+print(os.environ["OPENBLAS_NUM_THREADS"], os.environ["OMP_WAIT_POLICY"])
+"""
+
+
+def test_the_search_front_ends_set_their_threads_before_numpy_loads() -> None:
+    """`query`, `browse`, `eval` and `serve` call quiet_idle_threads first (`query` also
+    one_shot_blas): they work only if importing these modules loads none of the libraries
+    whose thread pools they set."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY")
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", FRONT_ENDS], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[]", "1 PASSIVE"]
