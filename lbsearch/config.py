@@ -61,7 +61,7 @@ class RuntimeConfig:
     text_batch_size: int = 64
     """Texts per text-tower call."""
     threads: int = 0
-    """CPU threads for torch; 0 keeps torch's default."""
+    """CPU threads for the towers (torch and ONNX Runtime); 0 keeps their default."""
     int8: str = "deny"
     """"allow": measured "auto" may choose ONNX Runtime int8 weights (cosine >= 0.998 to
     float32); "deny" keeps it to float dtypes (cosine >= 0.9999)."""

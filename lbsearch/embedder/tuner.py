@@ -36,7 +36,7 @@ FAITHFUL_COSINE = 0.9999  # float dtypes: the same vectors for search
 FAITHFUL_INT8 = 0.998  # int8 weights: measured 0.9992 on ViT-L towers
 INT8_POLICIES = ("deny", "allow")
 TUNING_FILE = "tuning.json"
-TUNING_FORMAT = 1  # bump when what a decision means changes
+TUNING_FORMAT = 2  # bump when what a decision means changes (2: ONNX text towers on every core)
 
 
 @dataclass(frozen=True)
