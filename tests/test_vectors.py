@@ -23,7 +23,7 @@ from lbsearch.vectors import (
     plan_index,
 )
 from lbsearch.vectors.bias import query_with_bias, segment_biases, with_bias
-from lbsearch.vectors.index import default_nprobe, index_dim, plan_still_fits
+from lbsearch.vectors.index import default_nprobe, index_dim, plan_still_fits, unique_ids
 from lbsearch.vectors.store import IndexMeta, read_index_file, read_index_meta, rerank
 
 IMG = Modality.IMAGE
@@ -320,3 +320,12 @@ def test_a_single_query_searches_on_one_thread_and_restores_the_count() -> None:
         assert seen == [1, 2] and faiss.omp_get_max_threads() == 2
     finally:
         faiss.omp_set_num_threads(before)
+
+
+def test_unique_ids_equal_numpys() -> None:
+    rng = np.random.default_rng(3)
+    for size in (0, 1, 2, 7, 1000):
+        ids = rng.integers(-3, 40, size=size)
+        np.testing.assert_array_equal(unique_ids(ids), np.unique(ids))
+        assert unique_ids(ids).dtype == np.int64
+    np.testing.assert_array_equal(unique_ids(np.array([[5, 1], [5, 2]])), [1, 2, 5])

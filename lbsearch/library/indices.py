@@ -38,6 +38,7 @@ from ..vectors.index import (
     index_dim,
     plan_index,
     plan_still_fits,
+    unique_ids,
 )
 from ..vectors.kinds import BiasKind
 from ..vectors.store import IndexMeta, VectorStore, rerank
@@ -451,7 +452,7 @@ class LibraryIndices:
         found = self.store.search(modality, index, queries, k, allowed=allowed)
         if index.plan.kind is not IndexKind.IVF_PQ:
             return found
-        stored = self.catalog.vectors_by_ids(modality, np.unique(found.ids[found.ids >= 0]))
+        stored = self.catalog.vectors_by_ids(modality, unique_ids(found.ids[found.ids >= 0]))
         rows = self.references.rows(modality, stored.ids, stored.vectors, index.dim, scored)
         return rerank(queries, found, stored.ids, rows, k)
 
@@ -462,7 +463,7 @@ class LibraryIndices:
         when it does not hold them all): no catalog read and no bias computed again (the
         bank's similarities of ~100 moment windows took 5-50 ms a query at 100k segments)."""
         index = self.store.loaded(modality)
-        ids = np.unique(np.asarray(allowed, dtype=np.int64))
+        ids = unique_ids(allowed)
         return ids, index.rows(ids) if index is not None else None
 
     def _score_allowed(

@@ -487,6 +487,15 @@ def gpu_resources() -> Any:
     return _state["gpu_resources"]
 
 
+def unique_ids(ids: np.ndarray) -> np.ndarray:
+    """The distinct ids, sorted (int64), as np.unique gives them: np.unique of a plain array
+    imports numpy.ma in numpy 2 (~20 ms of a cold query's CPU), for ids that are never masked."""
+    ordered = np.sort(np.asarray(ids, dtype=np.int64).ravel())
+    keep = np.ones(len(ordered), dtype=bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
 def _as_matrix(vectors: np.ndarray, dim: int) -> np.ndarray:
     matrix = np.asarray(vectors, dtype=np.float32)
     if matrix.ndim == 1:

@@ -36,6 +36,7 @@ from .index import (
     faiss_module,
     gpu_available,
     gpu_number,
+    unique_ids,
 )
 
 __all__ = [
@@ -154,7 +155,7 @@ class VectorStore:
                 "(`lbsearch status` lists the models)",
             )
         if allowed is not None:
-            allowed = np.unique(np.asarray(allowed, dtype=np.int64))
+            allowed = unique_ids(allowed)
         wide = k * self.config.refine_factor if index.plan.kind is IndexKind.IVF_PQ else k
         nprobe = default_nprobe(index.plan, self.config)
         return index.search(queries, wide, allowed=allowed, nprobe=nprobe, device=self._device())
