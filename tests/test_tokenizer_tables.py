@@ -140,3 +140,23 @@ def test_sorted_table_answers_like_a_dict() -> None:
         assert table.get(key, -7) == source.get(key, -7), key
         assert (key in table) == (key in source), key
     assert len(table) == 4 and 5 not in table
+
+
+def test_old_copies_and_dead_writers_drafts_are_pruned(files: Path, tmp_path: Path) -> None:
+    from lbsearch.models import compact_vocabulary
+
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    stale = [tables / f"{i:032x}.tables" for i in range(compact_vocabulary._KEEP + 3)]
+    for i, path in enumerate(stale):
+        path.write_bytes(b"an old copy")
+        os.utime(path, (1000 + i, 1000 + i))
+    dead, fresh = tables / ".abc.123.draft", tables / ".abd.456.draft"
+    dead.write_bytes(b"half")
+    os.utime(dead, (1000, 1000))
+    fresh.write_bytes(b"being written")
+    ClipTokenizer(files, 77, tables)
+    left = sorted(tables.glob("*.tables"))
+    assert len(left) == compact_vocabulary._KEEP
+    assert stale[0] not in left and stale[-1] in left  # the oldest went
+    assert not dead.exists() and fresh.exists()

@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import os
 import sys
+import time
 import zlib
 from array import array
 from bisect import bisect_left
@@ -27,6 +28,7 @@ from pathlib import Path
 FORMAT = 1
 _MAGIC = b"lbsearch-clip-tables"
 _KEEP = 16  # copies kept in the folder (one per tokenizer a user's checkpoints carry)
+_DRAFT_AGE_S = 3600  # a draft this old was left by a process that died writing it
 
 
 class SortedTable:
@@ -139,9 +141,14 @@ def _pack(table: dict[str, int]) -> tuple[bytes, bytes] | None:
 
 
 def _prune(folder: Path, keep: Path) -> None:
-    """Copies beyond the newest `_KEEP` go (their checkpoints' files changed or went away)."""
+    """Copies beyond the newest `_KEEP` go (their checkpoints' files changed or went away), and
+    so do drafts an hour old (a process killed while writing one)."""
     with contextlib.suppress(OSError):
         copies = sorted(folder.glob("*.tables"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in copies[_KEEP:]:
             if old != keep:
                 old.unlink(missing_ok=True)
+        now = time.time()
+        for draft in folder.glob(".*.draft"):
+            if now - draft.stat().st_mtime > _DRAFT_AGE_S:
+                draft.unlink(missing_ok=True)
