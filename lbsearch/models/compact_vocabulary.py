@@ -96,14 +96,13 @@ def read_tables(folder: Path, key: str) -> CompactTables | None:
 def write_tables(folder: Path, key: str, vocab: dict[str, int], ranks: dict[str, int]) -> None:
     """Save the copy named `key` of these checked tables; a folder that cannot be written, or a
     key with a line break (never in CLIP's files), leaves no copy, and nothing else changes."""
-    parts = [_pack(vocab), _pack(ranks)]
-    if any(p is None for p in parts) or array("i").itemsize != 4:
+    tokens, merges = _pack(vocab), _pack(ranks)
+    if tokens is None or merges is None or array("i").itemsize != 4:
         return
-    (token_blob, token_ids), (merge_blob, merge_ranks) = parts  # type: ignore[misc]
-    body = token_blob + token_ids + merge_blob + merge_ranks
+    body = b"".join([*tokens, *merges])
     head = b" ".join(
         [_MAGIC, str(FORMAT).encode()]
-        + [str(n).encode() for n in (len(vocab), len(ranks), len(token_blob), len(merge_blob))]
+        + [str(n).encode() for n in (len(vocab), len(ranks), len(tokens[0]), len(merges[0]))]
         + [str(zlib.crc32(body)).encode()]
     )
     target = folder / f"{key}.tables"
