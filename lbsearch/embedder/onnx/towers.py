@@ -43,6 +43,7 @@ from .sessions import (
 
 MEDIA_DTYPES = ("float32", "int8")
 _ALIASES = {"fp32": "float32", "float32": "float32", "int8": "int8"}
+TABLES = "tokenizers"  # the cache root's folder of the tokenizers' compact tables
 
 
 def load_onnx_media_tower(
@@ -106,7 +107,6 @@ def load_onnx_text_tower(
 
 
 _export_lock = threading.Lock()
-TABLES = "tokenizers"  # the folder of the cache root with the tokenizers' compact tables
 
 
 def _open(entry: Path, threads: int, build: Callable[[], Any], quick_start: bool = False) -> Any:
