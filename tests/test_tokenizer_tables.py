@@ -65,8 +65,9 @@ def test_a_changed_file_is_read_again(files: Path, tmp_path: Path) -> None:
     tables = tmp_path / "tables"
     before = ClipTokenizer(files, 77, tables).full_ids(["a dog"])
     vocab = json.loads((files / "vocab.json").read_text(encoding="utf-8"))
-    vocab["dog</w>"], vocab["a</w>"] = vocab["a</w>"], vocab["dog</w>"]  # same size, new ids
-    (files / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    vocab["dog</w>"], vocab["a</w>"] = vocab["a</w>"], vocab["dog</w>"]  # new ids
+    # one more byte: the identity changes even where file times are coarse
+    (files / "vocab.json").write_text(json.dumps(vocab) + " ", encoding="utf-8")
     after = ClipTokenizer(files, 77, tables).full_ids(["a dog"])
     assert before[0, 1:3].tolist() == after[0, 1:3].tolist()[::-1]
     assert len(list(tables.glob("*.tables"))) == 2
