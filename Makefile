@@ -38,7 +38,7 @@ fix: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(PY) -m mypy
 
-# The default selection (under 10 minutes on 2 cores), the slow tests (marker `slow`, about 4
+# The default selection (under 10 minutes on 2 cores), the slow tests (marker `slow`, about 5
 # minutes), then the tests on a local Ray cluster (marker `ray`, a few minutes).
 pytest: $(VENV)/.installed
 	$(PY) -m pytest
