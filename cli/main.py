@@ -33,7 +33,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cut": ("cut", "cut"),
     "eval": ("eval", "eval_command"),
 }
-_GLOBAL_VALUES = ("--config",)  # global options that take a value
+_GLOBAL_VALUES = ("--config",)
+# commands that answer and exit, read-only: their processes skip Python's teardown (one_shot.py)
+ONE_SHOT = frozenset({"query"})  # global options that take a value
 
 
 def _version(value: bool) -> None:
@@ -95,4 +97,11 @@ def __getattr__(name: str) -> Any:
 
 
 def run() -> None:
-    build_app(command_named(sys.argv[1:]))()
+    command = command_named(sys.argv[1:])
+    if command in ONE_SHOT:
+        from .one_shot import one_shot_process
+
+        with one_shot_process():  # before the command's imports: the collector is off for them
+            build_app(command)()
+    else:
+        build_app(command)()

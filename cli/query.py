@@ -238,6 +238,7 @@ def _search_here(library: Path | None, config: Config, search: Query, runtime: R
     from lbsearch.library import Library  # after the text encoding has started
     from lbsearch.search import SearchEngine
 
+    from .one_shot import keep_until_exit
     from .query_server import Answer
 
     with Library.open(library, config=config, mapped=True) as lib:  # one search: no copies
@@ -246,6 +247,7 @@ def _search_here(library: Path | None, config: Config, search: Query, runtime: R
         )
         engine.prepare(search)  # while the text is being encoded
         hits = engine.search(search)
+        keep_until_exit(engine, early)  # the text tower's session alone takes ~20 ms to free
         if not hits:
             return Answer([], [], engine.explain_no_match(search))
     return Answer(hits, [hit_json(rank, hit) for rank, hit in enumerate(hits, 1)])

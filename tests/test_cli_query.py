@@ -388,3 +388,55 @@ def test_the_search_front_ends_set_their_threads_before_numpy_loads() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["[]", "1 PASSIVE"]
+
+
+ONE_SHOT = """
+import gc, os, runpy, sys
+class Teardown:  # freed only if Python tears the process down
+    def __del__(self, write=os.write):
+        write(2, b"TEARDOWN\\n")
+sentinel = Teardown()
+real_exit = os._exit
+def ending(status):
+    print("ENDED", status, "gc", gc.isenabled(), file=sys.stderr)
+    real_exit(status)
+os._exit = ending
+sys.argv = ["lbsearch", "--config", sys.argv[1], "query", *sys.argv[2:]]
+runpy.run_module("lbsearch", run_name="__main__")
+"""
+
+
+def test_a_query_process_ends_without_teardown_and_keeps_its_status(
+    tiny_config: Path, tiny_library: tuple[Path, Path]
+) -> None:
+    """A one-shot query skips the garbage collector and Python's teardown (cli/one_shot.py):
+    its output is complete and its exit status the command's."""
+    library = str(tiny_library[1])
+
+    def one_shot(*args: str) -> subprocess.CompletedProcess[str]:
+        script = [sys.executable, "-c", ONE_SHOT, str(tiny_config), *args, "--library", library]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        return subprocess.run(script, capture_output=True, text=True, timeout=300, env=env)
+
+    found = one_shot("a dog barking", "--all", "--json", "--limit", "50")
+    assert found.returncode == 0, found.stderr
+    assert len([json.loads(line) for line in found.stdout.splitlines()]) == 7
+    assert "ENDED 0 gc False" in found.stderr and "TEARDOWN" not in found.stderr, found.stderr
+    misused = one_shot("a dog", "--after", "someday")
+    assert misused.returncode == 2 and "is not a date" in misused.stderr
+    assert "ENDED 2 gc False" in misused.stderr and "TEARDOWN" not in misused.stderr
+
+
+def test_only_a_one_shot_process_keeps_objects_until_it_ends() -> None:
+    from lbsearch.cli import one_shot
+
+    one_shot.keep_until_exit(object())  # here, in the test process: nothing is kept
+    assert one_shot._process.kept == []
+    assert [one_shot.exit_status(c) for c in (None, 0, 3, 256 + 2, -1, "message")] == [
+        0,
+        0,
+        3,
+        2,
+        255,
+        1,
+    ]
