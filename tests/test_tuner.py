@@ -310,3 +310,24 @@ def test_installed_versions_are_read_without_importing_importlib_metadata() -> N
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.split() == [metadata.version("onnxruntime"), "None", "False"], done.stderr
+
+
+@pytest.mark.skipif(
+    not Path("/proc/cpuinfo").is_file()
+    or "model name" not in Path("/proc/cpuinfo").read_text(errors="replace"),
+    reason="needs a /proc/cpuinfo that names the CPU",
+)
+def test_the_cpu_is_named_without_running_uname(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold query looks the decision up by the CPU's name: /proc/cpuinfo's, not
+    platform.processor()'s, which runs `uname -p` in a child process (~10 ms)."""
+
+    def uname_p() -> str:
+        raise AssertionError("platform.processor() was called")
+
+    monkeypatch.setattr(tuner.platform, "processor", uname_p)
+    model = next(
+        line.partition(":")[2].strip()
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines()
+        if line.startswith("model name")
+    )
+    assert tuner.cpu_name().startswith(f"{model} (flags ")
