@@ -16,6 +16,7 @@ import pytest
 # Tests never reach the hub: a missing model must fail fast, not retry a dead network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # as lbsearch.embedder.onnx sets it
 # ONNX exports and tower identities go to a cache of this run, never the developer's.
 os.environ["LBSEARCH_CACHE"] = tempfile.mkdtemp(prefix="lbsearch-test-cache-")
 # Nor the developer's Hugging Face cache: a checkpoint downloaded there must not change what

@@ -4,6 +4,7 @@ collector, the missing-install message. The cluster tests are in test_index_ray.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import dataclasses
 import math
 import os
@@ -140,6 +141,22 @@ def test_ray_without_the_extra_says_how_to_install_it(
     assert result.exit_code == 2, result.output
     assert "lbsearch[ray]" in result.output
     assert not (tmp_path / "lib").exists()  # refused before the library was created
+
+
+def test_ray_reports_no_usage_statistics_unless_the_user_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ray sends usage statistics to its developers by default; a run of lbsearch does not."""
+    from lbsearch.indexers.ray import import_ray
+
+    monkeypatch.delenv("RAY_USAGE_STATS_ENABLED", raising=False)
+    with contextlib.suppress(UsageError):  # Ray not installed: the setting is made all the same
+        import_ray()
+    assert os.environ["RAY_USAGE_STATS_ENABLED"] == "0"
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "1")  # the user's own choice stands
+    with contextlib.suppress(UsageError):
+        import_ray()
+    assert os.environ["RAY_USAGE_STATS_ENABLED"] == "1"
 
 
 def test_a_worker_missing_a_file_this_machine_reads_stops_the_run(tmp_path: Path) -> None:

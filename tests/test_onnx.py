@@ -389,3 +389,49 @@ def test_a_graph_onnxruntime_cannot_optimise_is_recorded_and_not_tried_again(
     monkeypatch.setattr(towers, "save_optimized", again)
     quick = load_onnx_text_tower(image, cache_dir=cache, quick_start=True)
     assert "text-optimized" not in quick.session._model_path
+
+
+TELEMETRY = """
+import sys
+from pathlib import Path
+
+import onnx
+from onnx import TensorProto, helper
+
+from lbsearch.embedder.onnx.sessions import open_session
+
+x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+model.ir_version = 8
+onnx.save(model, sys.argv[1])
+session = open_session(Path(sys.argv[1]))
+print(session.run(["y"], {"x": __import__("numpy").ones(1, "float32")})[0])
+"""
+CI_VARIABLES = (  # where ONNX Runtime finds one, it records nothing: the test must not look like CI
+    "CI",
+    "GITHUB_ACTIONS",
+    "GITLAB_CI",
+    "JENKINS_URL",
+    "TRAVIS",
+    "CIRCLECI",
+    "BUILDKITE",
+    "TF_BUILD",
+    "CODEBUILD_BUILD_ID",
+    "BITBUCKET_BUILD_NUMBER",
+    "TEAMCITY_VERSION",
+)
+
+
+def test_onnx_runtime_records_and_sends_no_telemetry(tmp_path: Path) -> None:
+    """ONNX Runtime's own telemetry (a device id and an event store in the user's cache, then
+    uploads) stays off in a process that runs lbsearch's sessions, CI or not."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in (*CI_VARIABLES, "ORT_DISABLE_TELEMETRY")}
+    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"))
+    args = [sys.executable, "-c", TELEMETRY, str(tmp_path / "identity.onnx")]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[1.]", done.stderr
+    assert [str(p.relative_to(home)) for p in home.rglob("*")] == []

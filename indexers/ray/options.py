@@ -6,6 +6,7 @@ on machines without it.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -71,7 +72,12 @@ class RayOptions:
 
 
 def import_ray() -> Any:
-    """The ray module, or a UsageError that says how to install it."""
+    """The ray module, or a UsageError that says how to install it.
+
+    Ray reports usage statistics to its developers by default; lbsearch's runs do not (a
+    local instance it starts, and its own driver), unless RAY_USAGE_STATS_ENABLED says so. A
+    cluster started by hand follows its own setting (`ray start --disable-usage-stats`)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         import ray
         import ray.data  # a separate part of ray: "ray" alone lacks it

@@ -7,6 +7,15 @@ onnxscript.
 
 from __future__ import annotations
 
+import os
+
+# ONNX Runtime 1.29 and later record telemetry on Linux and macOS too: a device identifier and
+# an SQLite store of events under ~/.cache/Microsoft/DeveloperTools, uploaded when the network
+# allows. A local search engine sends nothing: this turns all of it off (nothing created,
+# recorded or sent) in any process that loads lbsearch's towers, before ONNX Runtime loads;
+# set ORT_DISABLE_TELEMETRY=0 beforehand to leave it on. (It also cost ~40 ms of CPU a query.)
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 from .cache import OnnxCacheError, cache_root
 from .quantize import cpu_has_vnni
 from .sessions import OnnxMediaTower, OnnxTextTower
