@@ -33,9 +33,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cut": ("cut", "cut"),
     "eval": ("eval", "eval_command"),
 }
-_GLOBAL_VALUES = ("--config",)
+_GLOBAL_VALUES = ("--config",)  # global options that take a value
 # commands that answer and exit, read-only: their processes skip Python's teardown (one_shot.py)
-ONE_SHOT = frozenset({"query"})  # global options that take a value
+ONE_SHOT = frozenset({"query"})
 
 
 def _version(value: bool) -> None:

@@ -6,10 +6,11 @@ checking them and building their dictionaries took 75-100 ms of a cold query's t
 of it holding Python's lock. The compact copy is written once those checks have passed: both
 tables sorted, each one block of UTF-8 keys with the packed end offsets and numbers beside it,
 looked up by bisection on the bytes, so reading one is a read and three copies (about 1 ms; a
-first format, split into ~98,000 strings on reading, took 9-15 ms). A copy is named after the identity of the files
-it was made from (path, size, modification and change times, inode): an edited or re-downloaded
-file is read and checked again. A copy that does not read back whole (truncated, damaged, another
-format) is ignored; the tokenizer then reads the checkpoint's files as before.
+first format, split into ~98,000 strings on reading, took 9-15 ms). A copy is named after the
+identity of the files it was made from (path, size, modification and change times, inode): an
+edited or re-downloaded file is read and checked again. A copy that does not read back whole
+(truncated, damaged, another format) is ignored; the tokenizer then reads the checkpoint's files
+as before.
 """
 
 from __future__ import annotations
@@ -54,9 +55,10 @@ class SortedTable:
 
     @classmethod
     def of(cls, table: dict[str, int]) -> SortedTable:
-        keys = [key.encode("utf-8") for key in sorted(table)]
+        names = sorted(table)
+        keys = [name.encode("utf-8") for name in names]
         ends = array("I", itertools.accumulate(len(key) for key in keys))
-        return cls(b"".join(keys), ends, array("i", [table[k] for k in sorted(table)]))
+        return cls(b"".join(keys), ends, array("i", [table[name] for name in names]))
 
     def get(self, key: str, default: int) -> int:
         found = self._lookup(key)
