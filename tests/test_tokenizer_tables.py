@@ -132,7 +132,6 @@ def test_tokenizer_json_alone_is_kept_too(files: Path, tmp_path: Path) -> None:
 
 
 def test_sorted_table_answers_like_a_dict() -> None:
-
     source = {"b": 4, "a": 0, "ab</w>": 9, "é": 2, "\uffff": 5, "𝄞": 6, "a b": 1}
     table = SortedTable.of(source)
     for key in [*source, "", "c", "aa", "ab", "zzz", "e", "\ud800", "a\nb", "\U0010ffff"]:
@@ -161,7 +160,9 @@ def test_old_copies_and_dead_writers_drafts_are_pruned(files: Path, tmp_path: Pa
     assert not dead.exists() and fresh.exists()
 
 
-def test_random_plain_texts_tokenize_alike_from_the_tables(files: Path, tmp_path: Path) -> None:
+def test_random_plain_texts_tokenize_alike_from_the_tables(
+    files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The tables' look-ups (bisection on the keys' bytes, remembered) give the dictionaries'
     ids on texts of every printable ASCII character."""
     rng = np.random.default_rng(7)
@@ -170,4 +171,5 @@ def test_random_plain_texts_tokenize_alike_from_the_tables(files: Path, tmp_path
     expected = ClipTokenizer(files, 77).full_ids(texts)
     tables = tmp_path / "tables"
     ClipTokenizer(files, 77, tables)  # keeps the copy
+    _reading_files_fails(monkeypatch)  # the next one reads the copy alone
     np.testing.assert_array_equal(ClipTokenizer(files, 77, tables).full_ids(texts), expected)
