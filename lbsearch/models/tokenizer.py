@@ -246,9 +246,10 @@ def _symbol_pair(merge: Any) -> bool:
 
 
 def _vocabulary_files(checkpoint_dir: Path) -> list[Path]:
-    """The files `_read_vocabulary` reads."""
+    """The files `_read_vocabulary` reads (the same test picks them: the copy is keyed by
+    the files actually read)."""
     combined = checkpoint_dir / "tokenizer.json"
-    if combined.exists():
+    if combined.is_file():
         return [combined]
     return [checkpoint_dir / "vocab.json", checkpoint_dir / "merges.txt"]
 
