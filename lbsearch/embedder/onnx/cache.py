@@ -4,7 +4,7 @@ Layout under the cache root (the parameter, $LBSEARCH_CACHE, else the user cache
 folder per export format so that a new lbsearch never runs graphs an older one wrote:
 
     onnx/v1/media/<weights key>-<dtype>/       model.onnx, model.onnx.data, meta.json
-    onnx/v1/text/<identity>-<text config>/     model.onnx, model.onnx.data, meta.json
+    onnx/v1/text/<identity>-<text config>-g<text graph>/   model.onnx, model.onnx.data, meta.json
     onnx/v1/text-optimized/<text entry>-ort<version>/   the same, as ONNX Runtime optimised it
 
 A weights key digests what identifies a checkpoint file without reading it (path, size, mtime)
@@ -36,6 +36,9 @@ from ...models.spec import TextSpec
 from ..cache import cache_dir, read_json, write_json_atomically
 
 EXPORT_FORMAT = 1  # bump when the exported graphs change (inputs, normalisation, opset, quantising)
+# The text graph's own version (text_graph.py), in its entry's name: a new one replaces the text
+# exports of older ones (0.5 GB each at full size) and leaves the media exports alone.
+TEXT_GRAPH = 2  # 1 (no suffix): torch.onnx's trace
 MODEL_FILE = "model.onnx"
 META_FILE = "meta.json"
 
@@ -91,7 +94,7 @@ class OnnxCache:
     def text_entry(self, identity: str, spec: TextSpec) -> Path:
         # The graph follows config.json too (activation, epsilon, heads), not the weights alone.
         shape = hashlib.sha256(repr(spec).encode("utf-8")).hexdigest()[:8]
-        return self.base / "text" / f"{identity}-{shape}"
+        return self.base / "text" / f"{identity}-{shape}-g{TEXT_GRAPH}"
 
     def optimized_entry(self, text_entry: Path) -> Path:
         """Where ONNX Runtime's optimised copy of a text export lives. An optimised graph holds
@@ -100,6 +103,16 @@ class OnnxCache:
 
         version = re.sub(r"[^A-Za-z0-9.]", "_", onnxruntime.__version__)
         return self.base / "text-optimized" / f"{text_entry.name}-ort{version}"
+
+    def prune_text(self, keep: Path) -> None:
+        """Remove the text exports that `keep` replaces (the same weights and config in an older
+        graph version), and their optimised copies."""
+        plain = keep.name.rsplit("-g", 1)[0]
+        for entry in keep.parent.iterdir():
+            if entry != keep and (entry.name == plain or entry.name.startswith(f"{plain}-g")):
+                for copy in (self.base / "text-optimized").glob(f"{entry.name}-ort*"):
+                    shutil.rmtree(copy, ignore_errors=True)
+                shutil.rmtree(entry, ignore_errors=True)
 
     def prune_media(self, weights_path: str, keep: str) -> None:
         """Remove exports of an older version of the same weights file (its key changed)."""

@@ -1,10 +1,12 @@
-"""Export a checkpoint's towers from lbsearch's torch modules to ONNX (needs torch and onnxscript).
+"""Export a checkpoint's towers from lbsearch's torch modules to ONNX (needs torch, onnx and
+onnxscript).
 
-torch.onnx's torch.export-based exporter (`dynamo=True`) is used: the TorchScript exporter is
-deprecated in torch 2.9+ and slated for removal. Each graph ends in the L2 normalisation, so ONNX
-Runtime hands out unit rows as torch's encoders do, and before an export is kept it is run once in
-ONNX Runtime against torch on the same inputs: an export that does not reproduce the torch tower
-(cosine < 0.99999) is refused instead of cached.
+Media towers go through torch.onnx's torch.export-based exporter (`dynamo=True`: the TorchScript
+exporter is deprecated in torch 2.9+ and slated for removal). The text tower, which a query waits
+for, is written from its weights by text_graph.py around ONNX Runtime's fused attention instead.
+Each graph ends in the L2 normalisation, so ONNX Runtime hands out unit rows as torch's encoders
+do, and before an export is kept it is run once in ONNX Runtime against torch on the same inputs:
+an export that does not reproduce the torch tower (cosine < 0.99999) is refused instead of cached.
 
 Only this module imports torch; running an exported tower never does.
 """
@@ -18,6 +20,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -25,9 +28,12 @@ from torch import nn
 
 from ...models.checkpoint import Checkpoint
 from ...models.encoder import Encoder, Placement, TextEncoder
+from ...models.spec import TextSpec
+from ...models.towers import EncoderLayer, TextModel
 from ...types import Modality
 from .cache import MODEL_FILE, OnnxCacheError
 from .sessions import EOS_POSITIONS, IDS, PIXELS, VECTORS
+from .text_graph import TextLayer, TextWeights, write_text_graph
 
 OPSET = 20
 MIN_EXPORT_COSINE = 0.99999
@@ -63,9 +69,10 @@ def load_media_module(checkpoint: Checkpoint, modality: Modality) -> nn.Module:
     return Encoder(checkpoint, _CPU_FP32, modality).model
 
 
-def load_text_module(checkpoint: Checkpoint) -> tuple[nn.Module, str]:
+def load_text_module(checkpoint: Checkpoint) -> tuple[TextModel, str]:
     """The text tower and its content fingerprint (equal for towers with identical weights)."""
     encoder = TextEncoder(checkpoint, _CPU_FP32)
+    assert isinstance(encoder.model, TextModel)  # TextEncoder builds one
     return encoder.model, encoder.fingerprint
 
 
@@ -82,22 +89,68 @@ def export_media(module: nn.Module, input_shape: tuple[int, ...], folder: Path) 
     )
 
 
-def export_text(
-    module: nn.Module, context_length: int, vocab_size: int, folder: Path
-) -> ExportReport:
-    """(B, L) int64 ids and (B,) int64 EOS positions -> (B, dim) unit rows, B and L dynamic."""
+def export_text(module: TextModel, spec: TextSpec, folder: Path) -> ExportReport:
+    """(B, L) int64 ids and (B,) int64 EOS positions -> (B, dim) unit rows, B and L dynamic:
+    the graph text_graph.py writes from the module's weights, not a trace of the module."""
+    start = time.perf_counter()
+    try:
+        write_text_graph(text_weights(module, spec), folder)
+    except ImportError as exc:
+        raise OnnxCacheError(
+            f"writing the text tower to ONNX needs a package that is not installed: {exc.name}",
+            "pip install onnx (it comes with lbsearch's dependencies)",
+        ) from exc
+    seconds = time.perf_counter() - start
     generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, vocab_size, (3, 7), generator=generator, dtype=torch.int64)
-    eos = torch.tensor([6, 2, 4], dtype=torch.int64)
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    length = torch.export.Dim("length", min=2, max=context_length)
-    return _export(
-        _UnitText(module),
-        (ids, eos),
-        folder,
-        input_names=[IDS, EOS_POSITIONS],
-        dynamic_shapes=({0: batch, 1: length}, {0: batch}),
+    ids = torch.randint(0, spec.vocab_size, (3, 7), generator=generator, dtype=torch.int64)
+    eos = torch.tensor([6, 2, 4], dtype=torch.int64)  # rows of other lengths, padded
+    inputs = (ids, eos)
+    cosine = _check_against_torch(
+        _UnitText(module), inputs, folder / MODEL_FILE, [IDS, EOS_POSITIONS]
     )
+    return ExportReport(seconds, cosine)
+
+
+def text_weights(module: TextModel, spec: TextSpec) -> TextWeights:
+    """The text tower's weights as numpy arrays, laid out for text_graph.py (float32)."""
+    tower = module.text_model
+    layers = tuple(_layer_weights(cast(EncoderLayer, layer)) for layer in tower.encoder.layers)
+    return TextWeights(
+        token_table=_array(tower.embeddings.token_embedding.weight),
+        position_table=_array(tower.embeddings.position_embedding.weight),
+        layers=layers,
+        final_norm=_norm(tower.final_layer_norm),
+        projection=_array(module.text_projection.weight).T,
+        num_heads=spec.shape.num_heads,
+        activation=spec.shape.hidden_act,
+        epsilon=spec.shape.layer_norm_eps,
+    )
+
+
+def _layer_weights(layer: EncoderLayer) -> TextLayer:
+    attention = layer.self_attn
+    return TextLayer(
+        norm1=_norm(layer.layer_norm1),
+        qkv=_packed(attention.q_proj, attention.k_proj, attention.v_proj),
+        out=_packed(attention.out_proj),
+        norm2=_norm(layer.layer_norm2),
+        fc1=_packed(layer.mlp.fc1),
+        fc2=_packed(layer.mlp.fc2),
+    )
+
+
+def _packed(*linears: nn.Linear) -> tuple[np.ndarray, np.ndarray]:
+    """Linear layers side by side as one (in, sum of outs) matrix for MatMul, and their biases."""
+    matrix = np.concatenate([_array(linear.weight).T for linear in linears], axis=1)
+    return matrix, np.concatenate([_array(linear.bias) for linear in linears])
+
+
+def _norm(norm: nn.LayerNorm) -> tuple[np.ndarray, np.ndarray]:
+    return _array(norm.weight), _array(norm.bias)
+
+
+def _array(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().to(torch.float32).numpy()
 
 
 def _export(

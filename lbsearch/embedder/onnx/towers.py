@@ -16,11 +16,12 @@ from typing import Any
 
 from ...errors import CheckpointError, UsageError
 from ...models.checkpoint import Checkpoint
-from ...models.tokenizer import CONTEXT_LENGTH, ClipTokenizer
+from ...models.tokenizer import ClipTokenizer
 from ...types import Modality
 from ..identity import text_tower_identity
 from .cache import (
     MODEL_FILE,
+    TEXT_GRAPH,
     Notify,
     OnnxCache,
     OnnxCacheError,
@@ -90,7 +91,7 @@ def load_onnx_text_tower(
     entry = cache.text_entry(identity, checkpoint.spec.text)
 
     def build() -> None:
-        _build_text(checkpoint, entry, identity, notify)
+        _build_text(checkpoint, cache, entry, identity, notify)
 
     tokenizer = ClipTokenizer(
         checkpoint.directory, checkpoint.spec.text.max_positions, cache_root(cache_dir) / TABLES
@@ -227,7 +228,9 @@ def _build_media(
         _say_done(notify, what, entry)
 
 
-def _build_text(checkpoint: Checkpoint, entry: Path, identity: str, notify: Notify | None) -> None:
+def _build_text(
+    checkpoint: Checkpoint, cache: OnnxCache, entry: Path, identity: str, notify: Notify | None
+) -> None:
     what = f"the text tower of {checkpoint.model_id}"
 
     def build(folder: Path) -> dict[str, Any]:
@@ -240,13 +243,11 @@ def _build_text(checkpoint: Checkpoint, entry: Path, identity: str, notify: Noti
                 f"{checkpoint.weights}: the text weights changed while being read",
                 "run the command again",
             )
-        spec = checkpoint.spec.text
-        report = export_text(
-            module, min(CONTEXT_LENGTH, spec.max_positions), spec.vocab_size, folder
-        )
+        report = export_text(module, checkpoint.spec.text, folder)
         weights = WeightsIdentity.of(checkpoint)
         return {
             "kind": "text",
+            "graph": TEXT_GRAPH,
             "dtype": "float32",
             "identity": identity,
             "export_seconds": round(report.seconds, 1),
@@ -255,6 +256,7 @@ def _build_text(checkpoint: Checkpoint, entry: Path, identity: str, notify: Noti
         }
 
     if publish(entry, build):
+        cache.prune_text(keep=entry)
         _say_done(notify, what, entry)
 
 
