@@ -16,11 +16,13 @@ from lbsearch.embedder.onnx import load_onnx_text_tower
 from lbsearch.embedder.onnx.cache import MODEL_FILE, OnnxCache, read_meta
 from lbsearch.embedder.onnx.export import MIN_EXPORT_COSINE, export_text
 from lbsearch.embedder.onnx.sessions import EOS_POSITIONS, IDS, VECTORS
+from lbsearch.errors import UsageError
 from lbsearch.models.checkpoint import open_checkpoint
 from lbsearch.models.spec import TextSpec, TowerShape
 from lbsearch.models.towers import TextModel
 
 LAYERS = 3
+START = 118  # the start-of-text id of the random towers (vocab 120)
 
 
 def _random_tower(activation: str, seed: int = 0) -> tuple[TextModel, TextSpec]:
@@ -48,12 +50,13 @@ def _torch_rows(model: TextModel, ids: np.ndarray, eos: np.ndarray) -> np.ndarra
 @pytest.mark.parametrize("activation", ["gelu", "quick_gelu", "gelu_pytorch_tanh", "gelu_new"])
 def test_the_written_graph_gives_the_torch_towers_vectors(activation: str, tmp_path: Path) -> None:
     model, spec = _random_tower(activation)
-    report = export_text(model, spec, tmp_path)
+    report = export_text(model, spec, START, tmp_path)
     assert report.min_cosine >= MIN_EXPORT_COSINE
     session = ort.InferenceSession(str(tmp_path / MODEL_FILE), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(1)
     ids = rng.integers(0, spec.vocab_size, size=(4, spec.max_positions), dtype=np.int64)
-    eos = np.array([19, 0, 7, 12], dtype=np.int64)  # the longest row, a lone token, padded rows
+    ids[:, 0] = START
+    eos = np.array([19, 1, 6, 12], dtype=np.int64)  # the longest row, an empty text, padded rows
     got = session.run([VECTORS], {IDS: ids, EOS_POSITIONS: eos})[0]
     np.testing.assert_allclose(got, _torch_rows(model, ids, eos), atol=2e-6)
     for row in range(len(ids)):  # alone and trimmed to its own length, as a query runs
@@ -64,7 +67,7 @@ def test_the_written_graph_gives_the_torch_towers_vectors(activation: str, tmp_p
 
 def test_the_graph_is_the_fused_form_a_query_runs_fast_in(tmp_path: Path) -> None:
     model, spec = _random_tower("gelu")
-    export_text(model, spec, tmp_path)
+    export_text(model, spec, START, tmp_path)
     graph = onnx.load(str(tmp_path / MODEL_FILE), load_external_data=False).graph
     ops = [node.op_type for node in graph.node]
     attention = [node for node in graph.node if node.op_type == "Attention"]
@@ -73,7 +76,9 @@ def test_the_graph_is_the_fused_form_a_query_runs_fast_in(tmp_path: Path) -> Non
         attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         assert attributes == {"num_heads": 4, "unidirectional": 1}
     assert not {"Trilu", "Where", "Transpose", "Softmax"} & set(ops), "attention unfused"
-    assert len(ops) <= 12 * LAYERS + 12, ops  # the trace: ~50 a layer
+    assert len(ops) <= 13 * LAYERS + 16, ops  # the trace: ~50 a layer
+    # the start token's keys and values come in as each attention's past, not computed
+    assert all(len(node.input) == 5 and node.input[4] for node in attention)
     # after the last attention only the end-of-text rows go on (two gathers, one per stream)
     last = max(i for i, op in enumerate(ops) if op == "Attention")
     assert ops[last + 1 : last + 3] == ["GatherND", "GatherND"]
@@ -101,3 +106,15 @@ def test_an_older_text_graph_is_replaced_and_its_copies_removed(
     assert current.is_dir()
     assert [p for p in older if p.exists()] == []
     assert all(p.exists() for p in unrelated)
+
+
+def test_the_tower_refuses_rows_that_do_not_begin_with_the_start_token(
+    tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tower = load_onnx_text_tower(open_checkpoint(str(tiny_dir / "image")), cache_dir=tmp_path)
+    assert tower.encode(["a dog"]).shape == (1, 16)
+    # the graph takes the start token's keys and values as given: another first id would get
+    # the start token's states silently
+    monkeypatch.setattr(tower.tokenizer, "start_id", tower.tokenizer.start_id + 1)
+    with pytest.raises(UsageError, match="start token"):
+        tower.encode(["a dog"])

@@ -53,7 +53,8 @@ class ClipTokenizer:
         self._dir = checkpoint_dir
         self._files: tuple[dict[str, int], list[str]] | None = None
         vocab, ranks = self._tables(tables_dir)
-        self._plain = PlainBpe(vocab, ranks, vocab.get(BOS, -1), vocab.get(EOS, -1), str(self._dir))
+        self.start_id = vocab.get(BOS, -1)  # every row's first id (checked present)
+        self._plain = PlainBpe(vocab, ranks, self.start_id, vocab.get(EOS, -1), str(self._dir))
         self._pipeline: Any = None
         self._building = threading.Lock()
 

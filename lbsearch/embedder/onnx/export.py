@@ -89,12 +89,13 @@ def export_media(module: nn.Module, input_shape: tuple[int, ...], folder: Path) 
     )
 
 
-def export_text(module: TextModel, spec: TextSpec, folder: Path) -> ExportReport:
-    """(B, L) int64 ids and (B,) int64 EOS positions -> (B, dim) unit rows, B and L dynamic:
-    the graph text_graph.py writes from the module's weights, not a trace of the module."""
+def export_text(module: TextModel, spec: TextSpec, start_id: int, folder: Path) -> ExportReport:
+    """(B, L) int64 ids, each row starting with `start_id`, and (B,) int64 EOS positions ->
+    (B, dim) unit rows, B and L dynamic: the graph text_graph.py writes from the module's
+    weights, not a trace of the module."""
     start = time.perf_counter()
     try:
-        write_text_graph(text_weights(module, spec), folder)
+        write_text_graph(text_weights(module, spec, start_id), folder)
     except ImportError as exc:
         raise OnnxCacheError(
             f"writing the text tower to ONNX needs a package that is not installed: {exc.name}",
@@ -103,7 +104,8 @@ def export_text(module: TextModel, spec: TextSpec, folder: Path) -> ExportReport
     seconds = time.perf_counter() - start
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(0, spec.vocab_size, (3, 7), generator=generator, dtype=torch.int64)
-    eos = torch.tensor([6, 2, 4], dtype=torch.int64)  # rows of other lengths, padded
+    ids[:, 0] = start_id
+    eos = torch.tensor([6, 1, 4], dtype=torch.int64)  # rows of other lengths, padded
     inputs = (ids, eos)
     cosine = _check_against_torch(
         _UnitText(module), inputs, folder / MODEL_FILE, [IDS, EOS_POSITIONS]
@@ -111,11 +113,17 @@ def export_text(module: TextModel, spec: TextSpec, folder: Path) -> ExportReport
     return ExportReport(seconds, cosine)
 
 
-def text_weights(module: TextModel, spec: TextSpec) -> TextWeights:
-    """The text tower's weights as numpy arrays, laid out for text_graph.py (float32)."""
+def text_weights(module: TextModel, spec: TextSpec, start_id: int) -> TextWeights:
+    """The text tower's weights as numpy arrays, laid out for text_graph.py (float32), and
+    the keys and values of the start token in each layer, as the torch tower computes them."""
     tower = module.text_model
-    layers = tuple(_layer_weights(cast(EncoderLayer, layer)) for layer in tower.encoder.layers)
+    encoder_layers = [cast(EncoderLayer, layer) for layer in tower.encoder.layers]
+    pasts = _start_pasts(module, encoder_layers, start_id, spec.shape.num_heads)
+    layers = tuple(
+        _layer_weights(layer, past) for layer, past in zip(encoder_layers, pasts, strict=True)
+    )
     return TextWeights(
+        start_id=start_id,
         token_table=_array(tower.embeddings.token_embedding.weight),
         position_table=_array(tower.embeddings.position_embedding.weight),
         layers=layers,
@@ -127,11 +135,28 @@ def text_weights(module: TextModel, spec: TextSpec) -> TextWeights:
     )
 
 
-def _layer_weights(layer: EncoderLayer) -> TextLayer:
+@torch.inference_mode()
+def _start_pasts(
+    module: TextModel, layers: list[EncoderLayer], start_id: int, heads: int
+) -> list[np.ndarray]:
+    """Each layer's keys and values of the start token alone at position 0, as
+    (2, 1, heads, 1, head size): what every text's first position gives (causal mask)."""
+    state = module.text_model.embeddings(torch.tensor([[start_id]]))
+    pasts = []
+    for layer in layers:
+        normed = layer.layer_norm1(state)
+        pair = [layer.self_attn.k_proj(normed), layer.self_attn.v_proj(normed)]
+        pasts.append(np.stack([_array(p).reshape(1, heads, 1, -1) for p in pair]))
+        state = layer(state, causal=True)
+    return pasts
+
+
+def _layer_weights(layer: EncoderLayer, start_past: np.ndarray) -> TextLayer:
     attention = layer.self_attn
     return TextLayer(
         norm1=_norm(layer.layer_norm1),
         qkv=_packed(attention.q_proj, attention.k_proj, attention.v_proj),
+        start_past=start_past,
         out=_packed(attention.out_proj),
         norm2=_norm(layer.layer_norm2),
         fc1=_packed(layer.mlp.fc1),

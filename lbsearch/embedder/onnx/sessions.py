@@ -135,5 +135,11 @@ class OnnxTextTower:
 
     def _encode_chunk(self, texts: list[str]) -> np.ndarray:
         batch = self.tokenizer(texts)
+        if not (batch.input_ids[:, 0] == self.tokenizer.start_id).all():
+            # the graph takes the start token's states as given (text_graph.py)
+            raise UsageError(
+                f"{self.model_id}: the tokenizer's rows do not all begin with its start token",
+                "report this with the texts; use the torch back-end meanwhile",
+            )
         feed = {IDS: batch.input_ids, EOS_POSITIONS: batch.eos_positions}
         return np.asarray(self.session.run([VECTORS], feed)[0], dtype=np.float32)

@@ -91,7 +91,7 @@ def load_onnx_text_tower(
     entry = cache.text_entry(identity, checkpoint.spec.text)
 
     def build() -> None:
-        _build_text(checkpoint, cache, entry, identity, notify)
+        _build_text(checkpoint, cache, entry, tokenizer.start_id, identity, notify)
 
     tokenizer = ClipTokenizer(
         checkpoint.directory, checkpoint.spec.text.max_positions, cache_root(cache_dir) / TABLES
@@ -229,7 +229,12 @@ def _build_media(
 
 
 def _build_text(
-    checkpoint: Checkpoint, cache: OnnxCache, entry: Path, identity: str, notify: Notify | None
+    checkpoint: Checkpoint,
+    cache: OnnxCache,
+    entry: Path,
+    start_id: int,
+    identity: str,
+    notify: Notify | None,
 ) -> None:
     what = f"the text tower of {checkpoint.model_id}"
 
@@ -243,7 +248,7 @@ def _build_text(
                 f"{checkpoint.weights}: the text weights changed while being read",
                 "run the command again",
             )
-        report = export_text(module, checkpoint.spec.text, folder)
+        report = export_text(module, checkpoint.spec.text, start_id, folder)
         weights = WeightsIdentity.of(checkpoint)
         return {
             "kind": "text",
