@@ -123,7 +123,6 @@ def text_weights(module: TextModel, spec: TextSpec, start_id: int) -> TextWeight
         _layer_weights(layer, past) for layer, past in zip(encoder_layers, pasts, strict=True)
     )
     return TextWeights(
-        start_id=start_id,
         token_table=_array(tower.embeddings.token_embedding.weight),
         position_table=_array(tower.embeddings.position_embedding.weight),
         layers=layers,

@@ -64,7 +64,6 @@ class TextLayer:
 class TextWeights:
     """A text tower's weights and the shape config.json gives it, free of torch."""
 
-    start_id: int  # the start-of-text token, every text's first
     token_table: np.ndarray  # (vocab, D)
     position_table: np.ndarray  # (positions, D)
     layers: tuple[TextLayer, ...]
@@ -95,7 +94,7 @@ class _Graph:
         return name
 
     def linear(self, name: str, value: str, weights: Linear) -> str:
-        matrix = self.constant(f"{name}.weight", weights[0].astype(np.float32))
+        matrix = self.constant(f"{name}.weight", weights[0])
         product = self.node("MatMul", [value, matrix], f"{name}.product")
         return self.node("Add", [product, self.constant(f"{name}.bias", weights[1])], name)
 
@@ -106,27 +105,11 @@ class _Graph:
 
 
 def write_text_graph(weights: TextWeights, folder: Path) -> Path:
-    """(B, L) int64 ids and (B,) int64 EOS positions -> (B, P) float32 unit rows, B and L
-    dynamic; saved as `folder`/model.onnx with its weights beside it (model.onnx.data)."""
+    """(B, L) int64 ids, each row beginning with the start token, and (B,) int64 EOS positions
+    -> (B, P) float32 unit rows, B and L dynamic; saved as `folder`/model.onnx with its weights
+    beside it (model.onnx.data)."""
     graph = _Graph()
-    one = graph.constant("one", _i64(1))
-    residual = _embeddings(graph, weights, one)
-    after_start = graph.node("Sub", [EOS_POSITIONS, one], "eos_after_start")
-    eos = graph.node("Unsqueeze", [after_start, graph.constant("last_axis", _i64(-1))], "eos")
-    past_shape = _past_shape(graph, weights.layers[0].start_past)
-    for index, layer in enumerate(weights.layers):
-        last = index == len(weights.layers) - 1
-        past = graph.node(
-            "Expand",
-            [graph.constant(f"layer{index}.start_past", layer.start_past), past_shape],
-            f"layer{index}.past",
-        )
-        residual = _block(
-            graph, weights, f"layer{index}", layer, (residual, past), eos if last else None
-        )
-    pooled = graph.norm("final_norm", residual, weights.final_norm, weights.epsilon)
-    matrix = graph.constant("projection", weights.projection.astype(np.float32))
-    _unit_rows(graph, graph.node("MatMul", [pooled, matrix], "projected"))
+    _unit_rows(graph, _tower(graph, weights))
     inputs = [
         helper.make_tensor_value_info(IDS, TensorProto.INT64, ["batch", "length"]),
         helper.make_tensor_value_info(EOS_POSITIONS, TensorProto.INT64, ["batch"]),
@@ -148,6 +131,28 @@ def write_text_graph(weights: TextWeights, folder: Path) -> Path:
         size_threshold=1024,
     )
     return path
+
+
+def _tower(graph: _Graph, weights: TextWeights) -> str:
+    """The projected (B, P) state of each text's end-of-text token."""
+    one = graph.constant("one", _i64(1))
+    residual = _embeddings(graph, weights, one)
+    after_start = graph.node("Sub", [EOS_POSITIONS, one], "eos_after_start")
+    eos = graph.node("Unsqueeze", [after_start, graph.constant("last_axis", _i64(-1))], "eos")
+    past_shape = _past_shape(graph, weights.layers[0].start_past)
+    for index, layer in enumerate(weights.layers):
+        last = index == len(weights.layers) - 1
+        past = graph.node(
+            "Expand",
+            [graph.constant(f"layer{index}.start_past", layer.start_past), past_shape],
+            f"layer{index}.past",
+        )
+        residual = _block(
+            graph, weights, f"layer{index}", layer, (residual, past), eos if last else None
+        )
+    pooled = graph.norm("final_norm", residual, weights.final_norm, weights.epsilon)
+    matrix = graph.constant("projection", weights.projection)
+    return graph.node("MatMul", [pooled, matrix], "projected")
 
 
 def _embeddings(graph: _Graph, weights: TextWeights, one: str) -> str:
