@@ -157,6 +157,9 @@ class IndexConfig:
     "gpu:N" names the GPU (default: [runtime] device's "cuda:N", else 0)."""
     threads: int = 0
     """FAISS threads; 0 keeps its default (one per core)."""
+    nice: int = 10
+    """Unix niceness `lbsearch index` runs at, at least (0-19): searches on the same cores come
+    first; 0 keeps the priority it was started with."""
     ray: str = ""
     """`lbsearch index` on Ray: "" (this machine), "local", "auto" or a cluster address."""
     ray_actors: int = 0

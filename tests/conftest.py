@@ -53,6 +53,21 @@ def isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
         yield home
 
 
+@pytest.fixture(autouse=True)
+def lowered_priority(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """`lbsearch index` lowers its own priority ([index] nice): run in-process by a test, it
+    would lower the whole test run's for good. In-process calls of os.nice are recorded here
+    instead (each increment asked; the process stays at niceness 0 as far as they see)."""
+    asked: list[int] = []
+
+    def record(increment: int) -> int:
+        asked.append(increment)
+        return 0
+
+    monkeypatch.setattr(os, "nice", record)
+    return asked
+
+
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory with one tiny checkpoint per released variant (sub-directory = variant name)."""
