@@ -113,9 +113,10 @@ def index(
 
 def run_below_searches(nice: int) -> None:
     """This process, and the decoders it starts (they inherit it), at Unix niceness `nice` at
-    least ([index] nice): searches, the TUI and `serve` on the same cores come first. A warm query while an indexer held both cores (bench/query.py, 2 cores): 24.5
-    against 34.9 ms p50, 1.07x against 1.52x the quiet figure. A process started nicer stays
-    as nice; 0 leaves the priority as it was started."""
+    least ([index] nice): searches, the TUI and `serve` on the same cores come first. A warm
+    query while an indexer held both cores (bench/query.py, 2 cores): 24.5 against 34.9 ms p50,
+    1.07x against 1.52x the quiet figure. A process started nicer stays as nice; 0 leaves the
+    priority as it was started."""
     from lbsearch.errors import ConfigError
 
     if not 0 <= nice <= 19:

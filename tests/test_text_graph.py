@@ -91,12 +91,17 @@ def test_an_older_text_graph_is_replaced_and_its_copies_removed(
     cache = tmp_path / "cache"
     checkpoint = open_checkpoint(str(tiny_dir / "image"))
     entry = load_onnx_text_tower(checkpoint, cache_dir=cache)
-    current = OnnxCache(cache).text_entry(entry.identity, checkpoint.spec.text)
-    assert read_meta(current)["graph"] == 2 and current.name.endswith("-g2")
+    start = entry.tokenizer.start_id
+    current = OnnxCache(cache).text_entry(entry.identity, checkpoint.spec.text, start)
+    assert read_meta(current)["graph"] == 2 and current.name.endswith(f"-g2-{start}")
     plain = current.name.rsplit("-g", 1)[0]
     text, optimized = current.parent, current.parent.parent / "text-optimized"
     older = [text / plain, text / f"{plain}-g1", optimized / f"{plain}-ort1.20.0"]
-    unrelated = [text / "0123abcd-89abcdef-g2", optimized / "0123abcd-89abcdef-g2-ort1.20.0"]
+    unrelated = [
+        text / "0123abcd-89abcdef-g2-7",  # other weights
+        optimized / "0123abcd-89abcdef-g2-7-ort1.20.0",
+        text / f"{plain}-g2-{start + 1}",  # the same weights for another start token
+    ]
     for folder in older + unrelated:
         folder.mkdir(parents=True)
         (folder / "meta.json").write_text("{}")

@@ -4,7 +4,7 @@ Layout under the cache root (the parameter, $LBSEARCH_CACHE, else the user cache
 folder per export format so that a new lbsearch never runs graphs an older one wrote:
 
     onnx/v1/media/<weights key>-<dtype>/       model.onnx, model.onnx.data, meta.json
-    onnx/v1/text/<identity>-<text config>-g<text graph>/   model.onnx, model.onnx.data, meta.json
+    onnx/v1/text/<identity>-<text config>-g<text graph>-<start id>/   model.onnx, ..., meta.json
     onnx/v1/text-optimized/<text entry>-ort<version>/   the same, as ONNX Runtime optimised it
 
 A weights key digests what identifies a checkpoint file without reading it (path, size, mtime)
@@ -91,10 +91,11 @@ class OnnxCache:
     def media_entry(self, weights_key: str, dtype: str) -> Path:
         return self.base / "media" / f"{weights_key}-{dtype}"
 
-    def text_entry(self, identity: str, spec: TextSpec) -> Path:
-        # The graph follows config.json too (activation, epsilon, heads), not the weights alone.
+    def text_entry(self, identity: str, spec: TextSpec, start_id: int) -> Path:
+        # The graph follows config.json too (activation, epsilon, heads), not the weights alone,
+        # and the tokenizer's start token, whose states it holds (text_graph.py).
         shape = hashlib.sha256(repr(spec).encode("utf-8")).hexdigest()[:8]
-        return self.base / "text" / f"{identity}-{shape}-g{TEXT_GRAPH}"
+        return self.base / "text" / f"{identity}-{shape}-g{TEXT_GRAPH}-{start_id}"
 
     def optimized_entry(self, text_entry: Path) -> Path:
         """Where ONNX Runtime's optimised copy of a text export lives. An optimised graph holds
@@ -108,8 +109,10 @@ class OnnxCache:
         """Remove the text exports that `keep` replaces (the same weights and config in an older
         graph version), and their optimised copies."""
         plain = keep.name.rsplit("-g", 1)[0]
+        current = f"{plain}-g{TEXT_GRAPH}-"  # this graph for another start token stays
         for entry in keep.parent.iterdir():
-            if entry != keep and (entry.name == plain or entry.name.startswith(f"{plain}-g")):
+            name = entry.name
+            if name == plain or (name.startswith(f"{plain}-g") and not name.startswith(current)):
                 for copy in (self.base / "text-optimized").glob(f"{entry.name}-ort*"):
                     shutil.rmtree(copy, ignore_errors=True)
                 shutil.rmtree(entry, ignore_errors=True)

@@ -88,14 +88,14 @@ def load_onnx_text_tower(
     for a one-shot query process."""
     cache = OnnxCache(cache_dir)
     identity = text_tower_identity(checkpoint)  # hashed once per weights file, then cached
-    entry = cache.text_entry(identity, checkpoint.spec.text)
+    tokenizer = ClipTokenizer(
+        checkpoint.directory, checkpoint.spec.text.max_positions, cache_root(cache_dir) / TABLES
+    )
+    entry = cache.text_entry(identity, checkpoint.spec.text, tokenizer.start_id)
 
     def build() -> None:
         _build_text(checkpoint, cache, entry, tokenizer.start_id, identity, notify)
 
-    tokenizer = ClipTokenizer(
-        checkpoint.directory, checkpoint.spec.text.max_positions, cache_root(cache_dir) / TABLES
-    )
     with _export_lock:  # threads of one process export a tower once
         if not is_complete(entry):
             build()
