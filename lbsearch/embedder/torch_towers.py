@@ -57,7 +57,10 @@ class TorchMediaTower:
         import torch
 
         pixels = torch.stack([segment.pixels for segment in segments])
-        if self._pin:  # page-locked memory lets the copy to the GPU overlap the previous batch
+        if self._pin:
+            # Page-locked: the copy to the GPU runs without staging through a driver buffer. It
+            # does not overlap the previous batch's compute yet: each batch is synchronised
+            # when its vectors come back (issue 16 item 5, left for a session with a GPU).
             pixels = pixels.pin_memory()
         return to_host(self._encoder.encode(pixels))
 
