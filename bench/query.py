@@ -18,8 +18,8 @@ modality -> roll-up -> merge. Prints p50/p95 of:
   the same run, warm (one engine, query by query in turn) and cold (per back-end, run by run):
   p50/p95 of each and the ratio of the p50s (issue 17's target: within 5%);
 - warm under load: the same, while `lbsearch index` runs on the same cores in another process
-  (a CPU-bound indexer re-indexing a folder of generated pictures with a mid-size tower), and its
-  ratio to the quiet p50;
+  (a CPU-bound indexer re-indexing a folder of generated pictures with a mid-size tower, at the
+  niceness `[index] nice` gives it, 10 by default), and its ratio to the quiet p50;
 - cold: `lbsearch query TEXT --json` as a subprocess (Python start, imports, library open,
   text tower load, search, output): first while `lbsearch serve` runs on the library (the
   query asks it over the local socket) against --no-server, interleaved run by run, and their
