@@ -31,6 +31,7 @@ from ...models.encoder import Encoder, Placement, TextEncoder
 from ...models.spec import TextSpec
 from ...models.towers import EncoderLayer, TextModel
 from ...types import Modality
+from ..torch_towers import to_host
 from .cache import MODEL_FILE, OnnxCacheError
 from .sessions import EOS_POSITIONS, IDS, PIXELS, VECTORS
 from .text_graph import TextLayer, TextWeights, write_text_graph
@@ -123,11 +124,11 @@ def text_weights(module: TextModel, spec: TextSpec, start_id: int) -> TextWeight
         _layer_weights(layer, past) for layer, past in zip(encoder_layers, pasts, strict=True)
     )
     return TextWeights(
-        token_table=_array(tower.embeddings.token_embedding.weight),
-        position_table=_array(tower.embeddings.position_embedding.weight),
+        token_table=to_host(tower.embeddings.token_embedding.weight),
+        position_table=to_host(tower.embeddings.position_embedding.weight),
         layers=layers,
         final_norm=_norm(tower.final_layer_norm),
-        projection=_array(module.text_projection.weight).T,
+        projection=to_host(module.text_projection.weight).T,
         num_heads=spec.shape.num_heads,
         activation=spec.shape.hidden_act,
         epsilon=spec.shape.layer_norm_eps,
@@ -145,7 +146,7 @@ def _start_pasts(
     for layer in layers:
         normed = layer.layer_norm1(state)
         pair = [layer.self_attn.k_proj(normed), layer.self_attn.v_proj(normed)]
-        pasts.append(np.stack([_array(p).reshape(1, heads, 1, -1) for p in pair]))
+        pasts.append(np.stack([to_host(p).reshape(1, heads, 1, -1) for p in pair]))
         state = layer(state, causal=True)
     return pasts
 
@@ -165,16 +166,12 @@ def _layer_weights(layer: EncoderLayer, start_past: np.ndarray) -> TextLayer:
 
 def _packed(*linears: nn.Linear) -> tuple[np.ndarray, np.ndarray]:
     """Linear layers side by side as one (in, sum of outs) matrix for MatMul, and their biases."""
-    matrix = np.concatenate([_array(linear.weight).T for linear in linears], axis=1)
-    return matrix, np.concatenate([_array(linear.bias) for linear in linears])
+    matrix = np.concatenate([to_host(linear.weight).T for linear in linears], axis=1)
+    return matrix, np.concatenate([to_host(linear.bias) for linear in linears])
 
 
 def _norm(norm: nn.LayerNorm) -> tuple[np.ndarray, np.ndarray]:
-    return _array(norm.weight), _array(norm.bias)
-
-
-def _array(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().to(torch.float32).numpy()
+    return to_host(norm.weight), to_host(norm.bias)
 
 
 def _export(
