@@ -3,6 +3,9 @@
 Prints, for image, video and audio towers (ViT-L/14, as released, random values):
 - encoder alone: segments/s at fp16 and fp32 on the device, and the fp16-vs-fp32 cosine of the
   same inputs (min and mean);
+- batches in flight: the image tower fed batch after batch, each waited for before the next is
+  stacked and sent ("waiting"), against one batch left in flight while the next is stacked and
+  uploaded on the copy stream ("in flight", as the indexer runs it): segments/s and the ratio;
 - the indexing pipeline (walk, decode pool, embed, catalog, FAISS) on a generated folder:
   segments/s, and as a ratio of the fp16 encoder alone (decode keeping up or not);
 - `embed_files` on the same files: files/s;
@@ -97,6 +100,46 @@ def encoder_alone(config_path: Path, device: str, items: int) -> dict[str, dict[
     return out
 
 
+def in_flight(config_path: Path, device: str, batches: int, rounds: int) -> dict[str, float]:
+    """Segments/s of the image tower waited for batch by batch, and with one batch in flight;
+    rounds interleaved, best of each kept (the GPU has no other tenant to average out)."""
+    config = load_config(config_path)
+    embedder = open_embedder(config, backend="torch", device=device)
+    size = embedder.media_tower(Modality.IMAGE).batch_size
+    segments = random_segments(embedder, Modality.IMAGE, size * batches)
+    groups = [segments[i : i + size] for i in range(0, len(segments), size)]
+    embedder.embed_segments(Modality.IMAGE, groups[0])  # load + warm up
+
+    def waiting() -> None:
+        for group in groups:
+            embedder.embed_segments(Modality.IMAGE, group)
+
+    def streaming() -> None:
+        previous = None
+        for group in groups:
+            submitted = embedder.submit_segments(Modality.IMAGE, group)
+            if previous is not None:
+                previous.result()
+            previous = submitted
+        assert previous is not None
+        previous.result()
+
+    best = {"waiting": 0.0, "in flight": 0.0}
+    for _ in range(rounds):
+        for name, run in (("waiting", waiting), ("in flight", streaming)):
+            _sync(device)
+            start = time.perf_counter()
+            run()
+            _sync(device)
+            best[name] = max(best[name], len(segments) / (time.perf_counter() - start))
+    return {
+        "batch": size,
+        "waiting segments/s": best["waiting"],
+        "in flight segments/s": best["in flight"],
+        "in flight / waiting": best["in flight"] / best["waiting"],
+    }
+
+
 def pipeline(config_path: Path, media: Path, library: Path, device: str) -> dict[str, float]:
     from lbsearch.embedding import embed_files
     from lbsearch.indexers.pipeline import run_index
@@ -150,6 +193,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--tiny", action="store_true", help="tiny towers (a smoke run)")
     parser.add_argument("--items", type=int, default=64, help="segments per encoder-alone run")
+    parser.add_argument("--batches", type=int, default=16, help="batches per in-flight round")
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--videos", type=int, default=4)
     parser.add_argument("--audios", type=int, default=4)
@@ -162,6 +206,7 @@ def main() -> None:
     results = {
         "device": args.device,
         "encoder alone": encoder_alone(config, args.device, args.items),
+        "batches in flight": in_flight(config, args.device, args.batches, rounds=3),
         "pipeline": pipeline(config, media, work / "library", args.device),
         "queries": queries(config, work / "library", args.device, args.queries),
     }

@@ -5,6 +5,11 @@ sound track) found empty. Decoded segments arrive in parts (a long video a few w
 time) and are embedded as batches fill, so memory holds a batch, not a file. Files are written in
 small transactions as they complete.
 
+Embedding does not wait for the device: a batch is submitted, and its vectors are placed when the
+next batch is submitted or when the run loop finds them ready (`collect`). On CUDA the GPU
+computes one batch while this thread receives, stacks and uploads the next one and writes the
+files already complete; a CPU back-end computes while it is called, so nothing stays in flight.
+
 Within one run, a file with the same content (and target modality) as one already being decoded
 follows it: it gets a copy of the first one's vectors instead of being decoded and embedded again,
 as across runs. If the first one fails for that modality, the followers are decoded on their own
@@ -14,7 +19,7 @@ content.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -22,6 +27,7 @@ import numpy as np
 
 from lbsearch.catalog import FailedFile, IndexedFile, NewSegment, StoredSegment
 from lbsearch.embedder import Embedder
+from lbsearch.embedder.protocol import Joined, VectorsInFlight, submit_segments
 from lbsearch.errors import MediaError
 from lbsearch.media.probe import dimensions
 from lbsearch.types import Modality, Segment
@@ -39,10 +45,23 @@ class Completed:
     reused: bool = False  # every vector came from another file
 
 
+# Encoder calls left unplaced after a submit: one keeps the device busy while this thread
+# prepares the next; more would only hold more page-locked and device memory.
+_IN_FLIGHT = 1
+
+
 @dataclass
 class _Pending:
     unit_index: int
     segments: list[Segment]
+    dropped: bool = False  # its target failed while the vectors were in flight
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    modality: Modality
+    items: list[_Pending]
+    vectors: VectorsInFlight
 
 
 @dataclass
@@ -67,6 +86,7 @@ class Assembler:
         self._ready: list[Completed] = []
         self._units: list[_FileState] = []
         self._pending: dict[Modality, list[_Pending]] = {}
+        self._in_flight: deque[_InFlight] = deque()
         self._leaders: dict[tuple[str, Modality], int] = {}  # (content hash, target) -> unit
         self._followers: dict[tuple[int, Modality], list[int]] = {}
         self._requeued: list[tuple[int, Modality]] = []
@@ -120,33 +140,29 @@ class Assembler:
         self._target_changed(index, modality)
 
     def encode(self, modality: Modality) -> None:
-        """Embed every pending segment of `modality` (in encoder batches)."""
+        """Submit every pending segment of `modality` (in encoder batches); the vectors of the
+        previous submit are placed (waited for, if the device is not done)."""
         pending = self._pending.pop(modality, [])
         flat = [segment for item in pending for segment in item.segments]
         if not flat:
             return
-        chunks = [
-            self.encoders.embed_segments(modality, flat[i : i + self.batch_size])
-            for i in range(0, len(flat), self.batch_size)
+        step = self.batch_size
+        batches = [
+            submit_segments(self.encoders, modality, flat[i : i + step])
+            for i in range(0, len(flat), step)
         ]
-        vectors = np.concatenate(chunks).astype(np.float32, copy=False)
-        self.embedded += len(flat)
-        self.progress(SegmentsEmbedded(modality.value, len(flat)))
-        model_id, offset = self.encoders.model_id(modality), 0
-        for item in pending:
-            state = self._units[item.unit_index]
-            for segment in item.segments:
-                vector = vectors[offset]
-                state.segments.append(
-                    NewSegment(modality, segment.start_s, segment.end_s, model_id, vector)
-                )
-                offset += 1
-            state.unencoded[modality] -= len(item.segments)
-            self._target_changed(item.unit_index, modality)
+        self._in_flight.append(_InFlight(modality, pending, Joined(batches)))
+        self._place_in_flight(keep=_IN_FLIGHT)
 
     def encode_all(self) -> None:
+        """Submit everything pending and place every vector (the end of a run)."""
         for modality in list(self._pending):
             self.encode(modality)
+        self._place_in_flight(keep=0)
+
+    def collect(self) -> None:
+        """Place the vectors the device has finished, without waiting."""
+        self._place_in_flight(keep=len(self._in_flight))
 
     def take_ready(self) -> list[Completed]:
         ready, self._ready = self._ready, []
@@ -161,6 +177,30 @@ class Assembler:
         return self._units[index].unit
 
     # ---- internals ---------------------------------------------------------------------------
+
+    def _place_in_flight(self, keep: int) -> None:
+        """Place submitted vectors in order: those ready, and the oldest beyond `keep`."""
+        while self._in_flight and (
+            len(self._in_flight) > keep or self._in_flight[0].vectors.ready()
+        ):
+            self._place(self._in_flight.popleft())
+
+    def _place(self, batch: _InFlight) -> None:
+        vectors = batch.vectors.result().astype(np.float32, copy=False)
+        modality, model_id, offset = batch.modality, self.encoders.model_id(batch.modality), 0
+        self.embedded += len(vectors)
+        self.progress(SegmentsEmbedded(modality.value, len(vectors)))
+        for item in batch.items:
+            count, state = len(item.segments), self._units[item.unit_index]
+            if not item.dropped:
+                rows = vectors[offset : offset + count]
+                state.segments += [
+                    NewSegment(modality, segment.start_s, segment.end_s, model_id, vector)
+                    for segment, vector in zip(item.segments, rows, strict=True)
+                ]
+                state.unencoded[modality] -= count
+                self._target_changed(item.unit_index, modality)
+            offset += count
 
     def _settled(self, index: int, modality: Modality) -> bool:
         state = self._units[index]
@@ -196,6 +236,11 @@ class Assembler:
             else:
                 kept.append(item)
         self._pending[modality] = kept
+        for batch in self._in_flight:  # computed all the same, but not placed
+            for item in batch.items:
+                if batch.modality is modality and item.unit_index == index and not item.dropped:
+                    item.dropped = True
+                    state.unencoded[modality] -= len(item.segments)
         if modality is state.unit.modality:
             found = state.unit.found
             state.failure = FailedFile(

@@ -238,6 +238,7 @@ class _Run:
             self._admit(item)
         for index, target in self.assembler.take_requeued():
             self._submit(index, target)
+        self.assembler.collect()  # vectors the GPU finished while this thread waited
         if self.prober.finished:
             self.decoding.all_submitted()
 

@@ -21,7 +21,7 @@ from ..models.checkpoint import Checkpoint, model_id_for, open_checkpoint
 from ..types import MediaSpec, Modality, Segment
 from .identity import text_tower_identity
 from .options import ONNX, EmbedderOptions
-from .protocol import Encoding
+from .protocol import Computed, Encoding, Joined, VectorsInFlight
 from .text_batches import TextBatches
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ class MediaTower(Protocol):
     encoding: Encoding
 
     def encode(self, segments: Sequence[Segment]) -> np.ndarray: ...
+
+    def submit(self, segments: Sequence[Segment]) -> VectorsInFlight: ...
 
 
 class TextTower(Protocol):
@@ -130,12 +132,15 @@ class LanguageBindEmbedder:
     # ------------------------------------------------------------------------- vectors
 
     def embed_segments(self, modality: Modality, segments: Sequence[Segment]) -> np.ndarray:
+        return self.submit_segments(modality, segments).result()
+
+    def submit_segments(self, modality: Modality, segments: Sequence[Segment]) -> VectorsInFlight:
+        """The tower's batches queued (on CUDA) or computed (elsewhere), in order."""
         if not segments:
-            return np.zeros((0, self.dim(modality)), dtype=np.float32)
+            return Computed(np.zeros((0, self.dim(modality)), dtype=np.float32))
         tower = self.media_tower(modality)
         step = max(1, tower.batch_size)
-        parts = [tower.encode(segments[i : i + step]) for i in range(0, len(segments), step)]
-        return np.concatenate(parts).astype(np.float32, copy=False)
+        return Joined([tower.submit(segments[i : i + step]) for i in range(0, len(segments), step)])
 
     def embed_texts(self, modality: Modality, texts: Sequence[str]) -> np.ndarray:
         identity = self._text_identity(modality)

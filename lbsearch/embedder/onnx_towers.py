@@ -13,7 +13,7 @@ import numpy as np
 from ..models.checkpoint import Checkpoint
 from ..types import Modality, Segment
 from .options import ONNX, EmbedderOptions
-from .protocol import Encoding
+from .protocol import Computed, Encoding
 
 
 class OnnxMediaTowerAdapter:
@@ -37,6 +37,9 @@ class OnnxMediaTowerAdapter:
     def encode(self, segments: Sequence[Segment]) -> np.ndarray:
         pixels = np.stack([np.asarray(segment.pixels, dtype=np.float32) for segment in segments])
         return self._tower.encode(pixels)
+
+    def submit(self, segments: Sequence[Segment]) -> Computed:
+        return Computed(self.encode(segments))
 
 
 class OnnxTextTowerAdapter:

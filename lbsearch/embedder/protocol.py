@@ -53,3 +53,59 @@ class Embedder(Protocol):
         """(len(texts), dim) float32 unit rows from the text tower of `modality`'s checkpoint;
         towers with identical weights are loaded and run once."""
         ...
+
+
+class VectorsInFlight(Protocol):
+    """Vectors a device is still computing: the caller prepares the next batch meanwhile."""
+
+    def ready(self) -> bool:
+        """True once `result` would not wait."""
+        ...
+
+    def result(self) -> np.ndarray:
+        """The float32 unit rows, waiting for the device if it is not done."""
+        ...
+
+
+@dataclass(frozen=True)
+class Computed:
+    """Vectors already on the host (a CPU back-end computes while it is called)."""
+
+    vectors: np.ndarray
+
+    def ready(self) -> bool:
+        return True
+
+    def result(self) -> np.ndarray:
+        return self.vectors
+
+
+@dataclass(frozen=True)
+class Joined:
+    """The batches of one call, in order."""
+
+    parts: Sequence[VectorsInFlight]
+
+    def ready(self) -> bool:
+        return all(part.ready() for part in self.parts)
+
+    def result(self) -> np.ndarray:
+        return np.concatenate([part.result() for part in self.parts]).astype(np.float32, copy=False)
+
+
+@runtime_checkable
+class StreamingEmbedder(Embedder, Protocol):
+    """An Embedder whose device computes while the caller goes on (CUDA)."""
+
+    def submit_segments(self, modality: Modality, segments: Sequence[Segment]) -> VectorsInFlight:
+        """`embed_segments` without waiting: the rows come from the returned object."""
+        ...
+
+
+def submit_segments(
+    embedder: Embedder, modality: Modality, segments: Sequence[Segment]
+) -> VectorsInFlight:
+    """Start embedding `segments`; any Embedder (one that cannot stream computes them now)."""
+    if isinstance(embedder, StreamingEmbedder):
+        return embedder.submit_segments(modality, segments)
+    return Computed(embedder.embed_segments(modality, segments))

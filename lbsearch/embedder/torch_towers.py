@@ -1,11 +1,15 @@
 """Towers on PyTorch (CPU, CUDA, MPS): segments or texts in, CPU float32 numpy rows out.
 
 Whatever device a tower runs on, its output crosses back to host memory here and nowhere else.
+On CUDA a media batch is submitted, not waited for: its pixels go up from page-locked memory on a
+copy stream while the previous batch computes, and its vectors come down into page-locked memory
+behind an event (`CudaVectors`), so the indexer decodes, writes and stacks the next batch while
+the GPU works.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,7 +17,7 @@ import numpy as np
 from ..models.checkpoint import Checkpoint
 from ..types import Modality, Segment
 from .options import EmbedderOptions
-from .protocol import Encoding
+from .protocol import Computed, Encoding, VectorsInFlight
 
 if TYPE_CHECKING:
     import torch
@@ -48,21 +52,72 @@ class TorchMediaTower:
 
         where = placement(options, options.media_dtype())
         self._encoder = Encoder(checkpoint, where, modality)
-        self._pin = where.device.type == "cuda"
+        self._streams = CudaStreams(where.device) if where.device.type == "cuda" else None
         self.dim = self._encoder.dim
         self.batch_size = options.batch_size_for(where.device.type)
         self.encoding = Encoding("torch", dtype_name(where.dtype))
 
     def encode(self, segments: Sequence[Segment]) -> np.ndarray:
+        return self.submit(segments).result()
+
+    def submit(self, segments: Sequence[Segment]) -> VectorsInFlight:
+        """One batch; on CUDA it returns as soon as the work is queued on the GPU."""
         import torch
 
         pixels = torch.stack([segment.pixels for segment in segments])
-        if self._pin:
-            # Page-locked: the copy to the GPU runs without staging through a driver buffer. It
-            # does not overlap the previous batch's compute yet: each batch is synchronised
-            # when its vectors come back (issue 16 item 5, left for a session with a GPU).
-            pixels = pixels.pin_memory()
-        return to_host(self._encoder.encode(pixels))
+        if self._streams is None:
+            return Computed(to_host(self._encoder.encode(pixels)))
+        return self._streams.run(self._encoder.encode, pixels)
+
+
+class CudaStreams:
+    """Pixels up on a copy stream, the tower on the compute stream, vectors down behind an event.
+
+    The copy of batch n+1 overlaps the compute of batch n: the compute stream waits only for its
+    own batch's copy. Both host buffers are page-locked, so the copies are truly asynchronous
+    (pageable memory would make the CPU wait for them)."""
+
+    def __init__(self, device: torch.device) -> None:
+        import torch
+
+        self.device = device
+        self.copy = torch.cuda.Stream(device)
+
+    def run(
+        self, tower: Callable[[torch.Tensor], torch.Tensor], pixels: torch.Tensor
+    ) -> CudaVectors:
+        import torch
+
+        with torch.inference_mode():
+            pinned = pixels.pin_memory()
+            with torch.cuda.stream(self.copy):
+                uploaded = pinned.to(self.device, non_blocking=True)
+            compute = torch.cuda.current_stream(self.device)
+            compute.wait_stream(self.copy)
+            # allocated on the copy stream, used on the compute one: not reused before it is done
+            uploaded.record_stream(compute)
+            vectors = tower(uploaded)
+            host = torch.empty(vectors.shape, dtype=vectors.dtype, pin_memory=True)
+            host.copy_(vectors, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record(compute)
+        return CudaVectors(host, done, pinned)
+
+
+class CudaVectors:
+    """A batch's vectors on their way to the host; `result` waits for its event only."""
+
+    def __init__(self, host: torch.Tensor, done: torch.cuda.Event, pixels: torch.Tensor) -> None:
+        self._host, self._done = host, done
+        self._pixels: torch.Tensor | None = pixels  # the upload reads it until `done`
+
+    def ready(self) -> bool:
+        return bool(self._done.query())
+
+    def result(self) -> np.ndarray:
+        self._done.synchronize()
+        self._pixels = None
+        return to_host(self._host)
 
 
 class TorchTextTower:
