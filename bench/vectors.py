@@ -25,15 +25,8 @@ from lbsearch.config import IndexConfig, RelevanceConfig
 from lbsearch.testing.vectors import clustered_vectors, recall_at_k
 from lbsearch.types import Modality
 from lbsearch.vectors.bias import query_with_bias, segment_biases, with_bias
-from lbsearch.vectors.index import (
-    IndexKind,
-    IndexPlan,
-    VectorIndex,
-    default_nprobe,
-    faiss_module,
-    index_dim,
-    plan_index,
-)
+from lbsearch.vectors.index import VectorIndex, faiss_module
+from lbsearch.vectors.plan import IndexKind, IndexPlan, default_nprobe, index_dim, plan_index
 from lbsearch.vectors.store import IndexMeta, write_index_file
 
 

@@ -19,8 +19,9 @@ from lbsearch.testing.library import assert_library_consistent, indexed_file, un
 from lbsearch.types import Modality
 from lbsearch.vectors.bias import Bank, null_moments
 from lbsearch.vectors.filesample import FileSample, SampleGroup, read_file_sample, sample_path
-from lbsearch.vectors.index import IndexKind, IndexPlan, VectorIndex
+from lbsearch.vectors.index import VectorIndex
 from lbsearch.vectors.kinds import BiasKind
+from lbsearch.vectors.plan import IndexKind, IndexPlan
 from lbsearch.vectors.store import read_index_meta
 
 IMG, AUD = Modality.IMAGE, Modality.AUDIO

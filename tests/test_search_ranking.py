@@ -19,7 +19,7 @@ from lbsearch.search.calibration import captions
 from lbsearch.testing.fake_encoders import FakeEncoders, text_vector
 from lbsearch.testing.vectors import clustered_vectors
 from lbsearch.types import Modality
-from lbsearch.vectors.index import IndexKind, plan_index
+from lbsearch.vectors.plan import IndexKind, plan_index
 
 DIM = 32
 IMG, VID, AUD = Modality.IMAGE, Modality.VIDEO, Modality.AUDIO

@@ -23,7 +23,8 @@ from lbsearch.vectors import (
     plan_index,
 )
 from lbsearch.vectors.bias import query_with_bias, segment_biases, with_bias
-from lbsearch.vectors.index import default_nprobe, index_dim, plan_still_fits, unique_ids
+from lbsearch.vectors.index import unique_ids
+from lbsearch.vectors.plan import default_nprobe, index_dim, plan_still_fits
 from lbsearch.vectors.store import IndexMeta, read_index_file, read_index_meta, rerank
 
 IMG = Modality.IMAGE
@@ -119,7 +120,7 @@ def test_ivf_recall_on_clustered_768d_vectors(n: int) -> None:
     sample = data[np.random.default_rng(0).choice(n, plan.training_size(n), replace=False)]
     index = VectorIndex.new(plan, 768, sample)
     index.add(ids, data)
-    from lbsearch.vectors.index import default_nprobe
+    from lbsearch.vectors.plan import default_nprobe
 
     found = index.search(queries, 10, nprobe=default_nprobe(plan, config))
     assert recall_at_k(found.ids, exact_top(data, ids, queries, 10)) >= 0.95

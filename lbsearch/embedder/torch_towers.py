@@ -99,7 +99,8 @@ class CudaStreams:
             vectors = tower(uploaded)
             host = torch.empty(vectors.shape, dtype=vectors.dtype, pin_memory=True)
             host.copy_(vectors, non_blocking=True)
-            done = torch.cuda.Event()
+            # blocking: an indexer waiting for it sleeps, it does not spin on the decoders' cores
+            done = torch.cuda.Event(blocking=True)
             done.record(compute)
         return CudaVectors(host, done, pinned)
 

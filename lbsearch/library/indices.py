@@ -29,18 +29,9 @@ from ..catalog.records import DeltaKind, ModalityDelta
 from ..types import Modality
 from ..vectors.bias import Bank, query_with_bias
 from ..vectors.filesample import FileSample
-from ..vectors.index import (
-    IndexKind,
-    IndexPlan,
-    SearchResult,
-    VectorIndex,
-    VectorIndexError,
-    index_dim,
-    plan_index,
-    plan_still_fits,
-    unique_ids,
-)
+from ..vectors.index import SearchResult, VectorIndex, VectorIndexError, unique_ids
 from ..vectors.kinds import BiasKind
+from ..vectors.plan import IndexKind, IndexPlan, index_dim, plan_index, plan_still_fits
 from ..vectors.store import IndexMeta, VectorStore, rerank
 from .events import IndexAction, IndexCheck, IndexEvent, IndexInfo
 from .references import References

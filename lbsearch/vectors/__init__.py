@@ -11,26 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .index import (
-        IndexKind,
-        IndexPlan,
-        SearchResult,
-        VectorIndex,
-        VectorIndexError,
-        faiss_module,
-        plan_index,
-    )
+    from .index import SearchResult, VectorIndex, VectorIndexError, faiss_module
+    from .plan import IndexKind, IndexPlan, plan_index
     from .store import IndexMeta, VectorStore, rerank
 
-_INDEX = {
-    "IndexKind",
-    "IndexPlan",
-    "SearchResult",
-    "VectorIndex",
-    "VectorIndexError",
-    "faiss_module",
-    "plan_index",
-}
+_INDEX = {"SearchResult", "VectorIndex", "VectorIndexError", "faiss_module"}
+_PLAN = {"IndexKind", "IndexPlan", "plan_index"}
 _STORE = {"IndexMeta", "VectorStore", "rerank"}
 __all__ = [
     "IndexKind",
@@ -51,6 +37,10 @@ def __getattr__(name: str) -> Any:
         from . import index
 
         return getattr(index, name)
+    if name in _PLAN:
+        from . import plan
+
+        return getattr(plan, name)
     if name in _STORE:
         from . import store
 

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .index import IndexKind, IndexPlan, VectorIndex, VectorIndexError, index_dim
+from .index import VectorIndex, VectorIndexError
+from .plan import IndexKind, IndexPlan, index_dim
 
 MAGIC = b"LBSVEC01"
 FORMAT = 3  # 2: one column more than the vectors (the bias, vectors.bias); 3: two (text, file)

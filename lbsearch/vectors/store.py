@@ -27,17 +27,15 @@ from .fileformat import (
     write_index_file,
 )
 from .index import (
-    IndexKind,
     SearchResult,
     VectorIndex,
     VectorIndexError,
-    check_config,
-    default_nprobe,
     faiss_module,
     gpu_available,
     gpu_number,
     unique_ids,
 )
+from .plan import IndexKind, check_config, default_nprobe
 
 __all__ = [
     "FORMAT",
