@@ -13,6 +13,10 @@ Prints, for image, video and audio towers (ViT-L/14, as released, random values)
 
     python bench/gpu.py                          # cuda, ViT-L, default sizes
     python bench/gpu.py --device cpu --tiny      # a smoke run of the same steps on a CPU
+    python bench/gpu.py --parts encoders,in-flight   # torch and numpy only (bench/gpu_check.sh)
+
+The in-flight part also checks that the vectors of batches left in flight equal those of
+batches waited for (cosine >= 0.9999 on the device): the CUDA streams' correctness on a GPU.
 """
 
 from __future__ import annotations
@@ -29,16 +33,16 @@ import numpy as np
 from lbsearch.config import load_config
 from lbsearch.embedder import LanguageBindEmbedder, open_embedder
 from lbsearch.testing.checkpoints import VIT_L, TinyDims, write_tiny_checkpoint
-from lbsearch.testing.samples import write_audio, write_video
 from lbsearch.types import Modality, Segment
 
 VARIANTS = {Modality.IMAGE: "image", Modality.VIDEO: "video_ft", Modality.AUDIO: "audio_ft"}
+PARTS = ("encoders", "in-flight", "pipeline", "queries")
 
 
-def write_checkpoints(root: Path, dims: TinyDims) -> Path:
+def write_checkpoints(root: Path, dims: TinyDims, modalities: tuple[Modality, ...]) -> Path:
     """Full-size (or tiny) random checkpoints, and a config.toml pointing at them."""
     lines = ["[models]"]
-    for modality in Modality:
+    for modality in modalities:
         variant = VARIANTS.get(modality, "image" if modality is Modality.IMAGE else modality.value)
         directory = root / variant
         if not directory.exists():
@@ -51,6 +55,8 @@ def write_checkpoints(root: Path, dims: TinyDims) -> Path:
 
 def write_media(root: Path, images: int, videos: int, audios: int) -> Path:
     from PIL import Image
+
+    from lbsearch.testing.samples import write_audio, write_video
 
     media = root / "media"
     media.mkdir(parents=True, exist_ok=True)
@@ -102,38 +108,44 @@ def encoder_alone(config_path: Path, device: str, items: int) -> dict[str, dict[
 
 def in_flight(config_path: Path, device: str, batches: int, rounds: int) -> dict[str, float]:
     """Segments/s of the image tower waited for batch by batch, and with one batch in flight;
-    rounds interleaved, best of each kept (the GPU has no other tenant to average out)."""
+    rounds interleaved, best of each kept (the GPU has no other tenant to average out); and the
+    lowest cosine between the two ways' vectors."""
     config = load_config(config_path)
-    embedder = open_embedder(config, backend="torch", device=device)
+    dtype = "bfloat16" if device == "cpu" else "float16"
+    embedder = open_embedder(config, backend="torch", device=device, dtype=dtype)
     size = embedder.media_tower(Modality.IMAGE).batch_size
     segments = random_segments(embedder, Modality.IMAGE, size * batches)
     groups = [segments[i : i + size] for i in range(0, len(segments), size)]
     embedder.embed_segments(Modality.IMAGE, groups[0])  # load + warm up
 
-    def waiting() -> None:
-        for group in groups:
-            embedder.embed_segments(Modality.IMAGE, group)
+    def waiting() -> list[np.ndarray]:
+        return [embedder.embed_segments(Modality.IMAGE, group) for group in groups]
 
-    def streaming() -> None:
-        previous = None
+    def streaming() -> list[np.ndarray]:
+        out, previous = [], None
         for group in groups:
             submitted = embedder.submit_segments(Modality.IMAGE, group)
             if previous is not None:
-                previous.result()
+                out.append(previous.result())
             previous = submitted
         assert previous is not None
-        previous.result()
+        return [*out, previous.result()]
 
     best = {"waiting": 0.0, "in flight": 0.0}
+    vectors: dict[str, np.ndarray] = {}
     for _ in range(rounds):
         for name, run in (("waiting", waiting), ("in flight", streaming)):
             _sync(device)
             start = time.perf_counter()
-            run()
+            vectors[name] = np.concatenate(run())
             _sync(device)
             best[name] = max(best[name], len(segments) / (time.perf_counter() - start))
+    cosine = float((vectors["waiting"] * vectors["in flight"]).sum(axis=1).min())
+    if cosine < 0.9999:
+        raise SystemExit(f"batches in flight gave other vectors than waiting: cosine {cosine}")
     return {
         "batch": size,
+        "cosine min, in flight vs waiting": cosine,
         "waiting segments/s": best["waiting"],
         "in flight segments/s": best["in flight"],
         "in flight / waiting": best["in flight"] / best["waiting"],
@@ -199,21 +211,44 @@ def main() -> None:
     parser.add_argument("--audios", type=int, default=4)
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--work", type=Path, default=None, help="keep files here")
+    parser.add_argument(
+        "--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}"
+    )
     args = parser.parse_args()
+    parts = args.parts.split(",")
+    if unknown := set(parts) - set(PARTS):
+        parser.error(f"unknown parts {sorted(unknown)}: choose from {', '.join(PARTS)}")
+    print(json.dumps(run_parts(args, parts), indent=1))
+
+
+def run_parts(args: argparse.Namespace, parts: list[str]) -> dict[str, object]:
     work = args.work or Path(tempfile.mkdtemp(prefix="lbsearch-gpu-bench-"))
-    config = write_checkpoints(work / "models", TinyDims() if args.tiny else VIT_L)
-    media = write_media(work, args.images, args.videos, args.audios)
-    results = {
-        "device": args.device,
-        "encoder alone": encoder_alone(config, args.device, args.items),
-        "batches in flight": in_flight(config, args.device, args.batches, rounds=3),
-        "pipeline": pipeline(config, media, work / "library", args.device),
-        "queries": queries(config, work / "library", args.device, args.queries),
-    }
-    alone = results["encoder alone"]["image"]
-    fastest = max(v for k, v in alone.items() if k.endswith("segments/s"))
-    results["pipeline / image encoder alone"] = results["pipeline"]["index segments/s"] / fastest
-    print(json.dumps(results, indent=1))
+    indexing = "pipeline" in parts or "queries" in parts
+    modalities = tuple(Modality) if indexing else tuple(VARIANTS)
+    config = write_checkpoints(work / "models", TinyDims() if args.tiny else VIT_L, modalities)
+    results: dict[str, object] = {"device": args.device, "torch": _torch_about(args.device)}
+    if "encoders" in parts:
+        results["encoder alone"] = encoder_alone(config, args.device, args.items)
+    if "in-flight" in parts:
+        results["batches in flight"] = in_flight(config, args.device, args.batches, rounds=3)
+    if indexing:
+        media = write_media(work, args.images, args.videos, args.audios)
+        pipelined = pipeline(config, media, work / "library", args.device)
+        results["pipeline"] = pipelined
+        if "encoders" in parts:
+            alone = results["encoder alone"]["image"]  # type: ignore[index]
+            fastest = max(v for k, v in alone.items() if k.endswith("segments/s"))
+            results["pipeline / image encoder alone"] = pipelined["index segments/s"] / fastest
+    if "queries" in parts:
+        results["queries"] = queries(config, work / "library", args.device, args.queries)
+    return results
+
+
+def _torch_about(device: str) -> str:
+    import torch
+
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
+    return f"torch {torch.__version__}, {name}"
 
 
 if __name__ == "__main__":

@@ -64,10 +64,10 @@ class TorchMediaTower:
         """One batch; on CUDA it returns as soon as the work is queued on the GPU."""
         import torch
 
-        pixels = torch.stack([segment.pixels for segment in segments])
+        rows = [segment.pixels for segment in segments]
         if self._streams is None:
-            return Computed(to_host(self._encoder.encode(pixels)))
-        return self._streams.run(self._encoder.encode, pixels)
+            return Computed(to_host(self._encoder.encode(torch.stack(rows))))
+        return self._streams.run(self._encoder.encode, rows)
 
 
 class CudaStreams:
@@ -84,12 +84,16 @@ class CudaStreams:
         self.copy = torch.cuda.Stream(device)
 
     def run(
-        self, tower: Callable[[torch.Tensor], torch.Tensor], pixels: torch.Tensor
+        self, tower: Callable[[torch.Tensor], torch.Tensor], rows: Sequence[torch.Tensor]
     ) -> CudaVectors:
         import torch
 
         with torch.inference_mode():
-            pinned = pixels.pin_memory()
+            # stacked straight into page-locked memory: one host copy of the batch, not two (a
+            # batch of 32 video windows is 154 MB)
+            shape = (len(rows), *rows[0].shape)
+            pinned = torch.empty(shape, dtype=rows[0].dtype, pin_memory=True)
+            torch.stack(list(rows), out=pinned)
             with torch.cuda.stream(self.copy):
                 uploaded = pinned.to(self.device, non_blocking=True)
             compute = torch.cuda.current_stream(self.device)
