@@ -25,7 +25,7 @@ from sqlalchemy.pool import QueuePool
 from . import schema
 from .records import CatalogError
 from .schema import meta
-from .shape import translate_error
+from .shape import SEARCH_INDEXES, translate_error
 
 
 class CatalogMigrationNeeded(CatalogError):
@@ -164,6 +164,24 @@ class CatalogBase:
             problems = [] if rows == ["ok"] else rows
             fk = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
         return problems + [f"foreign key: {tuple(r)}" for r in fk]
+
+    def add_search_indexes(self) -> list[str]:
+        """Build the covering indices a search reads through (`shape.SEARCH_INDEXES`) where
+        they are missing; their names. A writer's call: building them reads the whole segments
+        table once (0.7 s at 100k segments)."""
+        with self._read() as conn:
+            present = {
+                str(r[0])
+                for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'")
+            }
+        missing = [name for name in SEARCH_INDEXES if name not in present]
+        if missing:
+            with self._write() as conn:
+                for name in missing:
+                    conn.exec_driver_sql(
+                        f"CREATE INDEX IF NOT EXISTS {name} ON {SEARCH_INDEXES[name]}"
+                    )
+        return missing
 
     def checkpoint(self) -> None:
         """Fold the write-ahead log into the database file (end of an index run)."""

@@ -31,7 +31,16 @@ from .records import (
     SegmentHit,
     SegmentRecord,
 )
-from .shape import FILE_COLUMNS, MODALITIES, SEGMENT_COLUMNS, chunks, enc, read_states
+from .shape import (
+    FILE_COLUMNS,
+    ID_COVER,
+    MODALITIES,
+    SEGMENT_COLUMNS,
+    chunks,
+    enc,
+    has_index,
+    read_states,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +73,10 @@ class CatalogLookups:
     """A search's reads, for a class that gives them `_raw_read()` (one read transaction on
     the driver's connection, or the thread's snapshot) and `_filtered_segments` (a filtered
     search's rows, built with SQLAlchemy by the full catalog)."""
+
+    # whether the catalog has the covering index (`_files_of`); a class default, so that looking
+    # it up never reaches `SearchCatalog.__getattr__` (which opens a full catalog)
+    _id_cover: bool | None = None
 
     if TYPE_CHECKING:  # provided by the class this is mixed into
         _pinned: threading.local  # .conn: the thread's snapshot transaction, if any
@@ -120,13 +133,22 @@ class CatalogLookups:
         objects, for the hundreds of candidates a search ranks."""
         rows: list[Any] = []
         with self._raw_read() as conn:
+            query = self._files_of(conn)
             for part in chunks(sorted({int(i) for i in ids})):
-                rows += conn.execute(_FILES_OF.format(marks=_marks(part)), part).fetchall()
+                rows += conn.execute(query.format(marks=_marks(part)), part).fetchall()
         return SegmentFiles(
             np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
             np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)),
             _paths([r[2] for r in rows]),
         )
+
+    def _files_of(self, conn: sqlite3.Connection) -> str:
+        """The candidates' files through the covering index where the catalog has one (SQLite
+        prefers the table's own key to it, so it is named); looked for once per open catalog."""
+        covered = self._id_cover
+        if covered is None:
+            covered = self._id_cover = has_index(conn, ID_COVER)
+        return _FILES_OF_COVERED if covered else _FILES_OF
 
     def segment_windows(self, paths: Sequence[str]) -> SegmentWindows:
         """Every segment (of every modality) of the files at `paths`, from the path and file
@@ -187,6 +209,8 @@ _FILES_OF = (
     "SELECT segments.id, segments.file_id, files.path FROM segments "
     "JOIN files ON files.id = segments.file_id WHERE segments.id IN ({marks}) ORDER BY segments.id"
 )
+_FILES_OF_COVERED = _FILES_OF.replace("FROM segments ", f"FROM segments INDEXED BY {ID_COVER} ")
+# SQLite takes segments_file_cover for this one by itself, where the catalog has it
 _WINDOWS_OF = (
     "SELECT segments.id, files.path, segments.modality, segments.start_s, segments.end_s "
     "FROM files JOIN segments ON segments.file_id = files.id WHERE files.path IN ({marks})"

@@ -154,6 +154,7 @@ class Library(LibraryWrites):
             catalog = Catalog(
                 root / CATALOG_NAME, create=True, busy_timeout_s=config.library.busy_timeout_s
             )
+            catalog.add_search_indexes()  # a catalog from before them gets them once
             vectors = _vector_store(root, config)
             vectors.clean_temporary_files()
             library = cls(root, catalog, vectors, lock, writable=True)
