@@ -170,7 +170,11 @@ def _vectors_by_path(library: Path) -> dict[str, list[tuple[float, ...]]]:
     return {key: sorted(rows) for key, rows in found.items()}
 
 
-@pytest.mark.parametrize("polls", [0, 3, None])
+# vectors ready at the first look, after three looks (the default run), or only when waited for
+@pytest.mark.parametrize(
+    "polls",
+    [pytest.param(0, marks=pytest.mark.slow), 3, pytest.param(None, marks=pytest.mark.slow)],
+)
 def test_a_run_on_a_streaming_embedder_gives_the_same_library(tmp_path: Path, polls: int) -> None:
     media = tmp_path / "media"
     write_sample_media(media)
