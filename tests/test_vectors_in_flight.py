@@ -202,3 +202,44 @@ def test_cuda_batches_in_flight_give_the_cpu_vectors(tiny_config: Path) -> None:
     for batch, vectors in zip(batches, in_flight, strict=True):
         expected = on_cpu.embed_segments(Modality.IMAGE, batch)
         assert (vectors.result() * expected).sum(axis=1).min() > 0.9999
+
+
+class _CountingTower:
+    """A tower whose batches stay in flight until waited for, counting how many at once."""
+
+    dim, batch_size = 4, 2
+
+    def __init__(self) -> None:
+        self.unplaced = self.most = 0
+
+    def submit(self, segments: Sequence[Segment]) -> _Counted:
+        self.unplaced += 1
+        self.most = max(self.most, self.unplaced)
+        rows = np.stack([s.pixels[:4].numpy() for s in segments])
+        return _Counted(self, rows / np.linalg.norm(rows, axis=1, keepdims=True))
+
+
+class _Counted:
+    def __init__(self, tower: _CountingTower, rows: np.ndarray) -> None:
+        self.tower, self.rows = tower, rows
+
+    def ready(self) -> bool:
+        return False
+
+    def result(self) -> np.ndarray:
+        self.tower.unplaced -= 1
+        return self.rows
+
+
+def test_embedding_many_segments_holds_two_batches_at_most() -> None:
+    from lbsearch.embedder import EmbedderOptions, LanguageBindEmbedder
+
+    embedder = LanguageBindEmbedder(CONFIG, EmbedderOptions())
+    tower = _CountingTower()
+    embedder._media[Modality.AUDIO] = tower  # type: ignore[assignment]
+    segments = _segments("long.wav", 11)  # six batches of two
+    vectors = embedder.embed_segments(Modality.AUDIO, segments)
+    assert tower.most == 2 and tower.unplaced == 0
+    expected = np.stack([s.pixels[:4].numpy() for s in segments])
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(vectors, expected, rtol=1e-6)

@@ -132,10 +132,26 @@ class LanguageBindEmbedder:
     # ------------------------------------------------------------------------- vectors
 
     def embed_segments(self, modality: Modality, segments: Sequence[Segment]) -> np.ndarray:
-        return self.submit_segments(modality, segments).result()
+        """Batch by batch, each submitted before the previous one is waited for: the device
+        stays busy, and at most two batches' inputs are held however many segments come (a
+        whole long video from `embed`)."""
+        if not segments:
+            return np.zeros((0, self.dim(modality)), dtype=np.float32)
+        tower = self.media_tower(modality)
+        step = max(1, tower.batch_size)
+        done: list[np.ndarray] = []
+        previous: VectorsInFlight | None = None
+        for start in range(0, len(segments), step):
+            submitted = tower.submit(segments[start : start + step])
+            if previous is not None:
+                done.append(previous.result())
+            previous = submitted
+        assert previous is not None
+        return np.concatenate([*done, previous.result()]).astype(np.float32, copy=False)
 
     def submit_segments(self, modality: Modality, segments: Sequence[Segment]) -> VectorsInFlight:
-        """The tower's batches queued (on CUDA) or computed (elsewhere), in order."""
+        """The tower's batches queued (on CUDA) or computed (elsewhere), in order; all of them
+        at once, so the caller sends a batch's worth (the indexer does)."""
         if not segments:
             return Computed(np.zeros((0, self.dim(modality)), dtype=np.float32))
         tower = self.media_tower(modality)
