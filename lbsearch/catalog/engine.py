@@ -25,7 +25,7 @@ from sqlalchemy.pool import QueuePool
 from . import schema
 from .records import CatalogError
 from .schema import meta
-from .shape import SEARCH_INDEXES, translate_error
+from .shape import SEARCH_INDEXES, has_index, translate_error
 
 
 class CatalogMigrationNeeded(CatalogError):
@@ -169,12 +169,8 @@ class CatalogBase:
         """Build the covering indices a search reads through (`shape.SEARCH_INDEXES`) where
         they are missing; their names. A writer's call: building them reads the whole segments
         table once (0.7 s at 100k segments)."""
-        with self._read() as conn:
-            present = {
-                str(r[0])
-                for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'")
-            }
-        missing = [name for name in SEARCH_INDEXES if name not in present]
+        with self._raw_read() as raw:
+            missing = [name for name in SEARCH_INDEXES if not has_index(raw, name)]
         if missing:
             with self._write() as conn:
                 for name in missing:
