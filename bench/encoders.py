@@ -44,7 +44,12 @@ import lbsearch
 from lbsearch.embedder import EmbedderOptions
 from lbsearch.embedder.onnx import cpu_has_vnni, load_onnx_media_tower, load_onnx_text_tower
 from lbsearch.embedder.onnx.cache import folder_size
-from lbsearch.embedder.tuned_towers import Tuned, tuned_media_tower, tuned_text_tower
+from lbsearch.embedder.tuned_towers import (
+    SAMPLE_TEXTS,
+    Tuned,
+    tuned_media_tower,
+    tuned_text_tower,
+)
 from lbsearch.embedder.tuner import Candidate, Measured, choose, min_cosine
 from lbsearch.models.checkpoint import open_checkpoint
 from lbsearch.models.runtime import cpu_has_native_bf16
@@ -144,7 +149,7 @@ def torch_media(encoder: lbsearch.Encoder, pixels: np.ndarray) -> Encode:
 
 
 def text_configs(model_dir: Path, names: list[str], threads: int, cache: Path) -> list[Config]:
-    texts = [f"a photo of a dog number {i} running on the beach at sunset" for i in range(32)]
+    texts = list(SAMPLE_TEXTS)  # the batch "auto" measures, so that the two rankings compare
     checkpoint = open_checkpoint(str(model_dir))
     configs: list[Config] = []
     for name in names:
@@ -291,8 +296,9 @@ def main() -> None:
             if index == 0 and not args.no_text:
                 text = text_configs(model_dir, names, threads, cache)
                 interleave(text, args.rounds)
-                report("text tower (32 texts)", text, 32, 0.0, 0.0)
-                fastest = fastest_faithful(text, 32)
+                items = len(SAMPLE_TEXTS)
+                report(f"text tower ({items} texts)", text, items, 0.0, 0.0)
+                fastest = fastest_faithful(text, items)
                 del text
                 report_auto(auto_text(model_dir, threads), fastest, False)
             shutil.rmtree(model_dir)  # ViT-L checkpoints are 1.7 GB each

@@ -107,6 +107,32 @@ def test_float32_is_measured_first_and_wins_ties_and_failures_are_recorded() -> 
         tuned_towers.measure([T32, O32], float32_fails, [0] * 4, fake_timer)
 
 
+class StallingTower:
+    """Its timed runs take `durations` seconds of a fake clock, in turn (the warm-up none)."""
+
+    def __init__(self, durations: Sequence[float]) -> None:
+        self.now, self.durations, self.runs = 0.0, list(durations), 0
+
+    def encode(self, batch: Sequence[Any]) -> np.ndarray:
+        if len(batch) > 1:
+            self.now += self.durations[self.runs]
+            self.runs += 1
+        return BASE[: len(batch)]
+
+
+def test_a_short_batch_is_timed_again_and_one_stall_does_not_decide() -> None:
+    stalled = StallingTower([0.36, 0.2, 0.18, 0.2, 0.19, 5.0])
+    vectors, seconds = tuned_towers.time_batch(stalled, [0] * 4, clock=lambda: stalled.now)
+    assert seconds == pytest.approx(0.18) and stalled.runs == 5  # best of 5, never a sixth
+    assert np.array_equal(vectors, BASE)
+
+
+def test_a_batch_slower_than_the_budget_is_timed_once() -> None:
+    slow = StallingTower([4.0, 0.5])  # a ViT-L media batch on a CPU: measuring costs no more
+    _, seconds = tuned_towers.time_batch(slow, [0] * 4, clock=lambda: slow.now)
+    assert seconds == 4.0 and slow.runs == 1
+
+
 @pytest.mark.parametrize(
     ("machine", "settings", "ready", "expected"),
     [
@@ -168,6 +194,22 @@ def test_decisions_are_cached_per_machine_weights_and_versions(
 @pytest.fixture
 def image_checkpoint(tmp_path: Path) -> Path:
     return write_tiny_checkpoint(tmp_path / "image", "image", weights_format="safetensors")
+
+
+@pytest.mark.parametrize(
+    ("machine", "batch_size", "items"),
+    [(CPU, 0, 2), (CPU, 8, 2), (CPU, 1, 1), (Machine("cuda", True, "H100"), 0, 32)],
+)
+def test_a_cpu_measures_two_items_a_gpu_its_whole_batch(
+    image_checkpoint: Path, machine: Machine, batch_size: int, items: int
+) -> None:
+    from lbsearch.models.checkpoint import open_checkpoint
+
+    checkpoint = open_checkpoint(str(image_checkpoint))
+    options = EmbedderOptions(batch_size=batch_size)
+    batch = tuned_towers.media_batch(checkpoint, Modality.IMAGE, options, machine)
+    assert len(batch) == items
+    assert tuple(batch[0].pixels.shape) == checkpoint.spec.input_shape
 
 
 def _segments(embedder: LanguageBindEmbedder, count: int = 3) -> list[Segment]:
