@@ -313,8 +313,10 @@ class Library(LibraryWrites):
 
                 matching = np.intersect1d(matching, among)
             allowed = matching
+        from .index_search import search_index  # with the indices: loaded on first use
+
         every = among is not None
-        return self._indices.search(modality, queries, k, allowed, alpha, bias, every)
+        return search_index(self._indices, modality, queries, k, allowed, alpha, bias, every)
 
     def use_bank(self, modality: Modality, bank: Bank) -> None:
         """Compute the modality's bias column with `bank` from now on (a writer saves the bank

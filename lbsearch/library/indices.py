@@ -27,12 +27,12 @@ import numpy as np
 
 from ..catalog.records import DeltaKind, ModalityDelta
 from ..types import Modality
-from ..vectors.bias import Bank, query_with_bias
+from ..vectors.bias import Bank
 from ..vectors.filesample import FileSample
-from ..vectors.index import SearchResult, VectorIndex, VectorIndexError, unique_ids
+from ..vectors.index import VectorIndex
 from ..vectors.kinds import BiasKind
 from ..vectors.plan import IndexKind, IndexPlan, index_dim, plan_index, plan_still_fits
-from ..vectors.store import IndexMeta, VectorStore, rerank
+from ..vectors.store import IndexMeta, VectorStore
 from .events import IndexAction, IndexCheck, IndexEvent, IndexInfo
 from .references import References
 
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 _ADD_CHUNK = 8192
 _NULL_SAMPLE = 2048  # segments the null moments are measured on
 _FILE_SAMPLE = 512  # segments an example-file query's null is measured on
-_SCORE_ALLOWED = 1024  # up to this many allowed segments are scored from the catalog directly
 
 
 class LibraryIndices:
@@ -406,82 +405,4 @@ class LibraryIndices:
             missing=len(np.setdiff1d(snapshot.ids, unique, assume_unique=True)),
             extra=len(np.setdiff1d(unique, snapshot.ids, assume_unique=True)),
             duplicates=len(have) - len(unique),
-        )
-
-    def search(
-        self,
-        modality: Modality,
-        queries: np.ndarray,
-        k: int,
-        allowed: np.ndarray | None,
-        alpha: float = 0.0,
-        kind: BiasKind = BiasKind.TEXT,
-        every: bool = False,
-    ) -> SearchResult:
-        """Top-k segment ids and scores `q.v - alpha * bias` per query row (alpha 0: cosine),
-        the bias of `kind` (text or example-file queries); compressed indices re-ranked exactly.
-        `every`: score every id of `allowed` exactly, however many (an IVF scan with a selector
-        probes only some lists, and so can miss some of them)."""
-        queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        index = self.index(modality)
-        if index is None:
-            return SearchResult.empty(len(queries), max(k, 0))
-        dim = index.dim - (index_dim(index.plan, 0))
-        if queries.ndim != 2 or queries.shape[1] != dim:
-            state = self.catalog.modality_state(modality)
-            raise VectorIndexError(
-                f"{self.store.path(modality)}: query vectors of shape {tuple(queries.shape)} do "
-                f"not fit the {modality} index ({dim} dimensions, model "
-                f"{state.model_id if state else '?'})",
-                "encode queries with the text tower of the model the library was indexed with "
-                "(`lbsearch status` lists the models)",
-            )
-        queries = query_with_bias(queries, alpha, index.dim, kind)
-        scored = (kind,) if alpha else ()  # the bias column the query's -alpha meets
-        if allowed is not None and len(allowed) > 0 and (every or len(allowed) <= _SCORE_ALLOWED):
-            return self._score_allowed(modality, index.dim, queries, k, allowed, scored)
-        found = self.store.search(modality, index, queries, k, allowed=allowed)
-        if index.plan.kind is not IndexKind.IVF_PQ:
-            return found
-        stored = self.catalog.vectors_by_ids(modality, unique_ids(found.ids[found.ids >= 0]))
-        rows = self.references.rows(modality, stored.ids, stored.vectors, index.dim, scored)
-        return rerank(queries, found, stored.ids, rows, k)
-
-    def _held_rows(
-        self, modality: Modality, allowed: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """`allowed` sorted, and the rows the loaded index holds for them, biases included (None
-        when it does not hold them all): no catalog read and no bias computed again (the
-        bank's similarities of ~100 moment windows took 5-50 ms a query at 100k segments)."""
-        index = self.store.loaded(modality)
-        ids = unique_ids(allowed)
-        return ids, index.rows(ids) if index is not None else None
-
-    def _score_allowed(
-        self,
-        modality: Modality,
-        width: int,
-        queries: np.ndarray,
-        k: int,
-        allowed: np.ndarray,
-        kinds: tuple[BiasKind, ...],
-    ) -> SearchResult:
-        """Exact scores of a few allowed segments from their stored vectors (as the index rows
-        hold them, bias included): a filter naming a few files (a moment search asks for the
-        segments of the files it found) would otherwise scan the whole index with a selector,
-        and every list of an IVF index."""
-        ids, rows = self._held_rows(modality, allowed)
-        if rows is None:  # not all in the loaded index yet: from the catalog's vectors
-            stored = self.catalog.vectors_by_ids(modality, allowed)
-            ids, rows = (
-                stored.ids,
-                self.references.rows(modality, stored.ids, stored.vectors, width, kinds),
-            )
-        everyone = np.tile(ids, (len(queries), 1))
-        return rerank(
-            queries,
-            SearchResult(everyone, np.zeros(everyone.shape, np.float32)),
-            ids,
-            rows,
-            k,
         )
