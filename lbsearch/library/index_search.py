@@ -1,11 +1,11 @@
 """Searching one modality's loaded index, as the catalog allows.
 
-FAISS finds the top k in the index (`LibraryIndices` keeps it equal to the catalog). Two cases
-are scored exactly instead: a filter that leaves few segments (a moment search asks for the
-segments of the files it found), which FAISS would answer by scanning the whole index with a
-selector, and only some lists of an IVF index; and a compressed (IVF-PQ) index, whose top k is
-re-ranked from the stored vectors. Scores are `q.v - alpha * bias`, the bias column of the
-query's kind (text or example file) included in the rows, so every path ranks alike.
+FAISS finds the top k in the index (`LibraryIndices` keeps it equal to the catalog), except in
+two cases. A filter that leaves a few segments (a moment search asks for the segments of the
+files it found) has them scored exactly from their rows: FAISS would scan the whole index with
+a selector, and an IVF index would probe only some of its lists. A compressed (IVF-PQ) index has
+its top k re-ranked from the stored vectors. Scores are `q.v - alpha * bias`, the bias column of
+the query's kind (text or example file) being part of the rows, so every path ranks alike.
 """
 
 from __future__ import annotations
